@@ -1,0 +1,1 @@
+"""Generator adapters for other systems and control generators."""

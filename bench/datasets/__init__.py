@@ -1,0 +1,1 @@
+"""Dataset plug-ins for the harness."""

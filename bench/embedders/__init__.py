@@ -1,0 +1,1 @@
+"""Embedding backbones (VGGish, PaSST, CLAP, EnCodec, synth evaluators)."""

@@ -1,0 +1,1 @@
+"""Metrics: pure functions in functional/ and stateful classes with float64 mergeable state."""

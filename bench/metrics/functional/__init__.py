@@ -1,0 +1,1 @@
+"""Pure metric functions (no state, no I/O)."""

@@ -1,0 +1,1 @@
+"""Models: codec, LM, conditioners, sampling and the MusicGen facade."""

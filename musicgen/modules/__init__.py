@@ -1,0 +1,1 @@
+"""Building blocks: convolutions, SEANet, residual vector quantization, transformer, patterns, chroma."""

@@ -1,0 +1,1 @@
+"""Training: datasets, token cache, solvers, schedules, EMA, recipes."""
