@@ -1,1 +1,6 @@
-"""Embedding backbones (VGGish, PaSST, CLAP, EnCodec, synth evaluators)."""
+"""Embedding backbones (VGGish, PaSST, CLAP, EnCodec, synth evaluators).
+
+``BUILTIN_EMBEDDERS`` maps registry names to lazy ``"module:Class"`` strings.
+"""
+
+BUILTIN_EMBEDDERS: dict[str, str] = {}

@@ -1,1 +1,6 @@
-"""Metrics: pure functions in functional/ and stateful classes with float64 mergeable state."""
+"""Metrics: pure functions in ``functional/`` plus stateful classes with float64 mergeable state.
+
+``BUILTIN_METRICS`` maps registry names to lazy ``"module:Class"`` strings.
+"""
+
+BUILTIN_METRICS: dict[str, str] = {}

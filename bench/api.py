@@ -1,0 +1,201 @@
+"""The harness's contracts: prompts, clips, generators, embedders and metrics.
+
+Every plug-in (generator, dataset, metric, embedder) is a class with a nested pydantic ``Params``
+model; suites are validated against those models before anything runs. Built-ins are listed lazily as
+``"module:attr"`` strings in each package's ``BUILTIN_*`` table (``baselines.BUILTIN_GENERATORS``,
+``bench.datasets.BUILTIN_DATASETS``, ``bench.metrics.BUILTIN_METRICS``,
+``bench.embedders.BUILTIN_EMBEDDERS``) and resolved through ``bench.registry``.
+
+Audio convention: ``AudioClip.wav`` is float32 ``[C, T]`` (channels first, samples), values in
+[-1, 1], at ``AudioClip.sample_rate`` Hz. Embedders take mono float32 ``[T]`` at their own rate and
+return frame embeddings ``[F, D]``; the runner resamples and caches.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    """Base of every plug-in's parameters: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One item of a dataset: what a generator is asked for, and what the metrics compare with.
+
+    ``melody_path`` is audio whose melody should be followed (chroma conditioning);
+    ``reference_path`` is the dataset's own audio for this prompt (FAD/KL reference, ``reference``
+    control). ``metadata`` holds dataset attributes (genre, bpm, key, split, ...).
+    """
+
+    id: str
+    text: str
+    melody_path: Path | None = None
+    reference_path: Path | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AudioClip:
+    """Generated (or loaded) audio. ``wav`` is float32 ``[C, T]`` at ``sample_rate`` Hz.
+
+    ``tokens`` is ``[K, T_frames]`` int64 for token-based generators (used by memorization), else None.
+    """
+
+    wav: np.ndarray
+    sample_rate: int
+    prompt_id: str
+    seed: int
+    tokens: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.wav.ndim != 2:
+            raise ValueError(f"AudioClip.wav must be [C, T]; got shape {tuple(self.wav.shape)} "
+                             f"for prompt {self.prompt_id!r}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"AudioClip.sample_rate must be positive; got {self.sample_rate}")
+
+    @property
+    def duration_s(self) -> float:
+        return self.wav.shape[-1] / self.sample_rate
+
+
+class Generator(abc.ABC):
+    """Turns prompts into audio. Constructed from validated ``Params``; ``load`` happens once.
+
+    ``fingerprint`` must change whenever the output could change (code version, params, weights
+    digest): it keys the clip cache.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+
+    def check(self) -> list[str]:
+        """What is missing to run (packages, weight files), one line each; empty when ready."""
+        return []
+
+    @abc.abstractmethod
+    def load(self, device: str = "cpu") -> None: ...
+
+    @abc.abstractmethod
+    def generate(self, prompts: Sequence[Prompt], seed: int, duration_s: float) -> list[AudioClip]:
+        """One clip per prompt. The same (prompt, seed) must give the same clip whatever the batch."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str: ...
+
+
+class Embedder(abc.ABC):
+    """An embedding backbone (fadtk-style): name, version, sample rate, dimension, lazy load."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    sample_rate: ClassVar[int] = 16000
+    dim: ClassVar[int] = 0
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    def check(self) -> list[str]:
+        """What is missing to run (packages, weight files), one line each; empty when ready."""
+        return []
+
+    @abc.abstractmethod
+    def load(self, device: str = "cpu") -> None: ...
+
+    @abc.abstractmethod
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        """Mono float32 ``[T]`` at ``sample_rate`` -> frame embeddings float ``[F, D]``."""
+
+    def digest(self) -> str:
+        """Digest of the weights in use (sha256 hex), part of every protocol and cache key."""
+        return "none"
+
+    def protocol(self) -> dict[str, Any]:
+        return {"backbone": self.name, "version": self.version, "sample_rate": self.sample_rate,
+                "checkpoint_digest": self.digest()}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What one named output of a metric means. ``protocol`` is recorded beside every value."""
+
+    name: str
+    higher_is_better: bool
+    unit: str = ""
+    protocol: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricItem:
+    """One generated clip with its prompt and, for paired metrics, the reference clip."""
+
+    prompt: Prompt
+    generated: AudioClip
+    reference: AudioClip | None = None
+
+
+class Metric(abc.ABC):
+    """A metric with float64 sufficient statistics that merge by addition.
+
+    Subclasses declare their state in ``__init__`` with ``add_state`` and fill it in ``update``;
+    ``compute`` turns the state into values keyed by ``MetricInfo.name``. ``merge`` adds another
+    instance's state, so shards, caches and ranks combine exactly.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    #: registry names of the embedders whose features ``update`` receives
+    embedders: ClassVar[tuple[str, ...]] = ()
+    #: True when every item needs ``reference`` (paired metrics)
+    needs_reference: ClassVar[bool] = False
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.state: dict[str, np.ndarray] = {}
+
+    def add_state(self, name: str, shape: tuple[int, ...] = ()) -> None:
+        self.state[name] = np.zeros(shape, dtype=np.float64)
+
+    def merge(self, other: Metric) -> None:
+        if type(other) is not type(self) or other.state.keys() != self.state.keys():
+            raise ValueError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        for k, v in other.state.items():
+            if v.shape != self.state[k].shape:
+                raise ValueError(f"state {k!r}: shape {v.shape} does not match {self.state[k].shape}")
+            self.state[k] = self.state[k] + v
+
+    @abc.abstractmethod
+    def infos(self) -> list[MetricInfo]: ...
+
+    @abc.abstractmethod
+    def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        """Add one item. ``features[embedder_name]`` holds ``"generated"`` and, when available,
+        ``"reference"`` frame embeddings ``[F, D]``. Raise on bad input; never skip silently."""
+
+    @abc.abstractmethod
+    def compute(self) -> dict[str, MetricResult]: ...
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """A value with its confidence interval (or None) and the number of items it rests on."""
+
+    value: float
+    n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
