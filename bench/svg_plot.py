@@ -45,10 +45,13 @@ def _fmt(v: float) -> str:
 
 
 def errorbar_plot(title: str, x_label: str, y_label: str, categories: list[str],
-                  series: list[Series], width: int = 560, height: int = 300) -> str:
+                  series: list[Series], width: int | None = None, height: int = 300) -> str:
     """SVG: categories along x, one coloured marker per series (offset side by side), error bars
-    from each point's ``low`` to ``high``, a legend, 5 y ticks."""
+    from each point's ``low`` to ``high``, a legend, 5 y ticks. The width grows with the number of
+    categories and the longest label so tick labels do not overlap."""
     left, right, top, bottom = 64, 16 + (120 if len(series) > 1 else 0), 28, 48
+    longest = max((len(c) for c in categories), default=1)
+    width = width or max(480, left + right + len(categories) * max(60, 7 * longest + 12))
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for s in series for p in s.points if p is not None
               for v in (p.value, p.low, p.high) if v is not None and math.isfinite(v)]
