@@ -14,8 +14,9 @@ each (metric, protocol) pair gets its own table.
 
 Steps per pattern (paper, Table 4): delay, partial delay, parallel (and their stereo forms) take T
 steps for T frames (T + max delay, exactly; the paper rounds to T), partial flattening and coarse
-first 2T, flattening K*T. T = duration_s * frame_rate (``params`` or ``protocol`` keys
-``duration_s``/``duration`` and ``frame_rate``, default 50 Hz); K = ``num_codebooks`` (default 4).
+first 2T, flattening K*T. T = duration_s * frame_rate (keys ``duration_s``/``duration`` and
+``frame_rate`` of ``params``, ``protocol`` or ``protocol.generation``, in that order of precedence;
+default 50 Hz); K = ``num_codebooks`` (default 4).
 Where the duration is unknown the column shows the formula only.
 
 Usage: ``bench report RUN_DIR [--out FILE] [--title TEXT] [--samples NAME] [--no-paper-numbers]``.
@@ -81,7 +82,8 @@ def autoregressive_steps(pattern: str, params: dict[str, Any], protocol: dict[st
     None when the pattern or the duration is unknown."""
     if pattern not in _STEP_RULE:
         return None
-    both = {**protocol, **params}
+    generation = protocol.get("generation") if isinstance(protocol.get("generation"), dict) else {}
+    both = {**generation, **protocol, **params}
     duration = both.get("duration_s", both.get("duration"))
     if not isinstance(duration, int | float) or isinstance(duration, bool):
         return None
@@ -117,6 +119,10 @@ class MetricTable:
     digest: str
     higher_is_better: bool
     cells: list[Cell]
+
+    @property
+    def unit(self) -> str:
+        return str(self.cells[0].record.protocol.get("unit") or "")
 
     @property
     def direction(self) -> str:
@@ -252,6 +258,16 @@ def protocols(records: list[Record]) -> list[dict[str, Any]]:
     return [{**e, "metrics": sorted(e["metrics"])} for e in seen.values()]
 
 
+def shorten(value: Any, max_items: int = 20) -> Any:
+    """Metadata for display: lists longer than ``max_items`` cut, with a note of how many there were."""
+    if isinstance(value, dict):
+        return {k: shorten(v, max_items) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        head = [shorten(v, max_items) for v in value[:max_items]]
+        return head + [f"... ({len(value)} items in all)"] if len(value) > max_items else head
+    return value
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -261,18 +277,20 @@ def environment() -> jinja2.Environment:
 
 
 def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str | None = None,
-                paper_numbers: bool = True, samples_name: str = SAMPLES_FILE) -> str:
+                paper_numbers: bool = True, samples_name: str | None = None) -> str:
+    """The report as text. ``samples_name`` defaults to ``metadata.samples_table``, else samples.csv."""
+    samples_name = samples_name or str(results.meta.get("samples_table") or SAMPLES_FILE)
     scores, rows = sample_rows(run_dir.resolve(), html_path.resolve().parent, samples_name)
     return environment().get_template(TEMPLATE).render(
         title=title or f"musicgen-bench report: {results.suite or run_dir.name}",
-        results=results, version=__version__, tables=metric_tables(results.records),
+        results=results, meta=shorten(results.meta), version=__version__, tables=metric_tables(results.records),
         pivots=pivots(results.records), protocols=protocols(results.records),
         score_columns=scores, samples=rows,
         published=PUBLISHED_TABLES if paper_numbers else ())
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, title: str | None = None,
-                 paper_numbers: bool = True, samples_name: str = SAMPLES_FILE) -> Path:
+                 paper_numbers: bool = True, samples_name: str | None = None) -> Path:
     """Render ``RUN_DIR/results.json`` (+ per-sample table) to ``out`` (default RUN_DIR/report.html);
     the file is written atomically. Returns its path."""
     run_dir = Path(run_dir)
@@ -291,7 +309,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("run_dir", help="run directory holding results.json (and samples.csv)")
     ap.add_argument("--out", help="output HTML file (default RUN_DIR/report.html)")
     ap.add_argument("--title", help="page title")
-    ap.add_argument("--samples", default=SAMPLES_FILE, help="per-sample table file name in RUN_DIR")
+    ap.add_argument("--samples", help="per-sample table file in RUN_DIR (default: metadata.samples_table, "
+                    "else samples.csv)")
     ap.add_argument("--no-paper-numbers", action="store_true", help="leave out the published-numbers block")
     args = ap.parse_args(argv)
     try:

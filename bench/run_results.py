@@ -5,18 +5,21 @@ A run directory (written by ``bench run``, see ``bench.store``) holds:
 ``results.json``::
 
     {"suite": "demo", "created": "2026-11-26T17:00:00Z",
-     "meta": {"commit": ..., "versions": {...}, "seeds": [...], "device": ..., "durations_s": {...},
-              "cache": {...}, ...},                       # free-form run metadata, shown as is
+     "metadata": {"commit": ..., "packages": {...}, "seeds": [...], "device": ..., "durations_s": {...},
+                  "cache": {...}, "samples_table": "samples.csv", ...},   # free-form, shown as is
      "records": [{"generator": "musicgen-small", "params": {...}, "metric": "fad",
                   "value": 3.1, "ci_low": 2.9, "ci_high": 3.3, "n": 100,
                   "higher_is_better": false, "protocol": {...}}, ...]}
 
-``samples.csv`` (the per-sample table): one row per generated clip with the columns ``generator``,
-``prompt_id``, ``seed``, the prompt text (``prompt``; also accepted: ``prompt_text``, ``text``), the
-clip path relative to the run directory (``clip``; also ``clip_path``, ``audio``, ``path``), the
-reference clip (``reference``; also ``reference_path``, ``reference_clip``; relative to the run
-directory or absolute; empty when there is none) and one column per per-sample score (any other
-column holding numbers).
+(``"meta"`` is accepted as the name of the metadata block too.)
+
+``samples.csv`` (the per-sample table, named by ``metadata.samples_table``): one row per generated clip
+with the columns ``generator``, ``prompt_id``, ``seed``, the prompt text (``text``; also accepted:
+``prompt``, ``prompt_text``), the clip path relative to the run directory (``audio``; also ``clip``,
+``clip_path``, ``path``), the reference clip (``reference_audio``; also ``reference``,
+``reference_path``, ``reference_clip``; relative to the run directory or absolute; empty when there
+is none), and per-sample numbers: every other numeric column except booleans and ``INFO_COLUMNS``
+(per-sample scores, duration, loudness before normalisation).
 
 Numbers are only comparable under the same protocol: ``protocol_digest`` names a protocol by the
 sha256 of its canonical JSON, and reports and ``bench compare`` group and match by it.
@@ -42,10 +45,12 @@ SAMPLE_ALIASES: dict[str, tuple[str, ...]] = {
     "generator": ("generator",),
     "prompt_id": ("prompt_id",),
     "seed": ("seed",),
-    "prompt": ("prompt", "prompt_text", "text"),
-    "clip": ("clip", "clip_path", "audio", "path"),
-    "reference": ("reference", "reference_path", "reference_clip"),
+    "prompt": ("text", "prompt", "prompt_text"),
+    "clip": ("audio", "clip", "clip_path", "path"),
+    "reference": ("reference_audio", "reference", "reference_path", "reference_clip"),
 }
+#: numeric per-sample columns that are bookkeeping, not shown as scores
+INFO_COLUMNS = ("sample_rate",)
 
 
 class ResultsError(ValueError):
@@ -144,9 +149,9 @@ def load_results(run: str | Path) -> RunResults:
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):
         raise ResultsError(f"{path}: expected an object with a 'records' list")
     records = [parse_record(r, f"{path}: records[{i}]") for i, r in enumerate(data["records"])]
-    meta = data.get("meta") or {}
+    meta = data.get("metadata", data.get("meta")) or {}
     if not isinstance(meta, dict):
-        raise ResultsError(f"{path}: 'meta' must be an object, got {type(meta).__name__}")
+        raise ResultsError(f"{path}: 'metadata' must be an object, got {type(meta).__name__}")
     return RunResults(path=path, suite=str(data.get("suite", "")), created=str(data.get("created", "")),
                       meta=meta, records=records)
 
@@ -171,8 +176,9 @@ def load_samples(run_dir: str | Path, name: str = SAMPLES_FILE) -> pd.DataFrame 
 
 
 def score_columns(frame: pd.DataFrame) -> list[str]:
-    """Per-sample score columns: numeric columns that are not identifiers."""
-    return [c for c in frame.columns if c not in SAMPLE_ALIASES and pd.api.types.is_numeric_dtype(frame[c])]
+    """Per-sample number columns: numeric, not boolean, not identifiers or ``INFO_COLUMNS``."""
+    return [c for c in frame.columns if c not in SAMPLE_ALIASES and c not in INFO_COLUMNS
+            and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
 
 
 def is_finite(value: float | None) -> bool:

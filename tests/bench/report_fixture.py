@@ -1,6 +1,8 @@
 """A small fake run directory (results.json, samples.csv, WAV clips) for report and compare tests.
 
-Written here, independent of the runner, in the format documented in ``bench.run_results``.
+Written here, independent of the runner, in the format documented in ``bench.run_results`` (the one
+``bench.runner`` writes: a "metadata" block, samples columns ``text``/``audio``/``reference_audio`` and
+bookkeeping columns beside the per-sample scores).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ def ablation_records() -> list[dict]:
     out = []
     for i, pattern in enumerate(PATTERNS):
         for j, size in enumerate(SIZES):
-            params = {"pattern": pattern, "size": size, "duration_s": 30.0}
+            params = {"pattern": pattern, "size": size}
             label = f"musicgen[pattern={pattern},size={size}]"
-            out.append(record(label, "kl", 0.5 + 0.02 * i - 0.01 * j, False, {"backbone": "passt"}, params))
+            protocol = {"backbone": "passt", "generation": {"duration_s": 30.0, "seeds": [0]}}
+            out.append(record(label, "kl", 0.5 + 0.02 * i - 0.01 * j, False, protocol, params))
     return out
 
 
@@ -59,20 +62,22 @@ def make_run(root: Path, records: list[dict] | None = None, with_samples: bool =
     run.mkdir(parents=True, exist_ok=True)
     meta = {"commit": "0123abcd", "versions": {"bench": "0.1.0", "torch": "2.13.0"}, "seeds": [0, 1],
             "device": "cpu", "durations_s": {"generate": 1.5, "embed": 0.5}, "cache": {"clip_hits": 3}}
-    data = {"suite": "fixture", "created": "2026-11-26T17:00:00Z", "meta": meta,
+    meta["samples_table"] = "samples.csv"
+    data = {"suite": "fixture", "created": "2026-11-26T17:00:00Z", "metadata": meta,
             "records": demo_records() + ablation_records() if records is None else records}
     (run / "results.json").write_text(json.dumps(data, indent=1))
     if with_samples:
         rows = [("musicgen-small", "p1", 0, SCRIPT_PROMPT, 440.0, 0.30, 1.2),
                 ("musicgen-small", "p2", 0, "ambient pad, slow", 220.0, 0.35, 0.8),
                 ("noise", "p1", 0, SCRIPT_PROMPT, 880.0, 0.01, 9.5)]
-        lines = ["generator,prompt_id,seed,prompt,clip,reference,clap,kl"]
+        lines = ["generator,prompt_id,seed,text,audio,reference_audio,duration_s,sample_rate,"
+                 "loudness_lufs_before,silent,cached,clap,kl"]
         for gen, pid, seed, text, freq, clap, kl in rows:
             clip = f"audio/{gen}/{pid}__s{seed}.wav"
-            ref = f"refs/{pid}.wav"
+            ref = f"audio/_reference/{pid}.wav"
             write_wav(run / clip, freq)
             write_wav(run / ref, freq / 2)
             quoted = '"' + text.replace('"', '""') + '"'
-            lines.append(f"{gen},{pid},{seed},{quoted},{clip},{ref},{clap},{kl}")
+            lines.append(f"{gen},{pid},{seed},{quoted},{clip},{ref},0.25,8000,-20.5,False,True,{clap},{kl}")
         (run / "samples.csv").write_text("\n".join(lines) + "\n")
     return run

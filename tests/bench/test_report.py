@@ -87,6 +87,34 @@ def test_audio_sources_exist_and_scores_match(rendered):
     rows = dom.find_all("table", "samples")[0].find_all("tbody")[0].find_all("tr")
     kl = sorted(float(tr.find_all("td")[-1].attrs["data-sort"]) for tr in rows)
     assert kl == [0.8, 1.2, 9.5]
+    heads = [th.text().strip() for th in dom.find_all("table", "samples")[0].find_all("th")]
+    # numbers are shown; booleans and the sample rate are bookkeeping, not columns
+    assert heads[-4:] == ["duration_s", "loudness_lufs_before", "clap", "kl"]
+    assert "cached" not in heads and "silent" not in heads and "sample_rate" not in heads
+
+
+def test_older_column_names_and_meta_key_are_read(tmp_path):
+    run = make_run(tmp_path)
+    data = json.loads((run / "results.json").read_text())
+    data["meta"] = data.pop("metadata")
+    del data["meta"]["samples_table"]
+    (run / "results.json").write_text(json.dumps(data))
+    table = (run / "samples.csv").read_text().replace("generator,prompt_id,seed,text,audio,reference_audio",
+                                                     "generator,prompt_id,seed,prompt,clip,reference", 1)
+    (run / "samples.csv").write_text(table)
+    dom = parse(write_report(run).read_text())
+    assert len(dom.find_all("audio")) == 6
+    assert SCRIPT_PROMPT in [td.text() for td in dom.find_all("td", "prompt")]
+    assert "0123abcd" in dom.find_all("table", "meta")[0].text()
+
+
+def test_long_metadata_lists_are_shortened(tmp_path):
+    run = make_run(tmp_path, with_samples=False)
+    data = json.loads((run / "results.json").read_text())
+    data["metadata"]["prompt_ids"] = [f"id{i}" for i in range(500)]
+    (run / "results.json").write_text(json.dumps(data))
+    meta = parse(write_report(run).read_text()).find_all("table", "meta")[0].text()
+    assert "id19" in meta and "id20" not in meta and "500 items in all" in meta
 
 
 def test_report_elsewhere_keeps_audio_paths_relative(tmp_path):
