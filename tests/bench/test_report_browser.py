@@ -67,3 +67,26 @@ def test_report_in_headless_chromium(tmp_path):
                            "--window-size=1280,4200", "--hide-scrollbars")
     assert console == []
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sample_table_sorts_in_the_browser(tmp_path):
+    """Clicks the ``kl`` header twice with an appended probe script and reads the row order back."""
+    report = write_report(make_run(tmp_path))
+    probe = """<script>
+    var table = document.querySelector("table.samples");
+    var heads = Array.prototype.slice.call(table.querySelectorAll("thead th"));
+    var col = heads.findIndex(function (h) { return h.textContent.trim() === "kl"; });
+    function order() {
+      return Array.prototype.map.call(table.tBodies[0].rows, function (r) {
+        return r.cells[col].getAttribute("data-sort"); }).join(",");
+    }
+    heads[col].click(); document.body.setAttribute("data-asc", order());
+    heads[col].click(); document.body.setAttribute("data-desc", order());
+    </script></body>"""
+    probed = report.with_name("probed.html")
+    probed.write_text(report.read_text().replace("</body>", probe))
+    dom_text, console = _chromium(probed, tmp_path / "profile", "--dump-dom")
+    assert console == []
+    body = parse(dom_text).find_all("body")[0]
+    assert body.attrs["data-asc"] == "0.8,1.2,9.5"
+    assert body.attrs["data-desc"] == "9.5,1.2,0.8"
