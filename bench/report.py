@@ -179,21 +179,29 @@ def metric_tables(records: list[Record]) -> list[MetricTable]:
     return tables
 
 
+def _axis(r: Record, key: str) -> str:
+    value = r.params.get(key)
+    return "–" if value is None else str(value)
+
+
 def pivots(records: list[Record]) -> list[Pivot]:
-    """Pattern x size tables for records with ``params.pattern`` or ``params.size``."""
+    """Pattern x size tables for records whose ``params.pattern`` or ``params.size`` is set (not None),
+    one per (metric, protocol) that spans at least two patterns or sizes."""
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
-        if "pattern" in r.params or "size" in r.params:
+        if r.params.get("pattern") is not None or r.params.get("size") is not None:
             groups[(r.metric, r.digest)].append(r)
     out = []
     for (metric, digest), recs in groups.items():
         hib = _check_direction(recs, metric, digest)
-        patterns = _ordered([str(r.params.get("pattern", "–")) for r in recs], PATTERN_ORDER)
-        sizes = _ordered([str(r.params.get("size", "–")) for r in recs], SIZE_ORDER)
+        patterns = _ordered([_axis(r, "pattern") for r in recs], PATTERN_ORDER)
+        sizes = _ordered([_axis(r, "size") for r in recs], SIZE_ORDER)
+        if len(patterns) < 2 and len(sizes) < 2:
+            continue
         cells: dict[tuple[str, str], list[Cell]] = defaultdict(list)
         steps: dict[str, int | None] = {}
         for r in recs:
-            p, s = str(r.params.get("pattern", "–")), str(r.params.get("size", "–"))
+            p, s = _axis(r, "pattern"), _axis(r, "size")
             cells[(p, s)].append(Cell(r))
             steps.setdefault(p, autoregressive_steps(p, r.params, r.protocol))
         _mark_best([c for cs in cells.values() for c in cs], hib)
@@ -283,7 +291,8 @@ def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str 
     scores, rows = sample_rows(run_dir.resolve(), html_path.resolve().parent, samples_name)
     return environment().get_template(TEMPLATE).render(
         title=title or f"musicgen-bench report: {results.suite or run_dir.name}",
-        results=results, meta=shorten(results.meta), version=__version__, tables=metric_tables(results.records),
+        results=results, meta=shorten(results.meta), version=__version__,
+        tables=metric_tables(results.records),
         pivots=pivots(results.records), protocols=protocols(results.records),
         score_columns=scores, samples=rows,
         published=PUBLISHED_TABLES if paper_numbers else ())

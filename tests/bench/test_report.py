@@ -199,3 +199,18 @@ def test_bad_records_name_the_field(tmp_path):
     (run / "results.json").write_text(json.dumps({"records": [{"generator": "g", "value": 1.0}]}))
     with pytest.raises(ResultsError, match="missing field.*metric"):
         write_report(run)
+
+
+def test_pivot_only_for_real_grids(tmp_path):
+    from tests.bench.report_fixture import record
+
+    recs = [record("m", "fad", 1.0, False, {}, {"pattern": None, "size": None}),
+            record("one", "kl", 1.0, False, {}, {"pattern": "delay"}),
+            record("s1", "clap", 0.2, True, {}, {"size": "small"}),
+            record("s2", "clap", 0.3, True, {}, {"size": "medium"})]
+    pivots = parse(write_report(make_run(tmp_path, records=recs, with_samples=False)).read_text()).find_all(
+        "table", "pivot")
+    assert [p.attrs["data-metric"] for p in pivots] == ["clap"]  # sizes only: one row, two size columns
+    rows = pivots[0].find_all("tbody")[0].find_all("tr")
+    assert len(rows) == 1 and [td.attrs["data-size"] for td in rows[0].find_all("td", "cell")] == ["small",
+                                                                                                  "medium"]
