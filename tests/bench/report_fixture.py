@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench.run_results import protocol_digest
+
 PATTERNS = ("delay", "partial_delay", "parallel", "partial_flattening", "coarse_first", "flattening")
 SIZES = ("small", "medium")
 SCRIPT_PROMPT = '<script>document.title="pwned"</script> lo-fi piano & drums'
@@ -81,3 +83,32 @@ def make_run(root: Path, records: list[dict] | None = None, with_samples: bool =
             lines.append(f"{gen},{pid},{seed},{quoted},{clip},{ref},0.25,8000,-20.5,False,True,{clap},{kl}")
         (run / "samples.csv").write_text("\n".join(lines) + "\n")
     return run
+
+
+def assert_summary_matches(dom, records: list[dict]) -> None:
+    """Every record of results.json is in the summary table of its (metric, protocol), with its value,
+    CI, N and direction, and only the best value(s) of each table are marked. ``dom`` from html_tree."""
+    tables = dom.find_all("table", "summary")
+    groups = {(r["metric"], protocol_digest(r["protocol"])) for r in records}
+    assert {(t.attrs["data-metric"], t.attrs["data-protocol"]) for t in tables} == groups
+    seen = 0
+    for t in tables:
+        metric, digest = t.attrs["data-metric"], t.attrs["data-protocol"]
+        expected = {r["generator"]: r for r in records
+                    if r["metric"] == metric and protocol_digest(r["protocol"]) == digest}
+        best = (max if next(iter(expected.values()))["higher_is_better"] else min)(
+            x["value"] for x in expected.values())
+        shown = set()
+        for tr in t.find_all("tbody")[0].find_all("tr"):
+            cells = tr.find_all("td")
+            r = expected[cells[0].text().strip()]
+            shown.add(r["generator"])
+            assert float(cells[2].attrs["data-value"]) == r["value"]
+            assert t.attrs["data-higher-is-better"] == ("true" if r["higher_is_better"] else "false")
+            if r["ci_low"] is not None:
+                assert cells[3].text() == f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+            assert cells[4].text() == str(r["n"])
+            assert ("best" in cells[2].attrs["class"].split()) == (r["value"] == best)
+            seen += 1
+        assert shown == set(expected)
+    assert seen == len(records)

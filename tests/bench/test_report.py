@@ -8,9 +8,9 @@ import pytest
 from bench import cli
 from bench.published import PUBLISHED_TABLES, TABLE4_STEPS
 from bench.report import autoregressive_steps, write_report
-from bench.run_results import ResultsError, protocol_digest
+from bench.run_results import ResultsError
 from tests.bench.html_tree import parse
-from tests.bench.report_fixture import PATTERNS, SCRIPT_PROMPT, SIZES, make_run
+from tests.bench.report_fixture import PATTERNS, SCRIPT_PROMPT, SIZES, assert_summary_matches, make_run
 
 
 @pytest.fixture()
@@ -26,35 +26,7 @@ def _records(run: Path) -> list[dict]:
 
 def test_summary_tables_match_results_json(rendered):
     run, _, html = rendered
-    dom = parse(html)
-    records = _records(run)
-    tables = dom.find_all("table", "summary")
-    groups = {(r["metric"], protocol_digest(r["protocol"])) for r in records}
-    assert {(t.attrs["data-metric"], t.attrs["data-protocol"]) for t in tables} == groups
-    seen = 0
-    for t in tables:
-        metric, digest = t.attrs["data-metric"], t.attrs["data-protocol"]
-        expected = {r["generator"]: r for r in records
-                    if r["metric"] == metric and protocol_digest(r["protocol"]) == digest}
-        rows = t.find_all("tbody")[0]
-        values = {}
-        for tr in rows.find_all("tr"):
-            cells = tr.find_all("td")
-            gen = cells[0].text().strip()
-            values[gen] = float(cells[2].attrs["data-value"])
-            r = expected[gen]
-            assert values[gen] == r["value"]
-            assert t.attrs["data-higher-is-better"] == ("true" if r["higher_is_better"] else "false")
-            ci = cells[3].text()
-            if r["ci_low"] is not None:
-                assert ci == f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
-            assert cells[4].text() == str(r["n"])
-            # best value: max for higher-is-better, min otherwise; exactly the marked cells
-            best = (max if r["higher_is_better"] else min)(x["value"] for x in expected.values())
-            assert ("best" in cells[2].attrs["class"].split()) == (r["value"] == best)
-            seen += 1
-        assert set(values) == set(expected)
-    assert seen == len(records)
+    assert_summary_matches(parse(html), _records(run))
 
 
 def test_protocols_are_never_mixed_in_one_table(rendered):
