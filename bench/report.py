@@ -280,7 +280,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
-    env.filters["tojson_pretty"] = lambda v: json.dumps(v, sort_keys=True, default=str)
+    env.filters["json_text"] = lambda v: json.dumps(v, sort_keys=True, default=str)
     return env
 
 

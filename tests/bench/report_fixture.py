@@ -18,6 +18,9 @@ from bench.run_results import protocol_digest
 PATTERNS = ("delay", "partial_delay", "parallel", "partial_flattening", "coarse_first", "flattening")
 SIZES = ("small", "medium")
 SCRIPT_PROMPT = '<script>document.title="pwned"</script> lo-fi piano & drums'
+#: a generator label and a parameter value that would become elements if anything were not escaped
+EVIL_LABEL = 'evil <img src=x onerror="document.title=1">'
+EVIL_PARAM = "</span><script>document.title=2</script>"
 FAD_PROTOCOL = {"backbone": "vggish", "sample_rate": 16000, "checkpoint_digest": "abc", "n_ref": 4}
 CLAP_PROTOCOL = {"backbone": "clap-music", "sample_rate": 48000, "crop": "first-10s"}
 
@@ -36,6 +39,7 @@ def demo_records() -> list[dict]:
         record("reference", "fad", 0.0, False, FAD_PROTOCOL, ci=None),
         record("musicgen-small", "clap", 0.31, True, CLAP_PROTOCOL, {"checkpoint": "small"}),
         record("noise", "clap", 0.02, True, CLAP_PROTOCOL),
+        record(EVIL_LABEL, "clap", 0.05, True, CLAP_PROTOCOL, {"note": EVIL_PARAM}),
         # same metric name, different protocol: must land in its own table
         record("musicgen-small", "clap", 0.27, True, {**CLAP_PROTOCOL, "crop": "centre-10s"}),
     ]

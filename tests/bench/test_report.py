@@ -10,7 +10,15 @@ from bench.published import PUBLISHED_TABLES, TABLE4_STEPS
 from bench.report import autoregressive_steps, write_report
 from bench.run_results import ResultsError
 from tests.bench.html_tree import parse
-from tests.bench.report_fixture import PATTERNS, SCRIPT_PROMPT, SIZES, assert_summary_matches, make_run
+from tests.bench.report_fixture import (
+    EVIL_LABEL,
+    EVIL_PARAM,
+    PATTERNS,
+    SCRIPT_PROMPT,
+    SIZES,
+    assert_summary_matches,
+    make_run,
+)
 
 
 @pytest.fixture()
@@ -45,6 +53,10 @@ def test_script_prompt_is_escaped(rendered):
     assert len(scripts) == 1 and "pwned" not in scripts[0].text()
     prompts = [td.text() for td in dom.find_all("td", "prompt")]
     assert SCRIPT_PROMPT in prompts  # shown as text
+    # labels and params from the suite are text too
+    assert dom.find_all("img") == []
+    assert EVIL_LABEL in [td.text() for td in dom.find_all("td", "generator")]
+    assert any(EVIL_PARAM in td.text() for td in dom.find_all("td"))
 
 
 def test_audio_sources_exist_and_scores_match(rendered):

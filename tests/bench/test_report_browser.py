@@ -54,7 +54,7 @@ def test_report_in_headless_chromium(tmp_path):
     assert console == [], "console messages while loading the report:\n" + "\n".join(console)
     dom = parse(dom_text)
     # the page's own sorting script is the only script; the prompt's never became an element
-    assert len(dom.find_all("script")) == 1
+    assert len(dom.find_all("script")) == 1 and dom.find_all("img") == []
     assert dom.find_all("title")[0].text().startswith("musicgen-bench report")
     assert SCRIPT_PROMPT in [td.text() for td in dom.find_all("td", "prompt")]
     audios = dom.find_all("audio")
