@@ -64,7 +64,7 @@ def test_report_in_headless_chromium(tmp_path):
     shot = Path(os.environ.get("BENCH_REPORT_SCREENSHOT") or tmp_path / "report.png")
     shot.parent.mkdir(parents=True, exist_ok=True)
     _, console = _chromium(report, tmp_path / "profile", f"--screenshot={shot.resolve()}",
-                           "--window-size=1280,4200", "--hide-scrollbars")
+                           "--window-size=1280,4600", "--hide-scrollbars")
     assert console == []
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
