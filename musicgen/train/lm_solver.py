@@ -33,13 +33,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from musicgen.train.checkpoint import (
@@ -58,29 +58,30 @@ from musicgen.train.token_cache import TokenCache
 TextTransform = Callable[[Sequence[str | None], Sequence[dict], random.Random], list[str | None]]
 
 
-@dataclass
-class LMTrainConfig:
-    """Hyper-parameters of ``LMSolver`` (the recipe's ``optim`` section maps onto it)."""
+class LMTrainConfig(BaseModel):
+    """Hyper-parameters of ``LMSolver``: the ``train`` section of an LM recipe (unknown keys are errors)."""
 
-    steps: int = 1000
-    batch_size: int = 8
-    segment_frames: int = 250
-    lr: float = 1e-3
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    segment_frames: int = Field(250, ge=1)
+    lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.1
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.99
-    cfg_dropout: float = 0.2
-    optimizer: str = "adamw"  # or "dadam" (D-Adaptation Adam, needs the dadaptation package)
-    precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16
+    weight_decay: float = Field(0.1, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    grad_clip: float = Field(1.0, gt=0)
+    ema_decay: float = Field(0.99, ge=0, lt=1)
+    cfg_dropout: float = Field(0.2, ge=0, le=1)
+    optimizer: Literal["adamw", "dadam"] = "adamw"  # dadam: D-Adaptation Adam (package dadaptation)
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16 on CUDA, fp32 on CPU
     seed: int = 0
-    log_every: int = 10
-    valid_every: int = 0  # 0: only at the end
-    valid_batches: int = 4
-    checkpoint_every: int = 0  # 0: only at the end
-    keep_checkpoints: int = 2
+    log_every: int = Field(10, ge=1)
+    valid_every: int = Field(0, ge=0)  # 0: only at the end
+    valid_batches: int = Field(4, ge=1)
+    checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
+    keep_checkpoints: int = Field(2, ge=1)
 
 
 def lm_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
@@ -284,7 +285,7 @@ class LMSolver:
                    "optimizer": opt_tensors, "rng": rng_tensors}
         state = {"optimizer": opt_meta, "rng": rng_meta,
                  "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                 "config": {k: v for k, v in vars(self.cfg).items()}, "extra": self.extra_state}
+                 "config": self.cfg.model_dump(), "extra": self.extra_state}
         return save_checkpoint(self.checkpoint_dir, self.step, tensors, state, keep=self.cfg.keep_checkpoints)
 
     def resume(self, path: str | os.PathLike[str] | None = None) -> bool:
