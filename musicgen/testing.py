@@ -4,3 +4,67 @@ Every constructor takes a ``seed`` so that tests are deterministic.
 """
 
 from __future__ import annotations
+
+
+# --- language model (musicgen.models.lm) -------------------------------------------------------------
+def tiny_lm(seed: int = 0, **overrides):
+    """A tiny random :class:`musicgen.models.lm.LMModel` (preset ``tiny``: dim 32, 2 layers, card 16).
+
+    Weights are drawn with a larger spread than PyTorch's defaults so that greedy decoding is not
+    dominated by ties and logits vary across steps.
+    """
+    import torch
+
+    from musicgen.models.lm import LMModel, lm_config
+
+    preset = overrides.pop("preset", "tiny")
+    torch.manual_seed(seed)
+    model = LMModel(lm_config(preset, **overrides)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.normal_(0.0, 0.3 if p.dim() == 2 and "emb" not in name else 1.0)
+    return model
+
+
+def tiny_transformers_musicgen(folder, seed: int = 0, num_codebooks: int = 4, decoder_dim: int = 32,
+                               text_dim: int = 24, card: int = 16, activation: str = "gelu"):
+    """Save a tiny random transformers ``MusicgenForConditionalGeneration`` into ``folder``.
+
+    Tiny T5 encoder (``text_dim``), tiny EnCodec, decoder with ``decoder_dim`` (different from
+    ``text_dim`` so that ``enc_to_dec_proj`` exists), ``card`` codes. Returns the model (eval mode).
+    A few hundred KB on disk; builds in well under a second.
+    """
+    import torch
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        T5Config,
+    )
+
+    torch.manual_seed(seed)
+    text = T5Config(vocab_size=64, d_model=text_dim, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                    relative_attention_num_buckets=8, relative_attention_max_distance=16,
+                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    audio = EncodecConfig(audio_channels=1, sampling_rate=8000, num_filters=4, upsampling_ratios=[4, 2],
+                          codebook_size=card, codebook_dim=8, hidden_size=8, num_lstm_layers=1,
+                          num_residual_layers=1, kernel_size=3, last_kernel_size=3, residual_kernel_size=3,
+                          target_bandwidths=[10.0 * num_codebooks],  # 1000 Hz frames: bw // 10 codebooks
+                          normalize=False, use_causal_conv=False, chunk_length_s=None)
+    decoder = MusicgenDecoderConfig(vocab_size=card, max_position_embeddings=128, num_hidden_layers=2,
+                                    ffn_dim=64, num_attention_heads=4, hidden_size=decoder_dim,
+                                    activation_function=activation, num_codebooks=num_codebooks,
+                                    pad_token_id=card, bos_token_id=card, dropout=0.0)
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(),
+                            decoder=decoder.to_dict())
+    model = MusicgenForConditionalGeneration(config).eval()
+    with torch.no_grad():  # spread the decoder weights so that greedy decoding is not a string of ties
+        for name, p in model.decoder.named_parameters():
+            if "layer_norm" not in name:
+                p.normal_(0.0, 0.3 if "embed" not in name else 1.0)
+    model.generation_config.pad_token_id = card
+    model.generation_config.decoder_start_token_id = card
+    model.save_pretrained(str(folder))
+    return model
