@@ -1,6 +1,8 @@
 """Parity of our LM with transformers' MusicGen decoder on tiny random weights."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,6 +11,8 @@ try:
 except ImportError:  # until the patterns branch is merged
     from _tmp_delay import get_pattern
 
+from musicgen.checkpoints.files import MissingCheckpointFile
+from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm
 from musicgen.checkpoints.lm_transformers import load_transformers_lm
 from musicgen.testing import tiny_transformers_musicgen
 
@@ -74,3 +78,74 @@ def _transformers_codes(model, ids, mask, new_tokens):
     finally:
         model.audio_encoder.decode = original
     return captured["codes"][0]
+
+
+def _audiocraft_state_from_transformers(model) -> dict[str, torch.Tensor]:
+    """Write transformers' weights in audiocraft's layout (fused q/k/v, audiocraft names)."""
+    dec = model.decoder.model.decoder
+    out: dict[str, torch.Tensor] = {}
+    for k, emb in enumerate(dec.embed_tokens):
+        out[f"emb.{k}.weight"] = emb.weight.detach().clone()
+    for k, head in enumerate(model.decoder.lm_heads):
+        out[f"linears.{k}.weight"] = head.weight.detach().clone()
+    out["out_norm.weight"], out["out_norm.bias"] = dec.layer_norm.weight, dec.layer_norm.bias
+    for i, layer in enumerate(dec.layers):
+        p = f"transformer.layers.{i}."
+        for ours, attn in (("self_attn", layer.self_attn), ("cross_attention", layer.encoder_attn)):
+            out[p + ours + ".in_proj_weight"] = torch.cat(
+                [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).detach().clone()
+            out[p + ours + ".out_proj.weight"] = attn.out_proj.weight.detach().clone()
+        norms = (("norm1", layer.self_attn_layer_norm), ("norm_cross", layer.encoder_attn_layer_norm),
+                 ("norm2", layer.final_layer_norm))
+        for ours, norm in norms:
+            out[p + ours + ".weight"], out[p + ours + ".bias"] = norm.weight, norm.bias
+        out[p + "linear1.weight"] = layer.fc1.weight
+        out[p + "linear2.weight"] = layer.fc2.weight
+    proj = "condition_provider.conditioners.description.output_proj."
+    out[proj + "weight"], out[proj + "bias"] = model.enc_to_dec_proj.weight, model.enc_to_dec_proj.bias
+    return {k: v.detach().clone() for k, v in out.items()}
+
+
+def test_audiocraft_state_dict_gives_the_same_logits(hf, tmp_path):
+    model, lm, _ = hf
+    cfg = "transformer_lm:\n  num_heads: 4\n  activation: gelu\n  n_q: 4\n  card: 16\n"
+    torch.save({"best_state": _audiocraft_state_from_transformers(model), "xp.cfg": cfg, "exported": True},
+               tmp_path / "state_dict.bin")
+    ac_lm, extras = load_audiocraft_lm(tmp_path)
+    assert extras == {}
+    assert ac_lm.config == lm.config
+    _, mask, hidden = _text(model)
+    codes = torch.randint(0, 17, (2, 4, 7), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = model(encoder_outputs=(hidden,), attention_mask=mask,
+                    decoder_input_ids=codes.reshape(8, 7)).logits.reshape(2, 4, 7, -1)
+        ours = ac_lm(codes, condition=hidden, condition_mask=mask)
+    assert (ours - ref).abs().max() < 1e-4
+
+
+def test_audiocraft_without_cfg_infers_sizes_and_names_missing_keys(hf, tmp_path):
+    model, lm, _ = hf
+    state = _audiocraft_state_from_transformers(model)
+    torch.save({"best_state": {"model": state}}, tmp_path / "state_dict.bin")
+    inferred, _ = load_audiocraft_lm(tmp_path / "state_dict.bin")  # no xp.cfg: heads = max(1, dim // 64)
+    assert inferred.config == dataclasses.replace(lm.config, num_heads=1)
+    del state["transformer.layers.1.linear2.weight"]
+    cfg = "transformer_lm:\n  num_heads: 4\n"
+    torch.save({"best_state": state, "xp.cfg": cfg}, tmp_path / "state_dict.bin")
+    with pytest.raises(ValueError, match=r"transformer\.layers\.1\.linear2\.weight"):
+        load_audiocraft_lm(tmp_path / "state_dict.bin")
+    (tmp_path / "state_dict.bin").unlink()
+    with pytest.raises(MissingCheckpointFile, match="state_dict.bin"):
+        load_audiocraft_lm(tmp_path)
+
+
+def test_transformers_directory_errors_name_the_file(hf, tmp_path):
+    (tmp_path / "config.json").write_text((hf[2] / "config.json").read_text())
+    with pytest.raises(MissingCheckpointFile, match="model.safetensors"):
+        load_transformers_lm(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(MissingCheckpointFile, match="config.json"):
+        load_transformers_lm(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "t5"}')
+    with pytest.raises(ValueError, match="decoder"):
+        load_transformers_lm(tmp_path)
