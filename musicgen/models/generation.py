@@ -97,7 +97,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
     device = lm.positions.device
     if prompt is not None:
         lm.check_tokens(prompt, "prompt")
-        if int(prompt.max(initial=0)) >= cfg.card:
+        if prompt.numel() and int(prompt.max()) >= cfg.card:
             raise ValueError(f"prompt codes must be < card={cfg.card}, got {int(prompt.max())}")
         if prompt.shape[-1] > num_frames:
             raise ValueError(f"the prompt has {prompt.shape[-1]} frames, more than num_frames={num_frames}")
