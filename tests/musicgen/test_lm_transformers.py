@@ -17,6 +17,15 @@ from musicgen.checkpoints.lm_transformers import load_transformers_lm
 from musicgen.testing import tiny_transformers_musicgen
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run far faster on one thread than on a contended pool (2 shared cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def hf(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf_musicgen")
