@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from musicgen.models.sampling import sample_next
+from musicgen.models.sampling import cfg_logits, make_generators, sample_next
 
 if TYPE_CHECKING:
     from musicgen.models.lm import LMModel
@@ -111,7 +111,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
     if generators is None and seeds is not None:
         if len(seeds) != b:
             raise ValueError(f"got {len(seeds)} seeds for a batch of {b}")
-        generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        generators = make_generators([int(s) for s in seeds], device)
     if generators is not None and len(generators) != b:
         raise ValueError(f"got {len(generators)} generators for a batch of {b}")
 
@@ -148,7 +148,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         logits = torch.cat(outs) if len(outs) > 1 else outs[0]
         if guided:
             cond_logits, null_logits = logits.split(b)
-            logits = null_logits + (cond_logits - null_logits) * cfg_coef
+            logits = cfg_logits(cond_logits, null_logits, cfg_coef)
         return logits
 
     total = num_steps - first

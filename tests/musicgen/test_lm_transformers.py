@@ -6,14 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-try:
-    from musicgen.modules.patterns import get_pattern
-except ImportError:  # until the patterns branch is merged
-    from _tmp_delay import get_pattern
-
 from musicgen.checkpoints.files import MissingCheckpointFile
 from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm
 from musicgen.checkpoints.lm_transformers import load_transformers_lm
+from musicgen.modules.patterns import get_pattern
 from musicgen.testing import tiny_transformers_musicgen
 
 
