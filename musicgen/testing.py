@@ -51,7 +51,7 @@ def tiny_transformers_musicgen(folder, seed: int = 0, num_codebooks: int = 4, de
     audio = EncodecConfig(audio_channels=1, sampling_rate=8000, num_filters=4, upsampling_ratios=[4, 2],
                           codebook_size=card, codebook_dim=8, hidden_size=8, num_lstm_layers=1,
                           num_residual_layers=1, kernel_size=3, last_kernel_size=3, residual_kernel_size=3,
-                          target_bandwidths=[10.0 * num_codebooks],  # 1000 Hz frames: bw // 10 codebooks
+                          target_bandwidths=[float(num_codebooks * (card - 1).bit_length())],  # kbps at 1 kHz
                           normalize=False, use_causal_conv=False, chunk_length_s=None)
     decoder = MusicgenDecoderConfig(vocab_size=card, max_position_embeddings=128, num_hidden_layers=2,
                                     ffn_dim=64, num_attention_heads=4, hidden_size=decoder_dim,

@@ -16,6 +16,7 @@ projections (``enc_to_dec_proj``, ``audio_enc_to_dec_proj``) feed the prefix, so
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -95,9 +96,15 @@ def load_transformers_lm(path_or_id: str | Path) -> tuple[LMModel, dict[str, tor
     """
     folder = resolve_local(path_or_id)
     config = read_json(require_file(folder, "config.json", "It comes with the transformers checkpoint."))
-    lm = LMModel(lm_config_from_transformers(config))
+    lm_config = lm_config_from_transformers(config)  # config errors before reading the weights
+    return lm_from_transformers_state(config, load_state_dict(_weights_file(folder)), str(folder), lm_config)
+
+
+def lm_from_transformers_state(config: dict, raw: Mapping[str, torch.Tensor], source: str = "state dict",
+                               lm_config: LMConfig | None = None) -> tuple[LMModel, dict[str, torch.Tensor]]:
+    """``(lm, extras)`` from an in-memory transformers config dict and state dict (see the loader)."""
+    lm = LMModel(lm_config or lm_config_from_transformers(config))
     melody = config.get("model_type") == "musicgen_melody"
-    raw = load_state_dict(_weights_file(folder))
     state: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
@@ -111,7 +118,7 @@ def load_transformers_lm(path_or_id: str | Path) -> tuple[LMModel, dict[str, tor
             extras[key] = value
         else:
             state[new] = value
-    load_lm_state(lm, state, source=str(folder))
+    load_lm_state(lm, state, source=source)
     return lm, extras
 
 
