@@ -10,7 +10,7 @@ from musicgen.checkpoints.files import MissingCheckpointFile
 from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm
 from musicgen.checkpoints.lm_transformers import load_transformers_lm
 from musicgen.modules.patterns import get_pattern
-from musicgen.testing import tiny_transformers_musicgen
+from musicgen.testing import tiny_transformers_musicgen, tiny_transformers_musicgen_melody
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -154,3 +154,18 @@ def test_transformers_directory_errors_name_the_file(hf, tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "t5"}')
     with pytest.raises(ValueError, match="decoder"):
         load_transformers_lm(tmp_path)
+
+
+def test_melody_decoder_with_prefix_matches_transformers(tmp_path):
+    model = tiny_transformers_musicgen_melody(tmp_path, seed=4)
+    lm, extras = load_transformers_lm(tmp_path)
+    assert not lm.config.cross_attention
+    assert sorted(extras) == ["audio_enc_to_dec_proj.bias", "audio_enc_to_dec_proj.weight",
+                              "enc_to_dec_proj.bias", "enc_to_dec_proj.weight"]
+    prefix = torch.randn(2, 7, 32, generator=torch.Generator().manual_seed(5))  # projected chroma + text
+    codes = torch.randint(0, 17, (2, 4, 5), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        ref = model(encoder_hidden_states=prefix, decoder_input_ids=codes.reshape(8, 5)).logits
+        ours = lm(codes, prefix=prefix)
+    ref = ref.reshape(2, 4, -1, 16)[:, :, -5:]  # transformers also returns the prefix positions
+    assert (ours - ref).abs().max() < 1e-4
