@@ -60,19 +60,22 @@ def _finish_tiny_transformers(model, folder, card: int):
 
 
 def tiny_transformers_musicgen(folder, seed: int = 0, num_codebooks: int = 4, decoder_dim: int = 32,
-                               text_dim: int = 24, card: int = 16, activation: str = "gelu"):
+                               text_dim: int = 24, card: int = 16, activation: str = "gelu",
+                               audio_channels: int = 1):
     """Save a tiny random transformers ``MusicgenForConditionalGeneration`` into ``folder``.
 
-    Tiny T5 encoder (``text_dim``), tiny EnCodec with ``num_codebooks`` quantizers of ``card`` codes,
-    decoder with ``decoder_dim`` (different from ``text_dim`` so that ``enc_to_dec_proj`` exists).
+    Tiny T5 encoder (``text_dim``), tiny mono EnCodec with ``num_codebooks / audio_channels`` quantizers
+    of ``card`` codes, decoder with ``decoder_dim`` (different from ``text_dim`` so that
+    ``enc_to_dec_proj`` exists). ``audio_channels=2``: a stereo decoder (codebooks interleaved L/R).
     Returns the model (eval mode). About 200 KB on disk; builds in about a second.
     """
     import torch
     from transformers import MusicgenConfig, MusicgenForConditionalGeneration
 
     torch.manual_seed(seed)
-    text, audio, decoder = _tiny_transformers_sub_configs(num_codebooks, text_dim, card)
-    decoder.update(hidden_size=decoder_dim, activation_function=activation)
+    text, audio, decoder = _tiny_transformers_sub_configs(num_codebooks // audio_channels, text_dim, card)
+    decoder.update(hidden_size=decoder_dim, activation_function=activation, num_codebooks=num_codebooks,
+                   audio_channels=audio_channels)
     config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
     return _finish_tiny_transformers(MusicgenForConditionalGeneration(config), folder, card)
 

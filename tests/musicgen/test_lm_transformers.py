@@ -68,11 +68,13 @@ def test_greedy_cfg_generation_matches_transformers(hf):
 
 
 def _transformers_codes(model, ids, mask, new_tokens):
-    captured = {}
+    """transformers' generated codes ``[B, K, T]``, captured on their way into the audio decoder
+    (stereo: one decode call per channel, codebooks interleaved L/R in the LM)."""
+    captured = []
     original = model.audio_encoder.decode
 
     def grab(codes, *args, **kwargs):
-        captured["codes"] = codes
+        captured.append(codes[0])
         return original(codes, *args, **kwargs)
 
     model.audio_encoder.decode = grab
@@ -82,7 +84,10 @@ def _transformers_codes(model, ids, mask, new_tokens):
                            max_new_tokens=new_tokens)
     finally:
         model.audio_encoder.decode = original
-    return captured["codes"][0]
+    if len(captured) == 1:
+        return captured[0]
+    left, right = captured
+    return torch.stack([left, right], dim=2).flatten(1, 2)
 
 
 def _audiocraft_state_from_transformers(model) -> dict[str, torch.Tensor]:
@@ -169,3 +174,16 @@ def test_melody_decoder_with_prefix_matches_transformers(tmp_path):
         ours = lm(codes, prefix=prefix)
     ref = ref.reshape(2, 4, -1, 16)[:, :, -5:]  # transformers also returns the prefix positions
     assert (ours - ref).abs().max() < 1e-4
+
+
+def test_stereo_greedy_cfg_generation_matches_transformers(tmp_path):
+    model = tiny_transformers_musicgen(tmp_path, seed=7, num_codebooks=8, audio_channels=2)
+    lm, _ = load_transformers_lm(tmp_path)
+    ids, mask, hidden = _text(model, seed=8)
+    new_tokens = 10
+    codes_ref = _transformers_codes(model, ids, mask, new_tokens)
+    ours = lm.generate(get_pattern("stereo_delay", num_codebooks=8), new_tokens - 3, condition=hidden,
+                       condition_mask=mask, cfg_coef=3.0, use_sampling=False)
+    assert ours.shape == codes_ref.shape == (2, 8, new_tokens - 3)
+    assert len(codes_ref.unique()) > 4
+    assert torch.equal(ours, codes_ref)
