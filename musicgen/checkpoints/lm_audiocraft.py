@@ -51,6 +51,12 @@ def lm_config_from_audiocraft(state: dict[str, torch.Tensor], cfg: dict[str, Any
         if key not in state:
             raise ValueError(f"{source}: key {key!r} is missing; not an audiocraft MusicGen LM state dict "
                              f"(first keys: {sorted(state)[:5]})")
+    unsupported = {name: tlm[name] for name, ok in (("positional_embedding", "sin"), ("max_period", 10000),
+                                                    ("positional_scale", 1), ("layer_scale", None))
+                   if name in tlm and tlm[name] != ok}
+    if unsupported:
+        raise ValueError(f"{source}: xp.cfg transformer_lm settings {unsupported} are not supported "
+                         "(this LM uses sinusoidal positions, max period 10000, scale 1, no LayerScale)")
     if any(".layer_scale" in k for k in state):
         raise ValueError(f"{source}: LayerScale weights are not supported by this LM")
     card_plus_one, dim = state["emb.0.weight"].shape

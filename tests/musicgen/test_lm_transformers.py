@@ -144,6 +144,10 @@ def test_audiocraft_without_cfg_infers_sizes_and_names_missing_keys(hf, tmp_path
     torch.save({"best_state": state, "xp.cfg": cfg}, tmp_path / "state_dict.bin")
     with pytest.raises(ValueError, match=r"transformer\.layers\.1\.linear2\.weight"):
         load_audiocraft_lm(tmp_path / "state_dict.bin")
+    cfg = "transformer_lm:\n  num_heads: 4\n  positional_embedding: rope\n"
+    torch.save({"best_state": state, "xp.cfg": cfg}, tmp_path / "state_dict.bin")
+    with pytest.raises(ValueError, match="positional_embedding"):
+        load_audiocraft_lm(tmp_path / "state_dict.bin")
     (tmp_path / "state_dict.bin").unlink()
     with pytest.raises(MissingCheckpointFile, match="state_dict.bin"):
         load_audiocraft_lm(tmp_path)
