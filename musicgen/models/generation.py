@@ -131,7 +131,8 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
             null_prefix, null_prefix_mask = _null_like(prefix, prefix_mask)
         conds.append((null_condition, null_condition_mask, null_prefix, null_prefix_mask))
     if guided and not two_step_cfg:  # one batch: rows [cond; null]
-        conds = [tuple(_cat(a, n) for a, n in zip(conds[0], conds[1]))]
+        (c, cm, p, pm), (nc, ncm, np_, npm) = conds
+        conds = [(*_stack_rows(c, cm, nc, ncm, "condition"), *_stack_rows(p, pm, np_, npm, "prefix"))]
     length = num_prefix + num_steps
     reps = 2 if guided and not two_step_cfg else 1
     states = [lm.start_state(b * reps, length, c[0], c[1], c[3]) for c in conds]
@@ -166,10 +167,24 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
     return pattern.revert(seq)
 
 
-def _cat(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
-    if a is None and b is None:
-        return None
-    if a is None or b is None:
-        raise ValueError("the condition and the null condition must both be given or both be absent "
-                         "(masks included)")
-    return torch.cat([a, b.to(a.dtype)], dim=0)
+def _stack_rows(x: torch.Tensor | None, mask: torch.Tensor | None, null: torch.Tensor | None,
+                null_mask: torch.Tensor | None, what: str) -> tuple[Any, Any]:
+    """Rows ``[x; null]`` (``[2B, L, D]``) and their masks. A shorter one (e.g. a length-1 null
+    condition) is padded with masked zeros, which needs masks on both sides."""
+    if x is None and null is None:
+        return None, None
+    if x is None or null is None or (mask is None) != (null_mask is None):
+        raise ValueError(f"the {what} and the null {what} must both be given or both be absent, "
+                         "and both with masks or both without")
+    length = max(x.shape[1], null.shape[1])
+    if x.shape[1] != null.shape[1]:
+        if mask is None:
+            raise ValueError(f"the {what} has length {x.shape[1]} and the null {what} {null.shape[1]}: "
+                             "give masks (padding is masked) or use two_step_cfg=True")
+        def pad(t: torch.Tensor) -> torch.Tensor:  # zeros after the last of dim 1
+            return torch.nn.functional.pad(t, (0, 0) * (t.dim() - 2) + (0, length - t.shape[1]))
+
+        x, null, mask, null_mask = pad(x), pad(null), pad(mask), pad(null_mask)
+    rows = torch.cat([x, null.to(x.dtype)], dim=0)
+    masks = None if mask is None else torch.cat([mask.to(torch.long), null_mask.to(torch.long)], dim=0)
+    return rows, masks

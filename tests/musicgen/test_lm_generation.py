@@ -185,3 +185,16 @@ def test_every_pattern_generates_like_a_cache_free_reference(name):
     assert torch.equal(ours, _reference_greedy(lm, pattern, 5, cond, prompt))
     sampled = lm.generate(pattern, 5, condition=cond, seeds=[3, 4], top_k=4)
     assert sampled.shape == (2, k, 5) and int(sampled.max()) < 16
+
+
+def test_short_null_condition_is_padded_with_masked_zeros(lm):
+    pattern = get_pattern("delay", num_codebooks=K)
+    cond, mask = _cond(2, seed=12)
+    default = lm.generate(pattern, 7, condition=cond, condition_mask=mask, use_sampling=False)
+    short = dict(null_condition=torch.zeros(2, 1, 24), null_condition_mask=torch.zeros(2, 1, dtype=torch.int))
+    assert torch.equal(default, lm.generate(pattern, 7, condition=cond, condition_mask=mask,
+                                            use_sampling=False, **short))
+    assert torch.equal(default, lm.generate(pattern, 7, condition=cond, condition_mask=mask,
+                                            use_sampling=False, two_step_cfg=True, **short))
+    with pytest.raises(ValueError, match="give masks"):
+        lm.generate(pattern, 7, condition=cond, null_condition=torch.zeros(2, 1, 24))
