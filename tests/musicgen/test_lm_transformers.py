@@ -58,7 +58,7 @@ def test_greedy_cfg_generation_matches_transformers(hf):
     ids, mask, hidden = _text(model)
     new_tokens = 12
     # transformers returns audio; its codes are captured on their way into the audio decoder
-    codes_ref = _transformers_codes(model, ids, mask, new_tokens)
+    codes_ref = _transformers_codes(model, new_tokens, input_ids=ids, attention_mask=mask)
     t = new_tokens - 3
     ours = lm.generate(get_pattern("delay", num_codebooks=4), t, condition=hidden, condition_mask=mask,
                        cfg_coef=3.0, use_sampling=False)
@@ -67,7 +67,7 @@ def test_greedy_cfg_generation_matches_transformers(hf):
     assert torch.equal(ours, codes_ref)
 
 
-def _transformers_codes(model, ids, mask, new_tokens):
+def _transformers_codes(model, new_tokens, **inputs):
     """transformers' generated codes ``[B, K, T]``, captured on their way into the audio decoder
     (stereo: one decode call per channel, codebooks interleaved L/R in the LM)."""
     captured = []
@@ -80,8 +80,7 @@ def _transformers_codes(model, ids, mask, new_tokens):
     model.audio_encoder.decode = grab
     try:
         with torch.no_grad():
-            model.generate(input_ids=ids, attention_mask=mask, do_sample=False, guidance_scale=3.0,
-                           max_new_tokens=new_tokens)
+            model.generate(**inputs, do_sample=False, guidance_scale=3.0, max_new_tokens=new_tokens)
     finally:
         model.audio_encoder.decode = original
     if len(captured) == 1:
@@ -185,9 +184,39 @@ def test_stereo_greedy_cfg_generation_matches_transformers(tmp_path):
     lm, _ = load_transformers_lm(tmp_path)
     ids, mask, hidden = _text(model, seed=8)
     new_tokens = 10
-    codes_ref = _transformers_codes(model, ids, mask, new_tokens)
+    codes_ref = _transformers_codes(model, new_tokens, input_ids=ids, attention_mask=mask)
     ours = lm.generate(get_pattern("stereo_delay", num_codebooks=8), new_tokens - 3, condition=hidden,
                        condition_mask=mask, cfg_coef=3.0, use_sampling=False)
     assert ours.shape == codes_ref.shape == (2, 8, new_tokens - 3)
     assert len(codes_ref.unique()) > 4
     assert torch.equal(ours, codes_ref)
+
+
+def test_melody_greedy_cfg_generation_with_prefix_matches_transformers(tmp_path):
+    """Pins the MusicGen-Melody conditioning the pipeline must build: prefix = [projected chroma
+    (tiled/cut to chroma_length); projected text * mask], no prefix mask; null prefix = [projected
+    one-hot-bin-0 chroma; zeros]."""
+    model = tiny_transformers_musicgen_melody(tmp_path, seed=9)
+    lm, extras = load_transformers_lm(tmp_path)
+    ids, mask, hidden = _text(model, seed=10)
+    g = torch.Generator().manual_seed(11)
+    chroma = torch.nn.functional.one_hot(torch.randint(0, 12, (2, 4), generator=g), 12).float()
+    null_chroma = torch.zeros(2, 1, 12)
+    null_chroma[..., 0] = 1
+
+    def linear(x, name):
+        return torch.nn.functional.linear(x, extras[name + ".weight"], extras[name + ".bias"])
+
+    def chroma_part(c):
+        c = linear(c, "audio_enc_to_dec_proj")
+        return c.repeat(1, -(-6 // c.shape[1]), 1)[:, :6]
+
+    text = linear(hidden, "enc_to_dec_proj") * mask[..., None]
+    prefix = torch.cat([chroma_part(chroma), text], dim=1)
+    null_prefix = torch.cat([chroma_part(null_chroma), torch.zeros_like(text)], dim=1)
+    new_tokens = 9
+    ref = _transformers_codes(model, new_tokens, input_ids=ids, attention_mask=mask, input_features=chroma)
+    ours = lm.generate(get_pattern("delay", num_codebooks=4), new_tokens - 3, prefix=prefix,
+                       null_prefix=null_prefix, cfg_coef=3.0, use_sampling=False)
+    assert len(ref.unique()) > 4
+    assert torch.equal(ours, ref)
