@@ -7,4 +7,5 @@ BUILTIN_EMBEDDERS: dict[str, str] = {
     "vggish": "bench.embedders.vggish:VGGishEmbedder",
     "vggish-relu": "bench.embedders.vggish:VGGishReluEmbedder",
     "vggish-pca": "bench.embedders.vggish:VGGishPCAEmbedder",
+    "passt": "bench.embedders.passt:PasstEmbedder",
 }
