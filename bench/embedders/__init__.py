@@ -8,4 +8,5 @@ BUILTIN_EMBEDDERS: dict[str, str] = {
     "vggish-relu": "bench.embedders.vggish:VGGishReluEmbedder",
     "vggish-pca": "bench.embedders.vggish:VGGishPCAEmbedder",
     "passt": "bench.embedders.passt:PasstEmbedder",
+    "clap": "bench.embedders.clap:ClapEmbedder",
 }
