@@ -9,4 +9,5 @@ BUILTIN_EMBEDDERS: dict[str, str] = {
     "vggish-pca": "bench.embedders.vggish:VGGishPCAEmbedder",
     "passt": "bench.embedders.passt:PasstEmbedder",
     "clap": "bench.embedders.clap:ClapEmbedder",
+    "encodec": "bench.embedders.encodec:EncodecEmbedder",
 }
