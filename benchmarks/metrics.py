@@ -15,11 +15,15 @@ Run: ``python benchmarks/metrics.py [--clip-s 10] [--repeats 2] [--threads N]``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.linalg
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code, not an install
 
 
 def _time(fn, repeats: int) -> float:
@@ -86,7 +90,7 @@ def throughput_table(clip_s: float, repeats: int) -> None:
 def _reference_fad(ref: np.ndarray, gen: np.ndarray) -> float:
     mu1, mu2 = ref.mean(0), gen.mean(0)
     s1, s2 = np.cov(ref, rowvar=False), np.cov(gen, rowvar=False)
-    covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
+    covmean = scipy.linalg.sqrtm(s1.dot(s2))
     if not np.isfinite(covmean).all():
         off = np.eye(s1.shape[0]) * 1e-6
         covmean = scipy.linalg.sqrtm((s1 + off).dot(s2 + off))

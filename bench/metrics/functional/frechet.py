@@ -45,12 +45,6 @@ def _sym(a: np.ndarray) -> np.ndarray:
     return 0.5 * (a + a.T)
 
 
-def _psd_sqrt(a: np.ndarray) -> np.ndarray:
-    """Square root of a symmetric PSD matrix ``[D, D]`` (negative round-off eigenvalues set to 0)."""
-    w, v = np.linalg.eigh(a)
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-
-
 def _check_gaussian(mu: np.ndarray, cov: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     mu = np.asarray(mu, dtype=np.float64).reshape(-1)
     cov = np.atleast_2d(np.asarray(cov, dtype=np.float64))
@@ -63,9 +57,9 @@ def _check_gaussian(mu: np.ndarray, cov: np.ndarray, name: str) -> tuple[np.ndar
 
 def _trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> tuple[float, float]:
     """``tr sqrt(A B)`` and the most negative relative eigenvalue met (for PSD checks)."""
-    wa = np.linalg.eigvalsh(cov_a)
+    wa, va = np.linalg.eigh(cov_a)
     wb = np.linalg.eigvalsh(cov_b)
-    sa = _psd_sqrt(cov_a)
+    sa = (va * np.sqrt(np.clip(wa, 0.0, None))) @ va.T
     m = _sym(sa @ cov_b @ sa)
     wm = np.linalg.eigvalsh(m)
     scale = max(float(np.max(np.abs(wa))), float(np.max(np.abs(wb))), 1e-300)
