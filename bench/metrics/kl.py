@@ -3,7 +3,12 @@
 Features: the classifier embedder's per-segment logits ``[S, C]`` (PaSST: 20 s segments without
 padding, segments of 0.15 s or less dropped, C = 527). Per clip: softmax, mean over segments. Values
 (means over items, each with a bootstrap interval): ``kl`` = KL(reference || generated) with eps 1e-6
-on the generated probabilities (the paper's number), ``kl_reverse`` and ``kl_symmetric`` (the sum).
+on the generated probabilities (the paper's number), ``kl_reverse`` and ``kl_symmetric`` (the sum,
+audiocraft's ``kld_both``).
+
+Clips longer than one 20 s segment: we average the segment distributions per clip (REFERENCE.md's
+protocol); audiocraft's ``PasstKLDivergenceMetric`` instead pairs generated and reference segments
+by index and weights by segments. Both agree for clips of at most 20 s (MusicCaps is 10 s).
 """
 
 from __future__ import annotations
