@@ -37,11 +37,25 @@ def prepare_data(spec: Any, sample_rate: int) -> Path:
     return Path(spec.root)
 
 
+def builtin_path(path: str | Path) -> Path:
+    """``builtin:NAME`` -> the package folder ``musicgen/builtin/NAME``; other paths unchanged."""
+    text = str(path)
+    if not text.startswith("builtin:"):
+        return Path(path)
+    import importlib.resources
+
+    folder = Path(str(importlib.resources.files("musicgen"))) / "builtin" / text.split(":", 1)[1]
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{text}: no built-in model folder {folder}; train it with its recipe "
+                                f"(musicgen/recipes/) or use another codec path")
+    return folder
+
+
 def build_codec(ref: CodecRef) -> torch.nn.Module:
     from musicgen.models import codec as codec_module
 
     if ref.path is not None:
-        model = codec_module.CompressionModel.from_pretrained(ref.path)
+        model = codec_module.CompressionModel.from_pretrained(builtin_path(ref.path))
     else:
         presets = {"tiny": codec_module.tiny_config, "musicgen_32khz": codec_module.musicgen_32khz_config}
         if ref.preset not in presets:

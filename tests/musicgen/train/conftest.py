@@ -38,15 +38,6 @@ class FrameQuantizer(nn.Module):
         return torch.stack(codes, dim=1)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: intra-op threads only add contention (20x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
     """12 clips of 3 s at 8 kHz (train 10 / valid 1 / test 1)."""
