@@ -26,11 +26,9 @@ single-process); treat it as unverified.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
-import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -53,6 +51,7 @@ from musicgen.train.checkpoint import (
 )
 from musicgen.train.ema import EMA
 from musicgen.train.schedules import CosineWarmup, set_lr
+from musicgen.train.solver_loop import SolverLoop
 from musicgen.train.token_cache import TokenCache
 
 TextTransform = Callable[[Sequence[str | None], Sequence[dict], random.Random], list[str | None]]
@@ -150,8 +149,10 @@ class ConditionedLM(nn.Module):
         return self.lm(tokens, condition, condition_mask)
 
 
-class LMSolver:
+class LMSolver(SolverLoop):
     """Trains ``lm`` (and ``conditioner``) with ``pattern`` on ``train`` tokens; see module docstring."""
+
+    name = "train lm"
 
     def __init__(self, lm: nn.Module, pattern: Any, train: TokenCache, config: LMTrainConfig,
                  run_dir: str | os.PathLike[str], *, valid: TokenCache | None = None,
@@ -304,42 +305,3 @@ class LMSolver:
             self.scaler.load_state_dict(ckpt.state["scaler"])
         self.step = ckpt.step
         return True
-
-    # --- the loop -----------------------------------------------------------------------------------
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.rank != 0:
-            return
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-
-    def train(self, until_step: int | None = None, progress: bool = True) -> dict[str, float]:
-        """Train from ``self.step`` to ``until_step`` (default: ``config.steps``); return the last metrics."""
-        from tqdm import tqdm
-
-        end = self.cfg.steps if until_step is None else min(until_step, self.cfg.steps)
-        bar = tqdm(total=end, initial=self.step, disable=not progress or self.rank != 0,
-                   desc="train lm", unit="step", dynamic_ncols=True)
-        last: dict[str, float] = {}
-        t0, tokens = time.perf_counter(), 0
-        while self.step < end:
-            last = self.train_step()
-            tokens += last["tokens"]
-            elapsed = time.perf_counter() - t0
-            rate = tokens / max(elapsed, 1e-9)
-            bar.update(1)
-            bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{rate:.0f}")
-            if self.step % max(1, self.cfg.log_every) == 0 or self.step == end:
-                self._log({"split": "train", "step": self.step, "tokens_per_s": rate, **last})
-            if self.cfg.valid_every and self.step % self.cfg.valid_every == 0 and self.valid_data is not None:
-                self._log({"split": "valid", "step": self.step, **self.validate()})
-            if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
-                self.save()
-        bar.close()
-        if self.step == self.cfg.steps:
-            validated = self.cfg.valid_every and self.step % self.cfg.valid_every == 0
-            if self.valid_data is not None and not validated:
-                self._log({"split": "valid", "step": self.step, **self.validate()})
-            if not (self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0):
-                self.save()
-        return last
