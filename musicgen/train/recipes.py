@@ -133,7 +133,8 @@ class CodecSolverConfig(_Strict):
     grad_clip: float = Field(0.0, ge=0)
     seed: int = 0
     log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(0, ge=0)
+    valid_every: int = Field(0, ge=0)  # 0: only at the end
+    checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     keep_checkpoints: int = Field(2, ge=1)
     valid_batches: int = Field(2, ge=1)
 
