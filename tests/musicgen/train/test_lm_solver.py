@@ -157,3 +157,17 @@ def test_killed_process_resumed_by_a_new_process(token_caches, tmp_path):
         assert torch.equal(got[name], value), name
     for name, value in straight.ema.state_dict().items():
         assert torch.equal(got_ema[name], value), name
+
+
+def test_precision_and_optimizer_errors(token_caches, tmp_path):
+    pattern = get_pattern("delay", num_codebooks=4)
+    with pytest.raises(ValueError, match="CUDA only"):
+        LMSolver(_tiny_lm(), pattern, token_caches["train"], _config(precision="fp16"), tmp_path)
+    try:
+        import dadaptation  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install dadaptation"):
+            LMSolver(_tiny_lm(), pattern, token_caches["train"], _config(optimizer="dadam"), tmp_path)
+    with pytest.raises(ValueError, match="K=4, card=16 but the LM has K=4, card=32"):
+        LMSolver(lm_module.LMModel(lm_module.lm_config("tiny_melody", card=32)), pattern,
+                 token_caches["train"], _config(), tmp_path)
