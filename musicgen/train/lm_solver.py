@@ -163,6 +163,9 @@ class LMSolver(SolverLoop):
         self.run_dir = Path(run_dir)
         self.rank = int(os.environ.get("RANK", 0))
         self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        if self.world_size > 1 and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(self.device)
         if train.num_codebooks != lm.num_codebooks or train.card != lm.special_token:
             raise ValueError(f"tokens have K={train.num_codebooks}, card={train.card} but the LM has "
                              f"K={lm.num_codebooks}, card={lm.special_token}")
