@@ -28,7 +28,7 @@ def _solver(corpus, run_dir, seed=0, **cfg):
 
 
 def test_codec_losses_fall(tiny_corpus, tmp_path):
-    solver = _solver(tiny_corpus, tmp_path / "run", steps=40)
+    solver = _solver(tiny_corpus, tmp_path / "run", steps=24)
     solver.train(progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
