@@ -171,3 +171,51 @@ def test_precision_and_optimizer_errors(token_caches, tmp_path):
     with pytest.raises(ValueError, match="K=4, card=16 but the LM has K=4, card=32"):
         LMSolver(lm_module.LMModel(lm_module.lm_config("tiny_melody", card=32)), pattern,
                  token_caches["train"], _config(), tmp_path)
+
+
+def _write_cache(folder: Path, codes: list[np.ndarray], texts: list[str], card: int) -> TokenCache:
+    """A token cache written directly: one shard, items in order."""
+    folder.mkdir(parents=True)
+    items, start = [], 0
+    for c, t in zip(codes, texts):
+        items.append({"id": f"x{len(items)}", "shard": 0, "start": start, "frames": int(c.shape[-1]),
+                      "description": t, "metadata": {}, "path": ""})
+        start += c.shape[-1]
+    np.save(folder / "shard_00000.npy", np.concatenate(codes, axis=1).astype(np.int16))
+    index = {"version": 1, "codec_digest": "test", "num_codebooks": codes[0].shape[0], "card": card,
+             "frame_rate": 50.0, "sample_rate": 8000, "split": "train", "num_items": len(items),
+             "items": items}
+    (folder / "index.json").write_text(json.dumps(index))
+    return TokenCache(folder)
+
+
+def test_text_condition_is_learned_and_dropout_keeps_the_null_condition_usable(tmp_path):
+    """Captions decide the code range ('low': 0..7, 'high': 8..15). At the first step of a crop (no
+    token context) the caption lowers the loss towards ln 8; the CFG null condition cannot."""
+    conditioners = pytest.importorskip("musicgen.models.conditioners")
+    rng = np.random.default_rng(0)
+    codes, texts = [], []
+    for i in range(16):
+        high = i % 2 == 1
+        codes.append(rng.integers(8 if high else 0, 16 if high else 8, size=(4, 64)))
+        texts.append("high notes" if high else "low notes")
+    cache = _write_cache(tmp_path / "tok", codes, texts, card=16)
+    torch.manual_seed(0)
+    cond = conditioners.LUTConditioner.from_corpus(texts, dim=16, output_dim=24)
+    lm = lm_module.LMModel(lm_module.lm_config("tiny", max_positions=128))
+    solver = LMSolver(lm, get_pattern("delay", num_codebooks=4), cache,
+                      _config(steps=80, lr=1e-2, cfg_dropout=0.3, segment_frames=32), tmp_path / "run",
+                      conditioner=cond)
+    solver.train(progress=False)
+    batch, captions, _ = cache.sample_batch(64, 32, np.random.default_rng(1))
+    seq, _ = solver.pattern.build(batch, 16)
+    inp = torch.cat([torch.full_like(seq[..., :1], 16), seq[..., :-1]], dim=-1)
+
+    def first_step_ce(texts):
+        with torch.no_grad():
+            logits = solver.model(inp, texts)[:, 0, 0]  # codebook 0 at step 0: no token context
+        return torch.nn.functional.cross_entropy(logits, seq[:, 0, 0]).item()
+
+    conditional, null = first_step_ce(captions), first_step_ce([None] * len(captions))
+    assert conditional < np.log(16) - 0.3, conditional  # the caption carries the range
+    assert null > conditional + 0.4, (null, conditional)
