@@ -62,22 +62,30 @@ def codec_config_from_audiocraft(cfg: dict[str, Any], source: str) -> CodecConfi
     if rvq.get("dimension") not in (None, seanet.get("dimension", c.dimension)):
         raise NotImplementedError(f"{source}: rvq.dimension differs from seanet.dimension (projections)")
     return CodecConfig(
-        sample_rate=int(cfg.get("sample_rate", c.sample_rate)), channels=int(cfg.get("channels", c.channels)),
-        dimension=seanet.get("dimension", c.dimension), n_filters=seanet.get("n_filters", c.n_filters),
+        sample_rate=int(cfg.get("sample_rate", c.sample_rate)),
+        channels=int(cfg.get("channels", c.channels)),
+        dimension=seanet.get("dimension", c.dimension),
+        n_filters=seanet.get("n_filters", c.n_filters),
         ratios=list(seanet.get("ratios", c.ratios)),
         residual_layers=seanet.get("n_residual_layers", c.residual_layers),
         kernel_size=seanet.get("kernel_size", c.kernel_size),
         last_kernel_size=seanet.get("last_kernel_size", c.last_kernel_size),
         residual_kernel_size=seanet.get("residual_kernel_size", c.residual_kernel_size),
-        dilation_base=seanet.get("dilation_base", c.dilation_base), compress=seanet.get("compress", c.compress),
-        lstm_layers=seanet.get("lstm", c.lstm_layers), causal=seanet.get("causal", c.causal),
-        pad_mode=seanet.get("pad_mode", c.pad_mode), true_skip=seanet.get("true_skip", c.true_skip),
+        dilation_base=seanet.get("dilation_base", c.dilation_base),
+        compress=seanet.get("compress", c.compress),
+        lstm_layers=seanet.get("lstm", c.lstm_layers),
+        causal=seanet.get("causal", c.causal),
+        pad_mode=seanet.get("pad_mode", c.pad_mode),
+        true_skip=seanet.get("true_skip", c.true_skip),
         trim_right_ratio=decoder.get("trim_right_ratio", seanet.get("trim_right_ratio", c.trim_right_ratio)),
-        codebook_size=rvq.get("bins", c.codebook_size), num_codebooks=rvq.get("n_q", c.num_codebooks),
-        decay=rvq.get("decay", c.decay), kmeans_init=rvq.get("kmeans_init", c.kmeans_init),
+        codebook_size=rvq.get("bins", c.codebook_size),
+        num_codebooks=rvq.get("n_q", c.num_codebooks),
+        decay=rvq.get("decay", c.decay),
+        kmeans_init=rvq.get("kmeans_init", c.kmeans_init),
         kmeans_iters=rvq.get("kmeans_iters", c.kmeans_iters),
         threshold_ema_dead_code=rvq.get("threshold_ema_dead_code", c.threshold_ema_dead_code),
-        q_dropout=rvq.get("q_dropout", c.q_dropout))
+        q_dropout=rvq.get("q_dropout", c.q_dropout),
+    )
 
 
 def load_audiocraft_codec(path: Path) -> CompressionModel:
@@ -85,7 +93,9 @@ def load_audiocraft_codec(path: Path) -> CompressionModel:
     path = Path(path)
     pkg = load_state_dict(path)
     if not isinstance(pkg, dict):
-        raise ValueError(f"{path}: expected a dict with 'best_state' or 'pretrained', got {type(pkg).__name__}")
+        raise ValueError(
+            f"{path}: expected a dict with 'best_state' or 'pretrained', got {type(pkg).__name__}"
+        )
     if "pretrained" in pkg:
         name = str(pkg["pretrained"]).removeprefix("//pretrained/")
         from musicgen.checkpoints.codec_transformers import load_transformers_codec

@@ -25,8 +25,9 @@ def codec_config_from_transformers(cfg: dict[str, Any], source: str = "config.js
     if cfg.get("normalize", False):
         raise NotImplementedError(f"{source}: normalize=true (input renormalisation) is not supported")
     if cfg.get("chunk_length_s") is not None:
-        raise NotImplementedError(f"{source}: chunk_length_s={cfg['chunk_length_s']} (chunked encoding) "
-                                  f"is not supported")
+        raise NotImplementedError(
+            f"{source}: chunk_length_s={cfg['chunk_length_s']} (chunked encoding) is not supported"
+        )
     norm = cfg.get("norm_type", "weight_norm")
     if norm != "weight_norm":
         raise NotImplementedError(f"{source}: norm_type={norm!r} is not supported (only weight_norm)")
@@ -40,19 +41,30 @@ def codec_config_from_transformers(cfg: dict[str, Any], source: str = "config.js
     bandwidths = cfg.get("target_bandwidths", [1.5, 3.0, 6.0, 12.0, 24.0])
     num_codebooks = int(1000 * bandwidths[-1] // (frame_rate * math.ceil(math.log2(codebook_size))))
     return CodecConfig(
-        sample_rate=sr, channels=cfg.get("audio_channels", 1), dimension=hidden,
-        n_filters=cfg.get("num_filters", 32), ratios=ratios,
-        residual_layers=cfg.get("num_residual_layers", 1), kernel_size=cfg.get("kernel_size", 7),
+        sample_rate=sr,
+        channels=cfg.get("audio_channels", 1),
+        dimension=hidden,
+        n_filters=cfg.get("num_filters", 32),
+        ratios=ratios,
+        residual_layers=cfg.get("num_residual_layers", 1),
+        kernel_size=cfg.get("kernel_size", 7),
         last_kernel_size=cfg.get("last_kernel_size", 7),
         residual_kernel_size=cfg.get("residual_kernel_size", 3),
-        dilation_base=cfg.get("dilation_growth_rate", 2), compress=cfg.get("compress", 2),
-        lstm_layers=cfg.get("num_lstm_layers", 2), causal=cfg.get("use_causal_conv", True),
-        pad_mode=cfg.get("pad_mode", "reflect"), true_skip=not cfg.get("use_conv_shortcut", True),
-        trim_right_ratio=cfg.get("trim_right_ratio", 1.0), codebook_size=codebook_size,
-        num_codebooks=num_codebooks)
+        dilation_base=cfg.get("dilation_growth_rate", 2),
+        compress=cfg.get("compress", 2),
+        lstm_layers=cfg.get("num_lstm_layers", 2),
+        causal=cfg.get("use_causal_conv", True),
+        pad_mode=cfg.get("pad_mode", "reflect"),
+        true_skip=not cfg.get("use_conv_shortcut", True),
+        trim_right_ratio=cfg.get("trim_right_ratio", 1.0),
+        codebook_size=codebook_size,
+        num_codebooks=num_codebooks,
+    )
 
 
-def convert_transformers_codec_state(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+def convert_transformers_codec_state(
+    state: dict[str, torch.Tensor], prefix: str = ""
+) -> dict[str, torch.Tensor]:
     """transformers ``EncodecModel`` keys (either weight-norm naming) -> our keys.
 
     Keys outside ``prefix`` are dropped (the text encoder and LM of a MusicGen folder).
@@ -61,7 +73,7 @@ def convert_transformers_codec_state(state: dict[str, torch.Tensor], prefix: str
     for key, value in state.items():
         if not key.startswith(prefix):
             continue
-        key = key[len(prefix):]
+        key = key[len(prefix) :]
         key = key.replace(".parametrizations.weight.original0", ".weight_g")
         key = key.replace(".parametrizations.weight.original1", ".weight_v")
         out[key] = value
@@ -82,7 +94,8 @@ def load_transformers_codec(folder: Path) -> CompressionModel:
     if weights is None:
         raise MissingCheckpointFile(
             f"{folder}: no weights file; expected one of {list(WEIGHT_FILES)} beside config.json "
-            f"(the folder holds: {sorted(q.name for q in folder.iterdir())})")
+            f"(the folder holds: {sorted(q.name for q in folder.iterdir())})"
+        )
     state = convert_transformers_codec_state(load_state_dict(weights), prefix)
     model = CompressionModel(config)
     load_codec_state(model, state, str(weights))

@@ -97,8 +97,16 @@ def musicgen_32khz_config() -> CodecConfig:
 
 def tiny_config(**overrides: Any) -> CodecConfig:
     """A small codec for tests: 8 kHz, hop 32 (250 Hz), 4 codebooks of 64, dim 16, 8 filters."""
-    base = dict(sample_rate=8000, dimension=16, n_filters=8, ratios=[4, 4, 2], codebook_size=64,
-                num_codebooks=4, lstm_layers=1, kmeans_iters=5)
+    base = dict(
+        sample_rate=8000,
+        dimension=16,
+        n_filters=8,
+        ratios=[4, 4, 2],
+        codebook_size=64,
+        num_codebooks=4,
+        lstm_layers=1,
+        kmeans_iters=5,
+    )
     base.update(overrides)
     return CodecConfig(**base)
 
@@ -123,8 +131,10 @@ def check_audio(wav: torch.Tensor, channels: int, what: str = "wav") -> None:
     if not wav.is_floating_point():
         raise ValueError(f"{what} must be floating point audio, got dtype {wav.dtype}")
     if wav.shape[1] != channels:
-        raise ValueError(f"{what} has {wav.shape[1]} channels, this codec expects {channels} "
-                         f"(shape [B, C, T] = {tuple(wav.shape)})")
+        raise ValueError(
+            f"{what} has {wav.shape[1]} channels, this codec expects {channels} "
+            f"(shape [B, C, T] = {tuple(wav.shape)})"
+        )
     if wav.shape[0] == 0 or wav.shape[-1] == 0:
         raise ValueError(f"{what} is empty (shape {tuple(wav.shape)}); expected at least one sample")
     if not torch.isfinite(wav).all():
@@ -153,18 +163,35 @@ class CompressionModel(nn.Module):
     def __init__(self, config: CodecConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or CodecConfig()
-        seanet = dict(channels=config.channels, dimension=config.dimension, n_filters=config.n_filters,
-                      ratios=config.ratios, residual_layers=config.residual_layers,
-                      kernel_size=config.kernel_size, last_kernel_size=config.last_kernel_size,
-                      residual_kernel_size=config.residual_kernel_size, dilation_base=config.dilation_base,
-                      compress=config.compress, lstm_layers=config.lstm_layers, causal=config.causal,
-                      pad_mode=config.pad_mode, true_skip=config.true_skip, norm=config.norm)
+        seanet = dict(
+            channels=config.channels,
+            dimension=config.dimension,
+            n_filters=config.n_filters,
+            ratios=config.ratios,
+            residual_layers=config.residual_layers,
+            kernel_size=config.kernel_size,
+            last_kernel_size=config.last_kernel_size,
+            residual_kernel_size=config.residual_kernel_size,
+            dilation_base=config.dilation_base,
+            compress=config.compress,
+            lstm_layers=config.lstm_layers,
+            causal=config.causal,
+            pad_mode=config.pad_mode,
+            true_skip=config.true_skip,
+            norm=config.norm,
+        )
         self.encoder = SEANetEncoder(**seanet)
         self.decoder = SEANetDecoder(**seanet, trim_right_ratio=config.trim_right_ratio)
         self.quantizer = ResidualVectorQuantizer(
-            config.dimension, config.codebook_size, config.num_codebooks, q_dropout=config.q_dropout,
-            decay=config.decay, kmeans_init=config.kmeans_init, kmeans_iters=config.kmeans_iters,
-            threshold_ema_dead_code=config.threshold_ema_dead_code)
+            config.dimension,
+            config.codebook_size,
+            config.num_codebooks,
+            q_dropout=config.q_dropout,
+            decay=config.decay,
+            kmeans_init=config.kmeans_init,
+            kmeans_iters=config.kmeans_iters,
+            threshold_ema_dead_code=config.threshold_ema_dead_code,
+        )
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -225,8 +252,9 @@ class CompressionModel(nn.Module):
         """Waveform ``[B, C, T]`` -> continuous latents before quantization ``[B, D, ceil(T / hop)]``."""
         return self.encoder(self._prepare(wav, sample_rate))
 
-    def encode(self, wav: torch.Tensor, sample_rate: int | None = None,
-               num_codebooks: int | None = None) -> torch.Tensor:
+    def encode(
+        self, wav: torch.Tensor, sample_rate: int | None = None, num_codebooks: int | None = None
+    ) -> torch.Tensor:
         """Waveform ``[B, C, T]`` -> codes ``[B, K, ceil(T / hop)]`` (int64)."""
         return self.quantizer.encode(self.encode_latents(wav, sample_rate), num_codebooks)
 
@@ -256,16 +284,23 @@ class CompressionModel(nn.Module):
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"format": NATIVE_FORMAT, "format_version": 1, "interleave_stereo": stereo,
-                "config": self.config.to_dict()}
+        meta = {
+            "format": NATIVE_FORMAT,
+            "format_version": 1,
+            "interleave_stereo": stereo,
+            "config": self.config.to_dict(),
+        }
         (folder / NATIVE_CONFIG).write_text(json.dumps(meta, indent=2))
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(folder / NATIVE_WEIGHTS))
         return folder
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], stereo: bool | None = None,
-                        ) -> CompressionModel | StereoCompressionModel:
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        stereo: bool | None = None,
+    ) -> CompressionModel | StereoCompressionModel:
         """Load a codec from a local folder/file or a hub id in the local HF cache (never downloads).
 
         Formats: our native folder (``config.json`` with ``"format": "musicgen-codec"`` +
@@ -305,7 +340,8 @@ class CompressionModel(nn.Module):
                 raise MissingCheckpointFile(
                     f"{str(p)!r} holds no codec checkpoint we know: expected config.json (native "
                     f"'{NATIVE_FORMAT}' or transformers model_type 'encodec'/'musicgen') with its weights, "
-                    f"or audiocraft's compression_state_dict.bin; the folder holds {present or 'nothing'}")
+                    f"or audiocraft's compression_state_dict.bin; the folder holds {present or 'nothing'}"
+                )
         model.eval()
         if stereo if stereo is not None else flag:
             return StereoCompressionModel(model)
@@ -316,7 +352,9 @@ def _load_native(folder: Path, meta: dict[str, Any]) -> tuple[CompressionModel, 
     from musicgen.checkpoints.files import load_state_dict, require_file
 
     if meta.get("format_version") != 1:
-        raise ValueError(f"{folder / NATIVE_CONFIG}: format_version {meta.get('format_version')!r}, expected 1")
+        raise ValueError(
+            f"{folder / NATIVE_CONFIG}: format_version {meta.get('format_version')!r}, expected 1"
+        )
     model = CompressionModel(CodecConfig.from_dict(meta["config"]))
     state = load_state_dict(require_file(folder, NATIVE_WEIGHTS))
     load_codec_state(model, state, str(folder / NATIVE_WEIGHTS))
@@ -329,11 +367,16 @@ def load_codec_state(model: CompressionModel, state: dict[str, torch.Tensor], so
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"{source}: codec weights do not match the configuration: "
-                         f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
-                         f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
-    bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-           if tuple(state[k].shape) != tuple(v.shape)]
+        raise ValueError(
+            f"{source}: codec weights do not match the configuration: "
+            f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
+            f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}"
+        )
+    bad = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if tuple(state[k].shape) != tuple(v.shape)
+    ]
     if bad:
         raise ValueError(f"{source}: shape mismatch (file vs model) for {bad[:10]}")
     model.load_state_dict(state, strict=True)
@@ -345,7 +388,9 @@ class StereoCompressionModel(nn.Module):
     def __init__(self, mono: CompressionModel) -> None:
         super().__init__()
         if mono.channels != 1:
-            raise ValueError(f"StereoCompressionModel wraps a mono codec, got one with {mono.channels} channels")
+            raise ValueError(
+                f"StereoCompressionModel wraps a mono codec, got one with {mono.channels} channels"
+            )
         self.model = mono
 
     sample_rate = property(lambda self: self.model.sample_rate)
@@ -369,11 +414,14 @@ class StereoCompressionModel(nn.Module):
     def encode_latents(self, wav: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """``[B, 2, T]`` -> ``[B, 2 D, F]`` (left latents then right latents)."""
         left, right = self._split(wav)
-        return torch.cat([self.model.encode_latents(left, sample_rate),
-                          self.model.encode_latents(right, sample_rate)], dim=1)
+        return torch.cat(
+            [self.model.encode_latents(left, sample_rate), self.model.encode_latents(right, sample_rate)],
+            dim=1,
+        )
 
-    def encode(self, wav: torch.Tensor, sample_rate: int | None = None,
-               num_codebooks: int | None = None) -> torch.Tensor:
+    def encode(
+        self, wav: torch.Tensor, sample_rate: int | None = None, num_codebooks: int | None = None
+    ) -> torch.Tensor:
         left, right = self._split(wav)
         cl = self.model.encode(left, sample_rate, num_codebooks)
         cr = self.model.encode(right, sample_rate, num_codebooks)

@@ -96,19 +96,36 @@ class WeightNormConvTranspose1d(_WeightNormMixin, nn.ConvTranspose1d):
         self._init_norm(norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose1d(x, self.effective_weight(), self.bias, self.stride, self.padding,
-                                  self.output_padding, self.groups, self.dilation)
+        return F.conv_transpose1d(
+            x,
+            self.effective_weight(),
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
 
 
 class PaddedConv1d(nn.Module):
     """Conv1d ``[B, C_in, T] -> [B, C_out, ceil(T / stride)]`` with causal or centred padding."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1, causal: bool = False, pad_mode: str = "reflect",
-                 norm: str = "weight_norm") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        causal: bool = False,
+        pad_mode: str = "reflect",
+        norm: str = "weight_norm",
+    ) -> None:
         super().__init__()
-        self.conv = WeightNormConv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation,
-                                     norm=norm)
+        self.conv = WeightNormConv1d(
+            in_channels, out_channels, kernel_size, stride, dilation=dilation, norm=norm
+        )
         self.causal = causal
         self.pad_mode = pad_mode
         self.stride = stride
@@ -129,8 +146,16 @@ class PaddedConv1d(nn.Module):
 class PaddedConvTranspose1d(nn.Module):
     """ConvTranspose1d ``[B, C_in, F] -> [B, C_out, F * stride]`` that trims EnCodec's fixed padding."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 causal: bool = False, trim_right_ratio: float = 1.0, norm: str = "weight_norm") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        causal: bool = False,
+        trim_right_ratio: float = 1.0,
+        norm: str = "weight_norm",
+    ) -> None:
         super().__init__()
         if not causal and trim_right_ratio != 1.0:
             raise ValueError("trim_right_ratio != 1.0 only makes sense for causal convolutions")
@@ -146,4 +171,4 @@ class PaddedConvTranspose1d(nn.Module):
         else:
             right = self.padding_total // 2
         left = self.padding_total - right
-        return y[..., left: y.shape[-1] - right]
+        return y[..., left : y.shape[-1] - right]

@@ -30,8 +30,10 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def kmeans(samples: torch.Tensor, num_clusters: int, num_iters: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means on ``samples [M, D]``; returns centroids ``[num_clusters, D]`` and counts ``[num_clusters]``.
+def kmeans(
+    samples: torch.Tensor, num_clusters: int, num_iters: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means on ``samples [M, D]`` -> (centroids ``[num_clusters, D]``, counts ``[num_clusters]``).
 
     Centroids start at random samples (with replacement when ``M < num_clusters``); a cluster that
     loses all its samples keeps its previous centroid.
@@ -55,8 +57,16 @@ def kmeans(samples: torch.Tensor, num_clusters: int, num_iters: int = 10) -> tup
 class EuclideanCodebook(nn.Module):
     """One codebook of ``codebook_size`` entries of size ``dim``, nearest by Euclidean distance."""
 
-    def __init__(self, dim: int, codebook_size: int, decay: float = 0.99, epsilon: float = 1e-5,
-                 kmeans_init: bool = True, kmeans_iters: int = 10, threshold_ema_dead_code: float = 2.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        decay: float = 0.99,
+        epsilon: float = 1e-5,
+        kmeans_init: bool = True,
+        kmeans_iters: int = 10,
+        threshold_ema_dead_code: float = 2.0,
+    ) -> None:
         super().__init__()
         self.dim = dim
         self.codebook_size = codebook_size
@@ -168,8 +178,14 @@ class QuantizedResult:
 class ResidualVectorQuantizer(nn.Module):
     """K codebooks applied to successive residuals. ``num_codebooks`` is the number used by default."""
 
-    def __init__(self, dim: int = 128, codebook_size: int = 2048, num_codebooks: int = 4,
-                 q_dropout: bool = False, **codebook_kwargs) -> None:
+    def __init__(
+        self,
+        dim: int = 128,
+        codebook_size: int = 2048,
+        num_codebooks: int = 4,
+        q_dropout: bool = False,
+        **codebook_kwargs,
+    ) -> None:
         super().__init__()
         self.dim = dim
         self.codebook_size = codebook_size
@@ -177,7 +193,8 @@ class ResidualVectorQuantizer(nn.Module):
         self.num_codebooks = num_codebooks
         self.q_dropout = q_dropout
         self.layers = nn.ModuleList(
-            [VectorQuantizer(dim, codebook_size, **codebook_kwargs) for _ in range(num_codebooks)])
+            [VectorQuantizer(dim, codebook_size, **codebook_kwargs) for _ in range(num_codebooks)]
+        )
 
     def set_num_codebooks(self, n: int) -> None:
         if not 1 <= n <= self.total_codebooks:
@@ -209,13 +226,17 @@ class ResidualVectorQuantizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, K, F]`` -> latents ``[B, D, F]`` (sum of the K entries)."""
         if codes.shape[1] > self.total_codebooks:
-            raise ValueError(f"codes have {codes.shape[1]} codebooks, the quantizer has {self.total_codebooks}")
+            raise ValueError(
+                f"codes have {codes.shape[1]} codebooks, the quantizer has {self.total_codebooks}"
+            )
         out = torch.zeros((), device=codes.device)
         for k in range(codes.shape[1]):
             out = out + self.layers[k].decode(codes[:, k])
         return out
 
-    def forward(self, x: torch.Tensor, frame_rate: float, num_codebooks: int | None = None) -> QuantizedResult:
+    def forward(
+        self, x: torch.Tensor, frame_rate: float, num_codebooks: int | None = None
+    ) -> QuantizedResult:
         """Quantize ``x [B, D, F]``; in training updates the codebooks and returns the commitment loss."""
         n = self._n(num_codebooks)
         if self.training and self.q_dropout:
