@@ -90,21 +90,18 @@ class CodecTrainer:
         """One step on ``wav [B, C, T]``; returns the loss values (floats)."""
         self.model.train()
         log: dict[str, float] = {}
+        out = self.model(wav)  # one forward per step: the codebooks' EMA moves once
         if self.discriminator is not None:
-            with torch.no_grad():
-                fake = self.model(wav).audio
             real_logits, _ = self.discriminator(wav)
-            fake_logits, _ = self.discriminator(fake)
+            fake_logits, _ = self.discriminator(out.audio.detach())
             d_loss = discriminator_hinge_loss(real_logits, fake_logits)
             self.disc_optimizer.zero_grad()
             d_loss.backward()
             self.disc_optimizer.step()
-            log["d_loss"] = float(d_loss)
-        out = self.model(wav)
+            log["d_loss"] = float(d_loss.detach())
+            self.discriminator.requires_grad_(False)
         losses = self.losses(wav, out.audio)
         self.optimizer.zero_grad()
-        if self.discriminator is not None:
-            self.discriminator.requires_grad_(False)
         if out.commitment_loss.requires_grad and self.config.commitment_weight > 0:
             (self.config.commitment_weight * out.commitment_loss).backward(retain_graph=True)
         self.balancer.backward(losses, out.audio)

@@ -250,3 +250,20 @@ def test_loader_errors_name_file_and_keys(tmp_path):
         CompressionModel.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="compression_state_dict.bin"):
         CompressionModel.from_pretrained(tmp_path / "..")
+
+
+def test_audiocraft_pretrained_reference_resolves_in_local_hf_cache(tmp_path, monkeypatch):
+    """Released MusicGen folders hold {'pretrained': 'facebook/encodec_32khz'}: resolved offline."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    torch.save(
+        {"pretrained": "facebook/encodec_32khz", "exported": True}, tmp_path / "compression_state_dict.bin"
+    )
+    with pytest.raises(FileNotFoundError, match="huggingface-cli download facebook/encodec_32khz"):
+        CompressionModel.from_pretrained(tmp_path)
+    hf = random_hf(TINY, seed=7)
+    hf.save_pretrained(tmp_path / "hub" / "models--facebook--encodec_32khz" / "snapshots" / "abc")
+    assert_same(
+        CompressionModel.from_pretrained(tmp_path / "compression_state_dict.bin"),
+        hf,
+        0.1 * torch.randn(1, 1, 300),
+    )
