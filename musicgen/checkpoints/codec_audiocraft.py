@@ -44,8 +44,35 @@ def convert_audiocraft_codec_state(state: dict[str, torch.Tensor]) -> dict[str, 
     return out
 
 
+_INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")
+
+
+def resolve_interpolations(cfg: Any, root: Any | None = None, source: str = "xp.cfg", depth: int = 0) -> Any:
+    """Replace OmegaConf references such as ``"${encodec.causal}"`` by the values they point to.
+
+    ``xp.cfg`` is saved with ``OmegaConf.to_yaml`` (unresolved), so values like ``seanet.causal``
+    are references into the same config. Only whole-value ``${a.b.c}`` references are supported.
+    """
+    root = cfg if root is None else root
+    if depth > 20:
+        raise ValueError(f"{source}: interpolation cycle")
+    if isinstance(cfg, dict):
+        return {k: resolve_interpolations(v, root, source, depth) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [resolve_interpolations(v, root, source, depth) for v in cfg]
+    if isinstance(cfg, str) and (m := _INTERPOLATION.match(cfg)):
+        node = root
+        for part in m.group(1).split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError(f"{source}: {cfg} points to nothing")
+            node = node[part]
+        return resolve_interpolations(node, root, source, depth + 1)
+    return cfg
+
+
 def codec_config_from_audiocraft(cfg: dict[str, Any], source: str) -> CodecConfig:
     """Our ``CodecConfig`` from audiocraft's experiment config (the parsed ``xp.cfg``)."""
+    cfg = resolve_interpolations(cfg, source=source)
     c = CodecConfig()
     seanet = dict(cfg.get("seanet") or {})
     # encoder/decoder sub-sections override the shared seanet section in audiocraft

@@ -116,17 +116,28 @@ def audiocraft_state(hf: EncodecModel) -> dict[str, torch.Tensor]:
 
 
 def audiocraft_cfg(c: dict) -> str:
+    """An ``xp.cfg`` as audiocraft writes it: unresolved ``${...}`` references included."""
     return yaml.safe_dump(
         {
             "sample_rate": c["sampling_rate"],
             "channels": c["audio_channels"],
+            "compression_model": "encodec",
+            "encodec": {
+                "autoencoder": "seanet",
+                "quantizer": "rvq",
+                "sample_rate": "${sample_rate}",
+                "channels": "${channels}",
+                "causal": c["use_causal_conv"],
+                "renormalize": False,
+            },
             "seanet": {
                 "dimension": c["hidden_size"],
+                "channels": "${channels}",
+                "causal": "${encodec.causal}",
                 "n_filters": c["num_filters"],
                 "ratios": c["upsampling_ratios"],
                 "n_residual_layers": 1,
                 "lstm": c["num_lstm_layers"],
-                "causal": c["use_causal_conv"],
                 "true_skip": not c["use_conv_shortcut"],
                 "norm": "weight_norm",
                 "pad_mode": "reflect",
@@ -134,7 +145,6 @@ def audiocraft_cfg(c: dict) -> str:
                 "decoder": {"trim_right_ratio": 1.0},
             },
             "rvq": {"n_q": 4, "bins": c["codebook_size"]},
-            "encodec": {"renormalize": False},
         }
     )
 
