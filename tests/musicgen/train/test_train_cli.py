@@ -67,3 +67,20 @@ def test_bad_recipe_exits_2_and_names_key_and_file(tmp_path, capsys):
     assert musicgen_main(["train", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "unknown key 'train.learning_rate'" in err
+
+
+def test_codec_recipe_trains_and_exports(tmp_path):
+    _needs()
+    from musicgen.models.codec import CompressionModel
+
+    recipe = {"kind": "codec", "run_dir": str(tmp_path / "run"),
+              "data": {"kind": "synthcaps", "root": str(tmp_path / "sc"), "num_clips": 4, "duration_s": 1.0},
+              "model": {"preset": "tiny", "overrides": {"n_filters": 4}},
+              "train": {"steps": 2, "batch_size": 2, "segment_s": 0.25, "log_every": 1, "valid_batches": 1}}
+    path = tmp_path / "codec.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert musicgen_main(["train", str(path), "--no-progress"]) == 0
+    codec = CompressionModel.from_pretrained(tmp_path / "run" / "model")
+    assert codec.sample_rate == 8000 and codec.config.n_filters == 4
+    metrics = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["split"] for m in metrics] == ["train", "train", "valid"]
