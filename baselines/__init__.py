@@ -3,4 +3,9 @@
 ``BUILTIN_GENERATORS`` maps registry names to lazy ``"module:Class"`` strings (see ``bench.registry``).
 """
 
-BUILTIN_GENERATORS: dict[str, str] = {}
+BUILTIN_GENERATORS: dict[str, str] = {
+    "reference": "baselines.controls:ReferenceGenerator",
+    "noise": "baselines.controls:NoiseGenerator",
+    "silence": "baselines.controls:SilenceGenerator",
+    "retrieval": "baselines.retrieval:RetrievalGenerator",
+}

@@ -1,0 +1,29 @@
+"""Small helpers shared by the adapters: fingerprints, per-prompt random generators, audio fitting."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+
+def fingerprint_of(kind: str, code_version: str, params: Any, **extra: Any) -> str:
+    """sha256 hex of an adapter's identity: its kind, code version, params and extra parts
+    (weights digest, ...). Change ``code_version`` whenever the adapter's output changes."""
+    dump = params.model_dump(mode="json") if hasattr(params, "model_dump") else params
+    text = json.dumps({"kind": kind, "code": code_version, "params": dump, **extra},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def prompt_seed(seed: int, prompt_id: str) -> int:
+    """A 63-bit seed from (seed, prompt id): the same clip whatever the batch it is generated in."""
+    digest = hashlib.sha256(f"{int(seed)}|{prompt_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def fit_length(wav: np.ndarray, num_samples: int) -> np.ndarray:
+    """Crop ``[C, T]`` to ``num_samples`` (shorter audio stays shorter: trimming is the runner's job)."""
+    return np.ascontiguousarray(wav[..., :num_samples], dtype=np.float32)
