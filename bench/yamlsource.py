@@ -35,7 +35,7 @@ class SuiteError(ValueError):
     """A suite that cannot run. ``problems`` lists every error found, in file order."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = sorted(problems, key=lambda p: (p.file, p.line or 0, p.field))
+        self.problems = sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field))
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in the suite:\n{lines}")
 

@@ -17,8 +17,17 @@ import numpy as np
 import soundfile as sf
 from pydantic import Field
 
-from bench.api import (AudioClip, Embedder, Generator, Metric, MetricInfo, MetricItem, MetricResult,
-                       Params, Prompt)
+from bench.api import (
+    AudioClip,
+    Embedder,
+    Generator,
+    Metric,
+    MetricInfo,
+    MetricItem,
+    MetricResult,
+    Params,
+    Prompt,
+)
 
 TONE_RATE = 16000
 
