@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BASIC_SUITE
 
 from bench.audio import loudness_lufs, read_audio
 from bench.cli import main
 from bench.runner import RESULTS_SCHEMA, RunError, Runner
 from bench.store import RunStore
 from bench.suite import load_suite
+from bench.testing import TONES_SUITE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def _records(run: Path) -> list[dict]:
 
 def test_run_writes_results_and_samples(tones, write_suite, plugins, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["run", str(write_suite(BASIC_SUITE)), "--out", str(run), "--no-progress"]) == 0
+    assert main(["run", str(write_suite(TONES_SUITE)), "--out", str(run), "--no-progress"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["suite"] == "tones" and results["created"]
     df = pd.DataFrame(results["records"])
@@ -60,7 +60,7 @@ def test_run_writes_results_and_samples(tones, write_suite, plugins, tmp_path, c
 
 
 def test_reference_control_scores_exactly_zero_without_normalisation(tones, write_suite, plugins, tmp_path):
-    text = BASIC_SUITE.replace("batch_size: 2", "batch_size: 2\n  loudness_lufs: null")
+    text = TONES_SUITE.replace("batch_size: 2", "batch_size: 2\n  loudness_lufs: null")
     planned = load_suite(write_suite(text), run_dir=tmp_path / "run")
     results = Runner(planned, only=["reference"], progress=False).run()
     [rec] = results["records"]
@@ -68,7 +68,7 @@ def test_reference_control_scores_exactly_zero_without_normalisation(tones, writ
 
 
 def test_limit_only_and_unknown_only(tones, write_suite, plugins, tmp_path):
-    planned = load_suite(write_suite(BASIC_SUITE), run_dir=tmp_path / "run")
+    planned = load_suite(write_suite(TONES_SUITE), run_dir=tmp_path / "run")
     results = Runner(planned, limit=2, only=["noise", "silence"], progress=False).run()
     assert [r["generator"] for r in results["records"]] == ["noise", "silence"]
     assert all(r["n"] == 2 for r in results["records"])
@@ -89,7 +89,7 @@ def test_a_failing_item_fails_the_run(tones, write_suite, plugins, tmp_path, cap
     assert issubclass(FailsOnThird, Generator)
     GENERATORS.register("fails", FailsOnThird)
     try:
-        path = write_suite(BASIC_SUITE.replace("{name: reference}", "{name: fails}"))
+        path = write_suite(TONES_SUITE.replace("{name: reference}", "{name: fails}"))
         run = tmp_path / "run"
         assert main(["run", str(path), "--out", str(run), "--no-progress"]) == 1
     finally:
@@ -114,7 +114,7 @@ metrics: [{name: test-distance}]
 
 def _bench(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "bench" / "bench_testkit.py"), *args],
+    return subprocess.Popen([sys.executable, "-m", "bench.testing", *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import BASIC_SUITE
 
 from bench.cli import main
 from bench.suite import load_suite
+from bench.testing import TONES_SUITE
 from bench.yamlsource import SuiteError
 
 
@@ -18,7 +18,7 @@ def _errors(path: Path, capsys, *extra: str) -> str:
 
 
 def test_valid_suite_resolves_every_plugin(tones, write_suite, plugins, tmp_path):
-    planned = load_suite(write_suite(BASIC_SUITE), run_dir=tmp_path / "run")
+    planned = load_suite(write_suite(TONES_SUITE), run_dir=tmp_path / "run")
     assert [g.label for g in planned.generators] == ["reference", "noise", "silence", "retrieval"]
     assert planned.dataset.params.root == (tmp_path / "data").resolve()  # relative to the suite file
     assert list(planned.embedders) == ["test-bands"]
@@ -26,7 +26,7 @@ def test_valid_suite_resolves_every_plugin(tones, write_suite, plugins, tmp_path
 
 
 def test_matrix_expands_into_labelled_grid(tones, write_suite, plugins):
-    text = BASIC_SUITE.replace("  - {name: reference}\n", """\
+    text = TONES_SUITE.replace("  - {name: reference}\n", """\
   - name: noise
     label: "noise-{amplitude_dbfs}-{channels}"
     params: {sample_rate: 16000}
@@ -52,38 +52,38 @@ def test_malformed_yaml_names_the_line(write_suite, capsys):
 
 
 def test_unknown_generator_suggests(tones, write_suite, capsys, plugins):
-    path = write_suite(BASIC_SUITE.replace("{name: noise,", "{name: nosie,"))
+    path = write_suite(TONES_SUITE.replace("{name: noise,", "{name: nosie,"))
     err = _errors(path, capsys)
     assert f"{path}:11: generators[1].name: unknown generator 'nosie'; did you mean 'noise'" in err
 
 
 def test_bad_parameter_type_names_line_and_field(tones, write_suite, capsys, plugins):
-    path = write_suite(BASIC_SUITE.replace("sample_rate: 16000}}\n  - {name: silence",
+    path = write_suite(TONES_SUITE.replace("sample_rate: 16000}}\n  - {name: silence",
                                            "sample_rate: fast}}\n  - {name: silence"))
     err = _errors(path, capsys)
     assert f"{path}:11: generators[1].params.sample_rate:" in err and "'fast'" in err
-    path = write_suite(BASIC_SUITE.replace("batch_size: 2", "batch_size: two\n  extra_key: 1"))
+    path = write_suite(TONES_SUITE.replace("batch_size: 2", "batch_size: two\n  extra_key: 1"))
     err = _errors(path, capsys)
     assert f"{path}:8: generation.batch_size:" in err
     assert f"{path}:9: generation.extra_key: Extra inputs are not permitted" in err
 
 
 def test_bad_matrix_value_points_at_the_matrix(tones, write_suite, capsys, plugins):
-    path = write_suite(BASIC_SUITE.replace("{name: noise, params: {sample_rate: 16000}}",
+    path = write_suite(TONES_SUITE.replace("{name: noise, params: {sample_rate: 16000}}",
                                            "{name: noise, matrix: {channels: [1, zero]}}"))
     err = _errors(path, capsys)
     assert f"{path}:11: generators[1].matrix.channels:" in err
 
 
 def test_missing_data_folder(write_suite, capsys, plugins):
-    path = write_suite(BASIC_SUITE)  # no tones written
+    path = write_suite(TONES_SUITE)  # no tones written
     err = _errors(path, capsys)
     assert "dataset.name: audio-folder: data folder" in err and "does not exist" in err
     assert "retrieval (retrieval): training set: data folder" in err
 
 
 def test_missing_weights_stop_the_run_before_generation(tones, write_suite, capsys, plugins, tmp_path):
-    path = write_suite(BASIC_SUITE.replace("  - {name: reference}\n",
+    path = write_suite(TONES_SUITE.replace("  - {name: reference}\n",
                                            "  - {name: reference}\n  - {name: needs-weights, params: "
                                            "{weights: w/model.safetensors}}\n"))
     err = _errors(path, capsys)
@@ -96,7 +96,7 @@ def test_missing_weights_stop_the_run_before_generation(tones, write_suite, caps
 
 
 def test_several_problems_come_in_one_list(tones, write_suite, capsys, plugins):
-    path = write_suite(BASIC_SUITE.replace("{name: reference}", "{name: referense}").replace(
+    path = write_suite(TONES_SUITE.replace("{name: reference}", "{name: referense}").replace(
         "name: test-distance", "name: test-distanse"))
     err = _errors(path, capsys)
     assert "2 problem(s)" in err and "did you mean 'reference'" in err
@@ -113,13 +113,13 @@ def test_yaml_is_loaded_safely(write_suite, tmp_path, capsys):
 
 @pytest.mark.parametrize("value", ["../outside.html", "/tmp/abs.html", "a/../../x.html", "~/x.html"])
 def test_output_paths_cannot_leave_the_run_directory(tones, write_suite, capsys, plugins, value):
-    path = write_suite(BASIC_SUITE + f"report: {{html: '{value}'}}\n")
+    path = write_suite(TONES_SUITE + f"report: {{html: '{value}'}}\n")
     err = _errors(path, capsys)
     assert "report.html:" in err and "inside the run directory" in err
 
 
 def test_labels_must_be_unique(tones, write_suite, capsys, plugins):
-    path = write_suite(BASIC_SUITE.replace("{name: silence, params: {sample_rate: 16000}}",
+    path = write_suite(TONES_SUITE.replace("{name: silence, params: {sample_rate: 16000}}",
                                            "{name: silence, label: noise}"))
     assert "label 'noise' is used twice" in _errors(path, capsys)
 

@@ -1,8 +1,9 @@
-"""Test plug-ins and data for the harness tests: a tiny embedder and metric, a slow generator, tones.
+"""Test plug-ins and data for harness tests: a tiny embedder and metric, a slow generator, tones.
 
 ``register()`` adds them to the registries through the public API (as a third-party package would
-through entry points); ``python bench_testkit.py ARGS`` runs ``bench`` with them registered (for
-subprocess tests).
+through entry points); ``python -m bench.testing ARGS`` runs ``bench`` with them registered (for
+subprocess tests). ``write_tones`` writes an audio-folder dataset of sine tones with sidecars.
+Nothing here is registered unless a test asks for it.
 """
 
 from __future__ import annotations
@@ -157,6 +158,35 @@ def write_tones(folder: Path, n: int = 5, duration_s: float = 1.5, split: str | 
             {"description": f"a pure sine tone at {f0:.0f} hertz, {'low' if i < 2 else 'high'} pitch",
              "genre": "test", "index": i}))
     return folder
+
+
+def write_tone_dataset(root: Path) -> Path:
+    """``root/test`` with 5 tones and ``root/train`` with 6 (1.5 s each), as ``TONES_SUITE`` expects."""
+    write_tones(root, n=5, split="test")
+    write_tones(root, n=6, split="train")
+    return root
+
+
+#: a suite over ``write_tone_dataset(<suite folder>/data)`` with the controls and the test metric
+TONES_SUITE = """
+name: tones
+dataset:
+  name: audio-folder
+  params: {root: data, split: test}
+generation:
+  duration_s: 1.0
+  seeds: [0]
+  batch_size: 2
+generators:
+  - {name: reference}
+  - {name: noise, params: {sample_rate: 16000}}
+  - {name: silence, params: {sample_rate: 16000}}
+  - name: retrieval
+    params:
+      train: {name: audio-folder, params: {root: data, split: train}}
+metrics:
+  - name: test-distance
+"""
 
 
 if __name__ == "__main__":
