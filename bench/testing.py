@@ -160,6 +160,47 @@ def write_tones(folder: Path, n: int = 5, duration_s: float = 1.5, split: str | 
     return folder
 
 
+def save_tiny_hf_musicgen(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised, tiny transformers ``MusicgenForConditionalGeneration`` (8 kHz codec at
+    125 frames/s, 2 codebooks of 16 entries, one-layer T5 and decoder) with a word-level tokenizer,
+    saved with ``save_pretrained`` into ``folder``: a local checkpoint for adapter tests."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        PreTrainedTokenizerFast,
+        T5Config,
+    )
+
+    torch.manual_seed(seed)
+    codebook = 16
+    text = T5Config(vocab_size=32, d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8)
+    audio = EncodecConfig(sampling_rate=8000, num_filters=4, hidden_size=8, codebook_size=codebook,
+                          codebook_dim=8, upsampling_ratios=[8, 8], num_lstm_layers=1,
+                          target_bandwidths=[2.5], audio_channels=1)  # 1000 * 2.5 // (125 * 10) = 2 codebooks
+    decoder = MusicgenDecoderConfig(vocab_size=codebook, hidden_size=16, num_hidden_layers=1,
+                                    num_attention_heads=2, ffn_dim=32, num_codebooks=2,
+                                    max_position_embeddings=256, pad_token_id=codebook, bos_token_id=codebook)
+    model = MusicgenForConditionalGeneration(MusicgenConfig(text_encoder=text, audio_encoder=audio,
+                                                            decoder=decoder))
+    with torch.no_grad():  # transformers starts codebooks at zero: every code would decode alike
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+    for name in ("decoder_start_token_id", "pad_token_id", "bos_token_id"):
+        setattr(model.generation_config, name, codebook)
+    model.save_pretrained(folder)
+    words = "a the calm loud piano rock guitar tone sine pure at hertz low high pitch".split()
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(folder)
+    return Path(folder)
+
+
 def write_tone_dataset(root: Path) -> Path:
     """``root/test`` with 5 tones and ``root/train`` with 6 (1.5 s each), as ``TONES_SUITE`` expects."""
     write_tones(root, n=5, split="test")
