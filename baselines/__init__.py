@@ -8,4 +8,8 @@ BUILTIN_GENERATORS: dict[str, str] = {
     "noise": "baselines.controls:NoiseGenerator",
     "silence": "baselines.controls:SilenceGenerator",
     "retrieval": "baselines.retrieval:RetrievalGenerator",
+    "musicgen": "baselines.musicgen:MusicGenGenerator",
+    "hf-musicgen": "baselines.hf_musicgen:HFMusicGen",
+    "riffusion": "baselines.riffusion:RiffusionGenerator",
+    "mousai": "baselines.mousai:MousaiGenerator",
 }
