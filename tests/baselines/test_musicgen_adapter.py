@@ -26,7 +26,7 @@ def test_checkpoint_template_and_check(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_PIPELINE, reason="the MusicGen pipeline (musicgen.models.musicgen) has not landed")
+@pytest.mark.skipif(not HAS_PIPELINE, reason="the MusicGen pipeline has not landed")
 def test_generates_clips_with_tokens_independent_of_the_batch(tmp_path):
     from musicgen.testing import tiny_musicgen
 
