@@ -1,27 +1,17 @@
 """``bench run SUITE [--out DIR] [--limit N] [--only GENERATOR] [--device cpu|cuda]``.
 
 Validates the whole suite first (as ``bench validate``: nothing is generated when anything is
-wrong), then runs it (``bench.runner``), prints one line per record and renders the HTML report when
-``bench.report`` provides ``write_report(run_dir)``.
+wrong), then runs it (``bench.runner``), prints one line per record and renders the HTML report
+(``bench.report``) at ``report.html`` of the suite, inside the run directory.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 from bench.yamlsource import SuiteError
-
-
-def _report_hook(run_dir: Path) -> str | None:
-    if importlib.util.find_spec("bench.report") is None:
-        return None
-    import bench.report as report
-
-    write = getattr(report, "write_report", None)
-    return str(write(run_dir)) if write is not None else None
 
 
 def run_command(args: list[str]) -> int:
@@ -57,9 +47,14 @@ def run_command(args: list[str]) -> int:
         print(f"{r['generator']:<24} {r['metric']:<20} {r['value']:.6g}{ci} (n={r['n']})")
     print(f"clips: {cache['clips']['hits']} cached, {cache['clips']['generated']} generated; "
           f"embeddings: {cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
-    run_dir = planned.run_dir
-    print(f"results: {Path(run_dir) / 'results.json'}")
-    if planned.suite.report.html:
-        report = _report_hook(Path(run_dir))
-        print(f"report: {report}" if report else "report: not rendered (bench.report is not installed)")
+    run_dir = Path(planned.run_dir)
+    print(f"results: {run_dir / 'results.json'}")
+    options = planned.suite.report
+    if options.html:
+        from bench.report import write_report
+        from bench.store import RunStore
+
+        html = write_report(run_dir, out=RunStore(run_dir).path(options.html), title=options.title,
+                            paper_numbers=options.paper_numbers, samples_name=f"{options.samples}.csv")
+        print(f"report: {html}")
     return 0
