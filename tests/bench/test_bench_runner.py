@@ -57,6 +57,8 @@ def test_run_writes_results_and_samples(tones, write_suite, plugins, tmp_path, c
     assert meta["cache"]["clips"] == {"hits": 0, "generated": 20}
     assert meta["generators"]["retrieval"]["name"] == "retrieval"
     assert "noise" in capsys.readouterr().out
+    html = (run / "report.html").read_text()
+    assert "retrieval" in html and "audio/noise/tone_0__s0.wav" in html
 
 
 def test_reference_control_scores_exactly_zero_without_normalisation(tones, write_suite, plugins, tmp_path):
@@ -145,3 +147,35 @@ def test_killed_run_resumes_with_cached_clips_and_same_results(tones, write_suit
     again = Runner(planned, progress=False).run()
     assert again["metadata"]["cache"]["clips"] == {"hits": 20, "generated": 0}
     assert again["records"] == fresh["records"]
+
+
+MUSICCAPS_SUITE = """
+name: mc
+dataset:
+  name: musiccaps
+  params: {csv: mc.csv, audio_dir: clips, allow_missing: ALLOW}
+generation: {duration_s: 0.5, seeds: [0]}
+generators: [{name: reference}, {name: noise, params: {sample_rate: 16000}}]
+metrics: [{name: test-distance}]
+report: {html: null}
+"""
+
+
+def test_musiccaps_missing_clips_block_the_run_unless_allowed(write_suite, plugins, tmp_path, capsys):
+    from bench.datasets.musiccaps import COLUMNS
+    from bench.testing import write_tones
+
+    write_tones(tmp_path / "clips", n=3, split=None)
+    rows = [",".join(COLUMNS)] + [f"tone_{i},0,10,a tone number {i},[],True,False" for i in range(5)]
+    (tmp_path / "mc.csv").write_text("\n".join(rows) + "\n")
+    strict = write_suite(MUSICCAPS_SUITE.replace("ALLOW", "false"))
+    assert main(["run", str(strict), "--out", str(tmp_path / "run1")]) == 1
+    err = capsys.readouterr().err
+    assert "2 of 5 MusicCaps clips are missing" in err and "tone_3, tone_4" in err
+    assert not (tmp_path / "run1" / "cache" / "clips").exists()
+    lenient = write_suite(MUSICCAPS_SUITE.replace("ALLOW", "true"))
+    assert main(["run", str(lenient), "--out", str(tmp_path / "run2"), "--no-progress"]) == 0
+    records = _records(tmp_path / "run2")
+    assert [r["n"] for r in records] == [3, 3]
+    assert records[0]["protocol"]["dataset"]["n_missing"] == 2
+    assert records[0]["protocol"]["dataset"]["n_prompts"] == 3
