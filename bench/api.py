@@ -98,8 +98,6 @@ class Generator(abc.ABC):
     """
 
     Params: ClassVar[type[Params]] = Params
-    #: the sample rate of the clips ``generate`` returns, when known before loading (else None)
-    sample_rate: ClassVar[int | None] = None
 
     def __init__(self, params: Params | None = None, context: Context | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -90,6 +90,7 @@ class Runner:
         self.gen = planned.suite.generation
         self.limit, self.only, self.device, self.progress = limit, list(only), device, progress
         self.store = RunStore(planned.run_dir)
+        self._reference_features: dict[str, np.ndarray] = {}  # embedding key -> features
         self.stats = {"clips": {"hits": 0, "generated": 0}, "embeddings": {"hits": 0, "computed": 0}}
         self._embedders: dict[str, Embedder] = {}
         self._references: dict[str, AudioClip] = {}
@@ -206,15 +207,20 @@ class Runner:
             self._embedders[name] = emb
         return self._embedders[name]
 
-    def features(self, name: str, clip: AudioClip) -> np.ndarray:
+    def features(self, name: str, clip: AudioClip, memo: dict[str, np.ndarray]) -> np.ndarray:
+        """Frame embeddings of ``clip`` by embedder ``name``: from ``memo`` (this process), the disk
+        cache (counted as a hit) or the embedder (counted as computed)."""
         emb = self.embedder(name)
         mono = resample(to_mono(clip.wav), clip.sample_rate, emb.sample_rate)
         params = self.planned.embedders[name].params.model_dump(mode="json")
         key = embedding_key(name, emb.version, emb.sample_rate, emb.digest(), params,
                             audio_digest(mono, emb.sample_rate))
+        if key in memo:  # the same audio again (a reference, or a second metric)
+            return memo[key]
         cached = self.store.load_embedding(key)
         if cached is not None:
             self.stats["embeddings"]["hits"] += 1
+            memo[key] = cached
             return cached
         try:
             feats = np.asarray(emb.embed(mono))
@@ -226,11 +232,13 @@ class Runner:
                            f"for clip {clip.prompt_id!r} seed {clip.seed}")
         self.store.save_embedding(key, feats)
         self.stats["embeddings"]["computed"] += 1
+        memo[key] = feats
         return feats
 
     # -- metrics ---------------------------------------------------------------------------------
     def score(self, plugin: Plugin, items: list[EvalItem], dataset_protocol: Mapping[str, Any]) -> list[dict]:
-        records = []
+        records: list[dict] = []
+        memo: dict[str, np.ndarray] = {}  # this generator's clips, shared by its metrics
         for mp in self.planned.metrics:
             metric = self.planned.make(mp)
             names = metric.embedder_names()
@@ -240,9 +248,9 @@ class Runner:
                                    f"has none")
                 feats: dict[str, dict[str, np.ndarray]] = {}
                 for name in names:
-                    feats[name] = {"generated": self.features(name, it.clip)}
+                    feats[name] = {"generated": self.features(name, it.clip, memo)}
                     if it.reference is not None:
-                        feats[name]["reference"] = self.features(name, it.reference)
+                        feats[name]["reference"] = self.features(name, it.reference, self._reference_features)
                 try:
                     per_sample = metric.update(MetricItem(it.prompt, it.clip, it.reference), feats)
                 except Exception as e:
@@ -278,6 +286,10 @@ class Runner:
     # -- the whole run ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
+        try:
+            self.store.lock()
+        except RuntimeError as e:
+            raise RunError(str(e)) from None
         prompts, dataset_protocol = self.prompts()
         plan = []
         for plugin in self.generators():

@@ -108,6 +108,24 @@ class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.root = Path(run_dir).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._lock_file = None
+
+    def lock(self) -> None:
+        """Take the run directory for this process (an exclusive ``flock`` on ``RUN/.lock``, released
+        when the process ends, even by SIGKILL) and remove temporary files a killed run left behind.
+        A second run into the same directory fails at once instead of racing the first."""
+        import fcntl
+
+        f = open(self.root / ".lock", "a")  # noqa: SIM115 - held for the life of the store
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise RuntimeError(f"another bench run is using {self.root}; wait for it or use another "
+                               f"--out") from None
+        self._lock_file = f
+        for tmp in self.root.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
     def path(self, relative: str | Path) -> Path:
         """``root / relative``, refusing anything that resolves outside the run directory."""

@@ -89,3 +89,16 @@ def test_written_audio_is_readable(tmp_path):
     assert sr == 8000 and data.shape == (800, 2)
     np.testing.assert_allclose(data.T, wav, atol=1 / 32767 + 1e-6)
     assert isinstance(p, Path)
+
+
+def test_lock_refuses_a_second_run_and_clears_stale_temporaries(tmp_path):
+    stale = tmp_path / "run" / "cache" / "clips" / "ab" / ".abc.npz.x1.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half")
+    first = RunStore(tmp_path / "run")
+    first.lock()
+    assert not stale.exists()
+    with pytest.raises(RuntimeError, match="another bench run is using"):
+        RunStore(tmp_path / "run").lock()
+    first._lock_file.close()  # what process exit does
+    RunStore(tmp_path / "run").lock()
