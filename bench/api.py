@@ -200,6 +200,11 @@ class Metric(abc.ABC):
     Subclasses declare their state in ``__init__`` with ``add_state`` and fill it in ``update``;
     ``compute`` turns the state into values keyed by ``MetricInfo.name``. ``merge`` adds another
     instance's state, so shards, caches and ranks combine exactly.
+
+    Optional hooks the runner calls when a metric defines them: ``bind_embedder(name, protocol)``
+    with each loaded embedder's ``protocol()``, and ``set_text_encoder(fn)`` with the embedder's
+    ``embed_text`` (a list of texts -> ``[N, D]``) when the embedder has one (CLAP score).
+    ``MetricResult.extra["protocol"]`` entries are merged into the record's protocol.
     """
 
     Params: ClassVar[type[Params]] = Params

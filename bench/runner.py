@@ -236,12 +236,24 @@ class Runner:
         return feats
 
     # -- metrics ---------------------------------------------------------------------------------
+    def bind(self, metric: Any, names: Sequence[str]) -> None:
+        """Optional hooks a metric may define (duck-typed, see ``bench.api.Metric``):
+        ``bind_embedder(name, protocol)`` receives each loaded embedder's protocol, and
+        ``set_text_encoder(fn)`` receives the embedder's ``embed_text`` (texts -> ``[N, D]``)."""
+        for name in names:
+            emb = self.embedder(name)
+            if hasattr(metric, "bind_embedder"):
+                metric.bind_embedder(name, emb.protocol())
+            if hasattr(metric, "set_text_encoder") and hasattr(emb, "embed_text"):
+                metric.set_text_encoder(emb.embed_text)
+
     def score(self, plugin: Plugin, items: list[EvalItem], dataset_protocol: Mapping[str, Any]) -> list[dict]:
         records: list[dict] = []
         memo: dict[str, np.ndarray] = {}  # this generator's clips, shared by its metrics
         for mp in self.planned.metrics:
             metric = self.planned.make(mp)
             names = metric.embedder_names()
+            self.bind(metric, names)
             for it in items:
                 if metric.needs_reference and it.reference is None:
                     raise RunError(f"metric {mp.name!r} needs reference audio; prompt {it.prompt.id!r} "
