@@ -64,9 +64,12 @@ class MeanDistance(Metric):
         self.add_state("sum")
         self.add_state("count")
 
+    def bind_embedder(self, name: str, protocol: Mapping[str, object]) -> None:
+        self.bound = {name: dict(protocol)}
+
     def infos(self) -> list[MetricInfo]:
         return [MetricInfo("test_distance", higher_is_better=False, unit="log10 energy",
-                           protocol={"backbone": "test-bands"})]
+                           protocol={"backbone": "test-bands", "bound": getattr(self, "bound", None)})]
 
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, float]:
         f = features["test-bands"]

@@ -39,6 +39,7 @@ def test_run_writes_results_and_samples(tones, write_suite, plugins, tmp_path, c
     assert set(df.metric) == {"test_distance"} and (df.n == 5).all() and not df.higher_is_better.any()
     proto = df.protocol[0]
     assert proto["embedders"]["test-bands"]["sample_rate"] == 8000
+    assert proto["bound"] == {"test-bands": proto["embedders"]["test-bands"]}  # bind_embedder hook
     assert proto["generation"]["loudness_lufs"] == -14.0 and proto["dataset"]["n_prompts"] == 5
     # the per-sample table holds the values the records average
     samples = pd.read_csv(run / "samples.csv")
