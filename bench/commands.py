@@ -29,12 +29,12 @@ def run_command(args: list[str]) -> int:
     from bench.runner import RunError, Runner
     from bench.suite import load_suite
 
+    only = [o for item in ns.only for o in item.split(",") if o]
     try:
-        planned = load_suite(ns.suite, run_dir=ns.out, device=ns.device)
+        planned = load_suite(ns.suite, run_dir=ns.out, device=ns.device, only=only)
     except SuiteError as e:
         print(f"bench run: {e}", file=sys.stderr)
         return 1
-    only = [o for item in ns.only for o in item.split(",") if o]
     try:
         results = Runner(planned, limit=ns.limit, only=only, device=ns.device,
                          progress=not ns.no_progress).run()

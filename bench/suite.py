@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -215,8 +215,11 @@ def _expand(spec: GeneratorSpec) -> list[tuple[str, dict[str, Any]]]:
 
 
 def load_suite(path: str | Path, *, run_dir: str | Path | None = None, check: bool = True,
-               device: str = "cpu") -> PlannedSuite:
-    """Validate a suite file completely; raises ``SuiteError`` listing every problem found."""
+               device: str = "cpu", only: Sequence[str] = ()) -> PlannedSuite:
+    """Validate a suite file completely; raises ``SuiteError`` listing every problem found.
+
+    ``only`` (generator labels or registry names, as ``bench run --only``) limits the ``check()`` of
+    generators to those selected; every generator is still validated against its ``Params``."""
     path = Path(path)
     data, lines = load_yaml(path)
     out = _Collector(path, lines)
@@ -297,7 +300,8 @@ def load_suite(path: str | Path, *, run_dir: str | Path | None = None, check: bo
         raise SuiteError(out.problems)
     planned = PlannedSuite(path, suite, run_dir, context, dataset, generators, metrics, embedders)
     if check:
-        for p in [dataset, *generators, *embedders.values()]:
+        selected = [g for g in generators if not only or g.label in only or g.name in only]
+        for p in [dataset, *selected, *embedders.values()]:
             try:
                 missing = planned.make(p).check()
             except Exception as e:  # a check that crashes is reported, not hidden

@@ -93,6 +93,8 @@ def test_missing_weights_stop_the_run_before_generation(tones, write_suite, caps
     assert main(["run", str(path), "--out", str(run)]) == 1
     assert "needs-weights" in capsys.readouterr().err
     assert not (run / "cache" / "clips").exists()
+    # --only leaves the unselected generator's weights unchecked
+    assert main(["run", str(path), "--out", str(run), "--only", "noise", "--no-progress"]) == 0
 
 
 def test_several_problems_come_in_one_list(tones, write_suite, capsys, plugins):
