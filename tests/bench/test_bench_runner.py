@@ -180,3 +180,34 @@ def test_musiccaps_missing_clips_block_the_run_unless_allowed(write_suite, plugi
     assert [r["n"] for r in records] == [3, 3]
     assert records[0]["protocol"]["dataset"]["n_missing"] == 2
     assert records[0]["protocol"]["dataset"]["n_prompts"] == 3
+
+
+SYNTHCAPS_SUITE = """
+name: synthcaps-controls
+dataset:
+  name: synthcaps
+  params: {split: test, num_clips: 40, duration_s: 1.5, sample_rate: 16000}
+generation: {duration_s: 1.5, seeds: [0], batch_size: 4}
+generators:
+  - {name: reference}
+  - {name: retrieval, params: {train: {name: synthcaps, params: {split: train, num_clips: 40, duration_s: 1.5,
+                                                                 sample_rate: 16000}}}}
+  - {name: noise, params: {sample_rate: 16000}}
+  - {name: silence, params: {sample_rate: 16000}}
+metrics: [{name: test-distance}]
+"""
+
+
+@pytest.mark.slow
+def test_synthcaps_suite_with_the_controls(write_suite, plugins, tmp_path):
+    run = tmp_path / "run"
+    assert main(["run", str(write_suite(SYNTHCAPS_SUITE)), "--out", str(run), "--no-progress"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    values = {r["generator"]: r["value"] for r in results["records"]}
+    assert [r["n"] for r in results["records"]] == [4, 4, 4, 4]
+    assert values["reference"] < min(values["retrieval"], values["noise"])
+    assert values["silence"] == max(values.values())
+    corpus = run / "cache" / "datasets" / "synthcaps"
+    assert [p.name for p in corpus.iterdir()] == ["n40-seed0-1.5s-16000hz"]  # one corpus for both splits
+    samples = pd.read_csv(run / "samples.csv")
+    assert samples.text.str.len().min() > 20 and samples.reference_audio.notna().all()
