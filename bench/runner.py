@@ -93,7 +93,6 @@ class Runner:
         self._reference_features: dict[str, np.ndarray] = {}  # embedding key -> features
         self.stats = {"clips": {"hits": 0, "generated": 0}, "embeddings": {"hits": 0, "computed": 0}}
         self._embedders: dict[str, Embedder] = {}
-        self._references: dict[str, AudioClip] = {}
 
     # -- plan ------------------------------------------------------------------------------------
     def generators(self) -> list[Plugin]:
@@ -158,13 +157,11 @@ class Runner:
     def reference(self, prompt: Prompt) -> AudioClip | None:
         if prompt.reference_path is None:
             return None
-        if prompt.id not in self._references:
-            wav, sr = read_audio(prompt.reference_path)
-            wav = crop(wav, round(self.gen.duration_s * sr))
-            if self.gen.normalize_reference and self.gen.loudness_lufs is not None:
-                wav, _ = normalize_loudness(wav, sr, self.gen.loudness_lufs)
-            self._references[prompt.id] = AudioClip(wav, sr, prompt.id, -1, meta={"reference": True})
-        return self._references[prompt.id]
+        wav, sr = read_audio(prompt.reference_path)  # read again per generator: memory stays bounded
+        wav = crop(wav, round(self.gen.duration_s * sr))
+        if self.gen.normalize_reference and self.gen.loudness_lufs is not None:
+            wav, _ = normalize_loudness(wav, sr, self.gen.loudness_lufs)
+        return AudioClip(wav, sr, prompt.id, -1, meta={"reference": True})
 
     def prepare(self, label: str, item: EvalItem) -> None:
         clip = self.store.load_clip(item.key)
@@ -247,53 +244,64 @@ class Runner:
             if hasattr(metric, "set_text_encoder") and hasattr(emb, "embed_text"):
                 metric.set_text_encoder(emb.embed_text)
 
-    def score(self, plugin: Plugin, items: list[EvalItem], dataset_protocol: Mapping[str, Any]) -> list[dict]:
-        records: list[dict] = []
-        memo: dict[str, np.ndarray] = {}  # this generator's clips, shared by its metrics
-        for mp in self.planned.metrics:
-            metric = self.planned.make(mp)
-            names = metric.embedder_names()
-            self.bind(metric, names)
-            for it in items:
+    def evaluate(self, plugin: Plugin, items: list[EvalItem],
+                 dataset_protocol: Mapping[str, Any]) -> list[dict]:
+        """Stream the generator's items through every metric (one clip in memory at a time), then
+        turn each metric's state into records."""
+        metrics = [(mp, self.planned.make(mp)) for mp in self.planned.metrics]
+        names_of = {id(m): tuple(m.embedder_names()) for _, m in metrics}
+        for _, metric in metrics:
+            self.bind(metric, names_of[id(metric)])
+        for it in items:
+            self.prepare(plugin.label, it)
+            feats: dict[str, dict[str, np.ndarray]] = {}
+            for mp, metric in metrics:
                 if metric.needs_reference and it.reference is None:
                     raise RunError(f"metric {mp.name!r} needs reference audio; prompt {it.prompt.id!r} "
                                    f"has none")
-                feats: dict[str, dict[str, np.ndarray]] = {}
-                for name in names:
-                    feats[name] = {"generated": self.features(name, it.clip, memo)}
-                    if it.reference is not None:
-                        feats[name]["reference"] = self.features(name, it.reference, self._reference_features)
+                for name in names_of[id(metric)]:
+                    if name not in feats:
+                        feats[name] = {"generated": self.features(name, it.clip, {})}
+                        if it.reference is not None:
+                            feats[name]["reference"] = self.features(name, it.reference,
+                                                                     self._reference_features)
                 try:
-                    per_sample = metric.update(MetricItem(it.prompt, it.clip, it.reference), feats)
+                    per_sample = metric.update(MetricItem(it.prompt, it.clip, it.reference),
+                                               {n: feats[n] for n in names_of[id(metric)]})
                 except Exception as e:
-                    raise RunError(f"metric {mp.name!r} failed on {plugin.label!r} / prompt {it.prompt.id!r} "
-                                   f"seed {it.seed}: {type(e).__name__}: {e}") from e
+                    raise RunError(f"metric {mp.name!r} failed on {plugin.label!r} / prompt "
+                                   f"{it.prompt.id!r} seed {it.seed}: {type(e).__name__}: {e}") from e
                 for k, v in (per_sample or {}).items():
                     it.row[k] = float(v)
-            try:
-                results = metric.compute()
-            except Exception as e:
-                raise RunError(f"metric {mp.name!r} failed to compute for {plugin.label!r}: "
-                               f"{type(e).__name__}: {e}") from e
-            infos = {info.name: info for info in metric.infos()}
-            for out_name, res in results.items():
-                if out_name not in infos:
-                    raise RunError(f"metric {mp.name!r} returned {out_name!r}, which infos() does not "
-                                   f"declare")
-                info = infos[out_name]
-                protocol = {**dict(info.protocol), "metric": mp.name,
-                            "metric_params": mp.params.model_dump(mode="json"), "unit": info.unit,
-                            "embedders": {n: self.embedder(n).protocol() for n in names},
-                            "dataset": dict(dataset_protocol),
-                            "generation": self.gen.model_dump(mode="json"),
-                            **dict(res.extra.get("protocol", {}))}
-                records.append({"generator": plugin.label, "params": plugin.params.model_dump(mode="json"),
-                                "metric": out_name, "value": float(res.value),
-                                "ci_low": None if res.ci_low is None else float(res.ci_low),
-                                "ci_high": None if res.ci_high is None else float(res.ci_high),
-                                "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
-                                "protocol": protocol})
-        return records
+            it.clip = it.reference = None  # audio is not kept: MusicCaps-sized sets stay in memory bounds
+        return [rec for mp, metric in metrics
+                for rec in self.records(plugin, mp, metric, names_of[id(metric)], dataset_protocol)]
+
+    def records(self, plugin: Plugin, mp: Plugin, metric: Any, names: Sequence[str],
+                dataset_protocol: Mapping[str, Any]) -> list[dict]:
+        try:
+            results = metric.compute()
+        except Exception as e:
+            raise RunError(f"metric {mp.name!r} failed to compute for {plugin.label!r}: "
+                           f"{type(e).__name__}: {e}") from e
+        infos = {info.name: info for info in metric.infos()}
+        out = []
+        for out_name, res in results.items():
+            if out_name not in infos:
+                raise RunError(f"metric {mp.name!r} returned {out_name!r}, which infos() does not declare")
+            info = infos[out_name]
+            protocol = {**dict(info.protocol), "metric": mp.name,
+                        "metric_params": mp.params.model_dump(mode="json"), "unit": info.unit,
+                        "embedders": {n: self.embedder(n).protocol() for n in names},
+                        "dataset": dict(dataset_protocol), "generation": self.gen.model_dump(mode="json"),
+                        **dict(res.extra.get("protocol", {}))}
+            out.append({"generator": plugin.label, "params": plugin.params.model_dump(mode="json"),
+                        "metric": out_name, "value": float(res.value),
+                        "ci_low": None if res.ci_low is None else float(res.ci_low),
+                        "ci_high": None if res.ci_high is None else float(res.ci_high),
+                        "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
+                        "protocol": protocol})
+        return out
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -303,6 +311,12 @@ class Runner:
         except RuntimeError as e:
             raise RunError(str(e)) from None
         prompts, dataset_protocol = self.prompts()
+        for what, names in (("generator labels", [g.label for g in self.generators()]),
+                            ("prompt ids", [p.id for p in prompts])):
+            slugs = [slug(n) for n in names]
+            clash = sorted({n for n, s in zip(names, slugs) if slugs.count(s) > 1})
+            if clash:
+                raise RunError(f"{what} {clash} map to the same audio file name; rename them")
         plan = []
         for plugin in self.generators():
             generator = self.planned.make(plugin)
@@ -317,9 +331,7 @@ class Runner:
         t_gen = time.perf_counter()
         records, rows = [], []
         for plugin, _, items, _ in plan:
-            for it in items:
-                self.prepare(plugin.label, it)
-            records += self.score(plugin, items, dataset_protocol)
+            records += self.evaluate(plugin, items, dataset_protocol)
             rows += [it.row for it in items]
         t_end = time.perf_counter()
         results = {"suite": self.suite.name, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
