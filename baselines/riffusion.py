@@ -45,13 +45,23 @@ def _mel_kwargs() -> dict:
             "htk": True, "norm": None}
 
 
+def stft_magnitude(wav_mono: np.ndarray) -> np.ndarray:
+    """``|STFT|`` ``[N_FFT // 2 + 1, frames]``: centred (reflect padding), periodic Hann window of
+    ``WIN_LENGTH`` zero-padded to ``N_FFT`` in the middle, hop ``HOP_LENGTH`` (torch/librosa layout)."""
+    x = np.pad(np.asarray(wav_mono, dtype=np.float64), N_FFT // 2, mode="reflect")
+    window = np.zeros(N_FFT)
+    left = (N_FFT - WIN_LENGTH) // 2
+    window[left:left + WIN_LENGTH] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN_LENGTH) / WIN_LENGTH)
+    frames = 1 + (len(x) - N_FFT) // HOP_LENGTH
+    idx = np.arange(N_FFT)[None, :] + HOP_LENGTH * np.arange(frames)[:, None]
+    return np.abs(np.fft.rfft(x[idx] * window, axis=1)).T
+
+
 def audio_to_image(wav_mono: np.ndarray) -> np.ndarray:
     """Mono float ``[T]`` at 44.1 kHz -> riffusion image uint8 ``[512, frames, 3]``."""
     import librosa
 
-    mag = np.abs(librosa.stft(wav_mono.astype(np.float32), n_fft=N_FFT, hop_length=HOP_LENGTH,
-                              win_length=WIN_LENGTH, window="hann", center=True))
-    mel = librosa.filters.mel(**_mel_kwargs()) @ mag
+    mel = librosa.filters.mel(**_mel_kwargs()) @ stft_magnitude(wav_mono)
     data = 255.0 - 255.0 * (mel / max(float(mel.max()), 1e-12)) ** POWER_FOR_IMAGE
     gray = data.astype(np.uint8)[::-1]
     return np.repeat(gray[:, :, None], 3, axis=2)

@@ -16,6 +16,18 @@ def _tone(freq_hz: float, duration_s: float = 0.6) -> np.ndarray:
     return (0.5 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 
+@pytest.mark.slow
+def test_stft_matches_librosa():
+    import librosa
+
+    wav = _tone(700.0, 0.1) + np.random.default_rng(0).standard_normal(4410).astype(np.float32) * 0.01
+    ours = riffusion.stft_magnitude(wav)
+    ref = np.abs(librosa.stft(wav, n_fft=riffusion.N_FFT, hop_length=riffusion.HOP_LENGTH,
+                              win_length=riffusion.WIN_LENGTH, window="hann", center=True,
+                              pad_mode="reflect"))
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * ref.max())
+
+
 def test_image_layout_puts_low_frequencies_at_the_bottom():
     image = audio_to_image(_tone(300.0))
     assert image.shape[0] == 512 and image.shape[2] == 3 and image.dtype == np.uint8
