@@ -81,3 +81,14 @@ def test_bench_list(capsys):
     assert "retrieval" in out and "baselines.retrieval:RetrievalGenerator" in out
     assert main(["list", "generatorz"]) == 2
     assert "did you mean 'generators'" in capsys.readouterr().out
+
+
+def test_runner_imports_no_concrete_plugin():
+    import subprocess
+    import sys
+
+    code = ("import sys, bench.runner, bench.commands, bench.suite; "
+            "print(sorted(m for m in sys.modules if m.startswith(('baselines.', 'bench.datasets.', "
+            "'bench.metrics.', 'bench.embedders.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
