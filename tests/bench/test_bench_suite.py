@@ -129,3 +129,13 @@ def test_labels_must_be_unique(tones, write_suite, capsys, plugins):
 def test_top_level_must_be_a_mapping(write_suite):
     with pytest.raises(SuiteError, match="YAML mapping at the top level"):
         load_suite(write_suite("- just\n- a list\n"))
+
+
+SUITES = sorted((Path(__file__).resolve().parents[2] / "suites").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=[p.name for p in SUITES])
+def test_shipped_suites_are_valid(suite, tmp_path):
+    """Schema, plug-in names and params of every suite in suites/ (data and weights not required)."""
+    planned = load_suite(suite, run_dir=tmp_path / "run", check=False)
+    assert planned.generators
