@@ -81,6 +81,20 @@ class MusicGenGenerator(Generator):
                               musicgen=musicgen.__version__,
                               weights=weights_digest(self._folder(), self.context.cache_dir))
 
+    def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Reference audio ``[C, T]`` -> tokens ``[K, T_frames]`` with the model's own codec (channels
+        averaged, then repeated to the codec's channel count), for token-based memorization."""
+        import torch
+
+        self.load(self.context.device)
+        model = self._model
+        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+        if x.shape[0] != model.audio_channels:
+            x = x.mean(0, keepdim=True).expand(model.audio_channels, -1)
+        with torch.no_grad():
+            tokens = model.codec.encode(x[None].to(model.device), sample_rate=int(sample_rate))
+        return tokens[0].cpu().numpy().astype(np.int64)
+
     def _melodies(self, prompts: Sequence[Prompt]) -> list:
         import torch
 

@@ -117,6 +117,11 @@ class Generator(abc.ABC):
     @abc.abstractmethod
     def fingerprint(self) -> str: ...
 
+    def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray | None:
+        """Tokens ``[K, T_frames]`` of reference audio ``[C, T]`` in this generator's own codec, for
+        token-based memorization (``Metric.needs_reference_tokens``); None when it has no tokens."""
+        return None
+
 
 class Dataset(abc.ABC):
     """A set of prompts (with their reference audio, melody and metadata) from local files.
@@ -212,6 +217,8 @@ class Metric(abc.ABC):
     embedders: ClassVar[tuple[str, ...]] = ()
     #: True when every item needs ``reference`` (paired metrics)
     needs_reference: ClassVar[bool] = False
+    #: True when ``item.reference.tokens`` should be filled by ``Generator.encode_reference``
+    needs_reference_tokens: ClassVar[bool] = False
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -40,7 +40,7 @@ import numpy as np
 from bench import __version__
 from bench.api import AudioClip, Embedder, Generator, MetricItem, Prompt
 from bench.audio import crop, normalize_loudness, read_audio, resample, to_mono
-from bench.store import RunStore, audio_digest, clip_key, embedding_key
+from bench.store import RunStore, audio_digest, clip_key, embedding_key, reference_tokens_key
 from bench.suite import PlannedSuite, Plugin
 
 RESULTS_SCHEMA = ("generator", "params", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better",
@@ -93,6 +93,7 @@ class Runner:
         self._reference_features: dict[str, np.ndarray] = {}  # embedding key -> features
         self.stats = {"clips": {"hits": 0, "generated": 0}, "embeddings": {"hits": 0, "computed": 0}}
         self._embedders: dict[str, Embedder] = {}
+        self._loaded: set[int] = set()  # generators whose load() ran
 
     # -- plan ------------------------------------------------------------------------------------
     def generators(self) -> list[Plugin]:
@@ -136,6 +137,7 @@ class Runner:
                 if not todo:
                     continue
                 generator.load(self.device)
+                self._loaded.add(id(generator))
                 for seed in self.gen.seeds:
                     pending = [it for it in todo if it.seed == seed]
                     for start in range(0, len(pending), self.gen.batch_size):
@@ -244,7 +246,22 @@ class Runner:
             if hasattr(metric, "set_text_encoder") and hasattr(emb, "embed_text"):
                 metric.set_text_encoder(emb.embed_text)
 
-    def evaluate(self, plugin: Plugin, items: list[EvalItem],
+    def reference_tokens(self, generator: Generator, fingerprint: str, ref: AudioClip) -> np.ndarray | None:
+        """``ref``'s tokens in the generator's codec (cached), for ``needs_reference_tokens`` metrics."""
+        key = reference_tokens_key(fingerprint, audio_digest(ref.wav, ref.sample_rate))
+        tokens = self.store.load_array("tokens", key)
+        if tokens is None:
+            if id(generator) not in self._loaded:
+                generator.load(self.device)
+                self._loaded.add(id(generator))
+            tokens = generator.encode_reference(ref.wav, ref.sample_rate)
+            if tokens is None:
+                return None
+            tokens = np.asarray(tokens, dtype=np.int64)
+            self.store.save_array("tokens", key, tokens)
+        return tokens
+
+    def evaluate(self, plugin: Plugin, generator: Generator, fingerprint: str, items: list[EvalItem],
                  dataset_protocol: Mapping[str, Any]) -> list[dict]:
         """Stream the generator's items through every metric (one clip in memory at a time), then
         turn each metric's state into records."""
@@ -252,8 +269,11 @@ class Runner:
         names_of = {id(m): tuple(m.embedder_names()) for _, m in metrics}
         for _, metric in metrics:
             self.bind(metric, names_of[id(metric)])
+        want_tokens = any(getattr(m, "needs_reference_tokens", False) for _, m in metrics)
         for it in items:
             self.prepare(plugin.label, it)
+            if want_tokens and it.reference is not None:
+                it.reference.tokens = self.reference_tokens(generator, fingerprint, it.reference)
             feats: dict[str, dict[str, np.ndarray]] = {}
             for mp, metric in metrics:
                 if metric.needs_reference and it.reference is None:
@@ -330,8 +350,8 @@ class Runner:
         self.generate_all([(p, g, items) for p, g, items, _ in plan])
         t_gen = time.perf_counter()
         records, rows = [], []
-        for plugin, _, items, _ in plan:
-            records += self.evaluate(plugin, items, dataset_protocol)
+        for plugin, generator, items, fp in plan:
+            records += self.evaluate(plugin, generator, fp, items, dataset_protocol)
             rows += [it.row for it in items]
         t_end = time.perf_counter()
         results = {"suite": self.suite.name, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

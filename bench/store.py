@@ -66,6 +66,12 @@ def clip_key(fingerprint: str, prompt: Prompt, seed: int, duration_s: float) -> 
                         "duration_s": float(duration_s)})
 
 
+def reference_tokens_key(fingerprint: str, digest_of_audio: str) -> str:
+    """Cache key of a reference clip's tokens in one generator's codec."""
+    return sha256_json({"kind": "reference_tokens", "format": CACHE_FORMAT, "bench": __version__,
+                        "generator": fingerprint, "audio": digest_of_audio})
+
+
 def audio_digest(wav: np.ndarray, sample_rate: int) -> str:
     """sha256 hex of float32 samples, shape and sample rate."""
     a = np.ascontiguousarray(wav, dtype=np.float32)
@@ -179,17 +185,23 @@ class RunStore:
         d = self.root / "cache" / "clips"
         return sum(1 for _ in d.glob("*/*.npz")) if d.is_dir() else 0
 
-    # -- embeddings ------------------------------------------------------------------------------
-    def load_embedding(self, key: str) -> np.ndarray | None:
-        f = self._cache_file("embeddings", key, ".npy")
+    # -- embeddings and reference tokens (kind "embeddings" or "tokens") ---------------------------
+    def load_array(self, kind: str, key: str) -> np.ndarray | None:
+        f = self._cache_file(kind, key, ".npy")
         if not f.is_file():
             return None
         return np.load(f, allow_pickle=False)
 
-    def save_embedding(self, key: str, features: np.ndarray) -> None:
+    def save_array(self, kind: str, key: str, array: np.ndarray) -> None:
         buf = io.BytesIO()
-        np.save(buf, np.asarray(features), allow_pickle=False)
-        atomic_write_bytes(self._cache_file("embeddings", key, ".npy"), buf.getvalue())
+        np.save(buf, np.asarray(array), allow_pickle=False)
+        atomic_write_bytes(self._cache_file(kind, key, ".npy"), buf.getvalue())
+
+    def load_embedding(self, key: str) -> np.ndarray | None:
+        return self.load_array("embeddings", key)
+
+    def save_embedding(self, key: str, features: np.ndarray) -> None:
+        self.save_array("embeddings", key, features)
 
     # -- outputs ---------------------------------------------------------------------------------
     def write_audio(self, relative: str, wav: np.ndarray, sample_rate: int) -> Path:
