@@ -10,7 +10,8 @@ Seeds: each prompt samples from its own torch generator seeded ``prompt_seed(see
 (``MusicGen.generate(seed=[...])`` seeds row by row), so a clip does not depend on its batch.
 With ``melody: true`` each prompt's ``melody_path`` conditions through ``generate_with_chroma``
 (prompts without one get the null melody). Token ids ``[K, T_frames]`` are kept with each clip for
-the memorization metric.
+the memorization metric, and ``encode_reference`` tokenises the training originals with the same
+codec.
 """
 
 from __future__ import annotations

@@ -45,3 +45,5 @@ def test_generates_clips_with_tokens_independent_of_the_batch(tmp_path):
     np.testing.assert_array_equal(alone.tokens, clips[1].tokens)
     np.testing.assert_allclose(alone.wav, clips[1].wav, atol=1e-5)
     assert g.fingerprint() == g.fingerprint()
+    ref = g.encode_reference(clips[0].wav, sr)
+    assert ref.shape[0] == clips[0].tokens.shape[0] and ref.dtype == np.int64
