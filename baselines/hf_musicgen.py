@@ -42,7 +42,7 @@ class HFMusicGen(Generator):
     def _folder(self) -> Path:
         from musicgen.checkpoints.files import resolve_local
 
-        return resolve_local(self.params.model)
+        return resolve_local(self.context.resolve(self.params.model))
 
     def check(self) -> list[str]:
         missing = missing_packages("transformers")

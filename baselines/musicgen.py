@@ -1,7 +1,8 @@
 """``musicgen``: our MusicGen (``musicgen.MusicGen.from_pretrained``) as a generator.
 
 ``checkpoint`` is anything ``MusicGen.from_pretrained`` accepts (our native folder, a transformers
-folder, an audiocraft folder, or a hub id found in the local Hugging Face cache). It may name other
+folder, an audiocraft folder, or a hub id found in the local Hugging Face cache); a relative path
+that exists next to the suite file is taken from there. It may name other
 params in braces, so that an ablation ``matrix:`` over ``pattern`` and ``size`` picks a checkpoint per
 cell: ``checkpoint: "models/{size}-{pattern}"``. ``pattern`` and ``size`` are recorded with every
 result. Sampling defaults follow the paper (top-k 250, temperature 1, CFG 3).
@@ -48,7 +49,7 @@ class MusicGenGenerator(Generator):
     def checkpoint(self) -> str:
         fields = self.params.model_dump()
         try:
-            return self.params.checkpoint.format(**fields)
+            return self.context.resolve(self.params.checkpoint.format(**fields))
         except (KeyError, IndexError) as e:
             raise ValueError(f"checkpoint {self.params.checkpoint!r} names an unknown parameter {e}; "
                              f"known: {', '.join(fields)}") from e

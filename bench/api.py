@@ -46,6 +46,17 @@ class Context:
     cache_dir: Path | None = None
     device: str = "cpu"
     open_dataset: Callable[[str, Mapping[str, Any]], Dataset] | None = None
+    #: the suite file's folder: relative paths given as strings (path-or-hub-id fields) resolve here
+    base_dir: Path | None = None
+
+    def resolve(self, path_or_id: str) -> str:
+        """``base_dir / path_or_id`` when that exists (a relative local path in the suite), else the
+        string unchanged (an absolute path, or a hub id for the local Hugging Face cache)."""
+        if self.base_dir is not None and not Path(path_or_id).expanduser().is_absolute():
+            candidate = self.base_dir / path_or_id
+            if candidate.exists():
+                return str(candidate)
+        return path_or_id
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,7 @@ def load_suite(path: str | Path, *, run_dir: str | Path | None = None, check: bo
         cls = DATASETS.get(name)
         return cls(validate_params(cls, raw, base_dir), context)
 
-    context = Context(cache_dir=cache_dir, device=device, open_dataset=open_dataset)
+    context = Context(cache_dir=cache_dir, device=device, open_dataset=open_dataset, base_dir=base_dir)
 
     def plugin(reg: Registry, name: str, raw: Mapping[str, Any], loc: Loc,
                remap: Mapping[str, Loc] | None = None, label: str = "") -> Plugin | None:

@@ -20,6 +20,13 @@ def test_checkpoint_template_and_check(tmp_path):
     assert g.checkpoint == str(tmp_path / "small-delay")
     [problem] = g.check()
     assert ("small-delay" in problem and "does not exist" in problem) or "pipeline has not landed" in problem
+    (tmp_path / "models" / "small-delay").mkdir(parents=True)
+    near_suite = MusicGenGenerator(MusicGenGenerator.Params(checkpoint="models/{size}-delay", size="small"),
+                                   Context(base_dir=tmp_path))
+    assert near_suite.checkpoint == str(tmp_path / "models" / "small-delay")  # relative to the suite
+    hub_id = MusicGenGenerator(MusicGenGenerator.Params(checkpoint="facebook/musicgen-small"),
+                               Context(base_dir=tmp_path))
+    assert hub_id.checkpoint == "facebook/musicgen-small"  # not a local path: left for the HF cache
     bad = MusicGenGenerator(MusicGenGenerator.Params(checkpoint="m/{sise}"))
     with pytest.raises(ValueError, match="unknown parameter 'sise'"):
         bad.checkpoint  # noqa: B018
