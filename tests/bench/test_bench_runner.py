@@ -130,11 +130,13 @@ def test_killed_run_resumes_with_cached_clips_and_same_results(tones, write_suit
     deadline = time.time() + 120
     while store.count_clips() < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    if proc.poll() is not None:
+        tail = proc.stderr.read().decode()[-2000:]
+        raise AssertionError(f"the run ended before it could be killed: {tail}")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = store.count_clips()
-    assert 3 <= finished < 10 and not (run / "results.json").exists()
+    assert 3 <= finished < 20 and not (run / "results.json").exists()
     for f in (run / "cache" / "clips").glob("*/*.npz"):  # no half-written clip under a final name
         assert store.load_clip(f.stem) is not None
 
