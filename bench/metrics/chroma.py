@@ -1,9 +1,11 @@
 """Chroma cosine similarity between the melody reference and the generated clip (paired).
 
-The melody reference is ``item.reference`` when the runner provides it, else the audio file at
-``item.prompt.melody_path``. Both are downmixed to mono and resampled to 32 kHz (julius); the value
-is the frame-count weighted mean of per-frame cosines of argmax one-hot chromagrams (see
-``functional.similarity``). The bootstrap resamples clips with their frame counts as weights.
+The melody reference is the audio file at ``item.prompt.melody_path`` (the melody the generator was
+asked to follow) when the prompt has one, else ``item.reference`` (the dataset's own audio, as
+audiocraft compares with the conditioning waveform). Both are downmixed to mono and resampled
+to 32 kHz (julius); the value is the frame-count weighted mean of per-frame cosines of argmax
+one-hot chromagrams (see ``functional.similarity``). The bootstrap resamples clips with their
+frame counts as weights.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ class ChromaCosineSimilarity(BaseMetric):
         self.add_state("n_items")
 
     def _melody(self, item: MetricItem) -> AudioClip:
-        if item.reference is not None:
-            return item.reference
         if item.prompt.melody_path is None:
+            if item.reference is not None:
+                return item.reference
             raise ValueError(f"chroma cosine is paired: item {item_key(item)!r} has neither a reference "
                              f"clip nor a prompt.melody_path")
         import soundfile as sf

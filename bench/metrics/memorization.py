@@ -37,6 +37,7 @@ class Memorization(BaseMetric):
     Params = MemorizationParams
     embedders = ("vggish",)
     needs_reference = True
+    needs_reference_tokens = True
 
     def __init__(self, params: MemorizationParams | None = None) -> None:
         super().__init__(params)

@@ -179,6 +179,11 @@ def test_chroma_class_orders_and_resamples(tmp_path):
     good.update(MetricItem(prompt, AudioClip(mel16, 16000, "m", 0)), {})
     bad.update(MetricItem(prompt, AudioClip(rand, 32000, "m", 0)), {})
     assert good.compute()["chroma_cosine"].value > 0.9 > 0.5 > bad.compute()["chroma_cosine"].value
+    # the prompt's melody wins over the full-mix reference the runner passes along
+    first = ChromaCosineSimilarity()
+    full_mix = AudioClip(rand, 32000, "m", 0)
+    first.update(MetricItem(prompt, AudioClip(mel16, 16000, "m", 0), reference=full_mix), {})
+    assert first.compute()["chroma_cosine"].value > 0.9
 
 
 def test_memorization_class_tokens_and_embeddings():
