@@ -1,7 +1,8 @@
 """Audio-folder datasets with JSON sidecars (as audiocraft's music datasets) and a reusable manifest.
 
 A dataset folder holds audio files (``.wav .flac .ogg .mp3``), each with an optional sidecar
-``{stem}.json`` (description, genre, bpm, key, instrument, moods, ...). The manifest
+``{stem}.json`` (description, genre, bpm, key, instrument, moods, ...); ``{stem}.melody.wav`` files
+(melody stems, the harness's audio-folder convention) are not training items. The manifest
 (``manifest.jsonl``, one JSON object per line: ``id``, ``split``, ``path`` relative to the folder,
 ``duration_s``, ``sample_rate``) is read when present (synthcaps writes one) and otherwise built once by
 scanning the folder and written next to the audio, so later runs do not probe every file again. When
@@ -73,7 +74,8 @@ def _report(skipped: list[tuple[str, str]], path: Path | str, reason: str) -> No
 def _scan(root: Path) -> Manifest:
     rows: list[AudioItem] = []
     skipped: list[tuple[str, str]] = []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                       and not p.stem.endswith(".melody")):
         rel = path.relative_to(root)
         split = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] in SPLITS else "train"
         try:

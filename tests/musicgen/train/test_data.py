@@ -24,6 +24,7 @@ def _write_folder(root, sr=16000, stereo=False):
     (root / "train" / "a.json").write_text(json.dumps({"description": "a tone", "bpm": 120}))
     sf.write(root / "train" / "b.flac", tone[: sr // 2], sr)
     sf.write(root / "valid" / "c.wav", tone, sr)
+    sf.write(root / "valid" / "c.melody.wav", tone, sr)  # a melody stem, not an item
     return root
 
 
