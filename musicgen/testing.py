@@ -52,3 +52,72 @@ def tiny_t5_folder(folder, seed: int = 0, d_model: int = 16):
     T5EncoderModel(tiny_t5_config(d_model=d_model)).eval().save_pretrained(str(folder))
     tiny_text_tokenizer().save_pretrained(str(folder))
     return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole pipelines (musicgen.models.musicgen): our native format and a transformers MusicGen-Melody.
+
+def tiny_musicgen(seed: int = 0, stereo: bool = False, melody: bool = False, max_positions: int = 256):
+    """A tiny random :class:`musicgen.models.musicgen.MusicGen` (our format's parts, in memory).
+
+    Codec: ``tiny_codec`` with 16 codes (8 kHz, 250 Hz frames; stereo interleaves 2 x 4 codebooks).
+    LM: ``tiny_lm`` (dim 32). Text: a lookup-table conditioner over ``TINY_WORDS`` projecting to 32.
+    ``melody=True``: a prefix LM with a chroma conditioner (n_fft 2048, hop 512 at 8 kHz, 8 frames).
+    """
+    import torch
+
+    from musicgen.models.conditioners import LUTConditioner, build_vocabulary
+    from musicgen.models.melody import ChromaConditioner
+    from musicgen.models.musicgen import MusicGen
+    from musicgen.testing import tiny_codec, tiny_lm  # the codec's and the LM's tiny models
+
+    codec = tiny_codec(seed, stereo=stereo, codebook_size=16)
+    extra = {"preset": "tiny_melody"} if melody else {"cond_dim": None}
+    lm = tiny_lm(seed, num_codebooks=8 if stereo else 4, max_positions=max_positions, **extra)
+    torch.manual_seed(seed + 1)
+    text = LUTConditioner(build_vocabulary([" ".join(TINY_WORDS)]), dim=16, output_dim=lm.config.dim)
+    with torch.no_grad():
+        text.embed.weight.normal_(0.0, 1.0)
+    chroma = None
+    if melody:
+        chroma = ChromaConditioner(lm.config.dim, chroma_length=8, sample_rate=8000, n_fft=2048,
+                                   hop_length=512)
+    return MusicGen(lm, codec, text, None, chroma, name="tiny").eval()
+
+
+def tiny_transformers_musicgen_melody(folder, seed: int = 0, decoder_dim: int = 32, text_dim: int = 24,
+                                      card: int = 16, chroma_length: int = 6):
+    """Save a tiny random transformers ``MusicgenMelodyForConditionalGeneration`` (+ the tiny text
+    tokenizer) into ``folder``; returns the model (eval mode)."""
+    import torch
+    from transformers import (
+        EncodecConfig,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+    )
+
+    torch.manual_seed(seed)
+    text = tiny_t5_config(d_model=text_dim)
+    audio = EncodecConfig(audio_channels=1, sampling_rate=8000, num_filters=4, upsampling_ratios=[4, 2],
+                          codebook_size=card, codebook_dim=8, hidden_size=8, num_lstm_layers=1,
+                          num_residual_layers=1, kernel_size=3, last_kernel_size=3, residual_kernel_size=3,
+                          target_bandwidths=[40.0], normalize=False, use_causal_conv=False,
+                          chunk_length_s=None)
+    decoder = MusicgenMelodyDecoderConfig(vocab_size=card, max_position_embeddings=256, num_hidden_layers=2,
+                                          ffn_dim=64, num_attention_heads=4, hidden_size=decoder_dim,
+                                          num_codebooks=4, pad_token_id=card, bos_token_id=card, dropout=0.0)
+    config = MusicgenMelodyConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(),
+                                  decoder=decoder.to_dict(), num_chroma=12, chroma_length=chroma_length)
+    model = MusicgenMelodyForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, p in model.decoder.named_parameters():
+            if "layer_norm" not in name:
+                p.normal_(0.0, 0.3 if "embed" not in name else 1.0)
+        for proj in (model.enc_to_dec_proj, model.audio_enc_to_dec_proj):
+            proj.weight.normal_(0.0, 0.5)
+    model.generation_config.pad_token_id = card
+    model.generation_config.decoder_start_token_id = card
+    model.save_pretrained(str(folder))
+    tiny_text_tokenizer().save_pretrained(str(folder))
+    return model
