@@ -275,7 +275,8 @@ class MusicGen(nn.Module):
     def generate_with_chroma(self, descriptions: Sequence[str | None],
                              melody_wavs: torch.Tensor | Sequence[torch.Tensor | None],
                              melody_sample_rate: int, seed: Seed = None,
-                             progress: ProgressFn | bool | None = None, return_tokens: bool = False) -> Output:
+                             progress: ProgressFn | bool | None = None,
+                             return_tokens: bool = False) -> Output:
         """Text + melody: ``melody_wavs`` ``[B, C, T]`` (or a list of ``[C, T]``/``None``) at
         ``melody_sample_rate`` Hz."""
         if self.melody is None:
