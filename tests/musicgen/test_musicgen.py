@@ -235,3 +235,96 @@ def test_generate_command_writes_a_wav(tmp_path):
     assert rc == 0
     data, sr = sf.read(str(tmp_path / "out.wav"))
     assert sr == 8000 and len(data) == round(0.05 * 250) * 32
+
+
+def _tiny_stereo_transformers(folder):
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+    )
+
+    from musicgen.testing import tiny_t5_config
+
+    card = 16
+    torch.manual_seed(0)
+    audio = EncodecConfig(audio_channels=1, sampling_rate=8000, num_filters=4, upsampling_ratios=[4, 2],
+                          codebook_size=card, codebook_dim=8, hidden_size=8, num_lstm_layers=1,
+                          num_residual_layers=1, kernel_size=3, last_kernel_size=3, residual_kernel_size=3,
+                          target_bandwidths=[40.0], normalize=False, use_causal_conv=False,
+                          chunk_length_s=None)
+    decoder = MusicgenDecoderConfig(vocab_size=card, max_position_embeddings=256, num_hidden_layers=2,
+                                    ffn_dim=64, num_attention_heads=4, hidden_size=32, num_codebooks=8,
+                                    audio_channels=2, pad_token_id=card, bos_token_id=card, dropout=0.0)
+    config = MusicgenConfig(text_encoder=tiny_t5_config(d_model=24).to_dict(),
+                            audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
+    model = MusicgenForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, p in model.decoder.named_parameters():
+            if "layer_norm" not in name:
+                p.normal_(0.0, 0.3 if "embed" not in name else 1.0)
+    model.generation_config.pad_token_id = card
+    model.generation_config.decoder_start_token_id = card
+    model.save_pretrained(str(folder))
+    tiny_text_tokenizer().save_pretrained(str(folder))
+    return model
+
+
+def test_stereo_transformers_checkpoint_matches(tmp_path):
+    model = _tiny_stereo_transformers(tmp_path)
+    ours = MusicGen.from_pretrained(str(tmp_path))
+    assert ours.pattern.name == "stereo_delay" and ours.audio_channels == 2
+    frames = 9
+    ours.set_generation_params(duration_s=frames / ours.frame_rate, use_sampling=False)
+    audio, tokens = ours.generate(TEXTS, return_tokens=True)
+    with torch.no_grad():
+        ref = model.generate(**_tokenize(tmp_path, TEXTS), do_sample=False, guidance_scale=3.0,
+                             max_new_tokens=frames + 3)
+    assert tokens.shape == (2, 8, frames) and audio.shape == ref.shape == (2, 2, frames * 8)
+    assert (audio - ref).abs().max() < 1e-4
+
+
+def _audiocraft_lm_state(model) -> dict[str, torch.Tensor]:
+    """transformers MusicGen decoder weights in audiocraft's layout (fused q/k/v, audiocraft names)."""
+    dec = model.decoder.model.decoder
+    out = {f"emb.{k}.weight": e.weight for k, e in enumerate(dec.embed_tokens)}
+    out.update({f"linears.{k}.weight": h.weight for k, h in enumerate(model.decoder.lm_heads)})
+    out["out_norm.weight"], out["out_norm.bias"] = dec.layer_norm.weight, dec.layer_norm.bias
+    for i, layer in enumerate(dec.layers):
+        p = f"transformer.layers.{i}."
+        for name, attn in (("self_attn", layer.self_attn), ("cross_attention", layer.encoder_attn)):
+            out[p + name + ".in_proj_weight"] = torch.cat([attn.q_proj.weight, attn.k_proj.weight,
+                                                           attn.v_proj.weight])
+            out[p + name + ".out_proj.weight"] = attn.out_proj.weight
+        norms = (("norm1", layer.self_attn_layer_norm), ("norm_cross", layer.encoder_attn_layer_norm),
+                 ("norm2", layer.final_layer_norm))
+        for name, norm in norms:
+            out[p + name + ".weight"], out[p + name + ".bias"] = norm.weight, norm.bias
+        out[p + "linear1.weight"], out[p + "linear2.weight"] = layer.fc1.weight, layer.fc2.weight
+    proj = "condition_provider.conditioners.description.output_proj."
+    out[proj + "weight"], out[proj + "bias"] = model.enc_to_dec_proj.weight, model.enc_to_dec_proj.bias
+    return {k: v.detach().clone() for k, v in out.items()}
+
+
+def test_audiocraft_folder_loads_with_its_own_semantics(hf_text, tmp_path):
+    model, folder = hf_text
+    ac = tmp_path / "ac"
+    ac.mkdir()
+    cfg = "transformer_lm:\n  num_heads: 4\n  activation: gelu\n"
+    torch.save({"best_state": _audiocraft_lm_state(model), "xp.cfg": cfg}, ac / "state_dict.bin")
+    with pytest.raises(MissingCheckpointFile, match="compression_state_dict.bin"):
+        MusicGen.from_pretrained(str(ac))
+    torch.save({"pretrained": str(folder)}, ac / "compression_state_dict.bin")  # as released folders do
+    with pytest.raises(MissingCheckpointFile, match="t5"):
+        MusicGen.from_pretrained(str(ac))
+    model.text_encoder.save_pretrained(str(ac / "t5"))
+    tiny_text_tokenizer().save_pretrained(str(ac / "t5"))
+    ours = MusicGen.from_pretrained(str(ac))
+    assert not ours.mask_cross_attention and ours.lm.condition_proj is None  # projection in the conditioner
+    frames = 10
+    ours.set_generation_params(duration_s=frames / ours.frame_rate, use_sampling=False)
+    audio, tokens = ours.generate(TEXTS[:1], return_tokens=True)  # one prompt: no padding, both agree
+    ref_codes, ref_audio = _transformers_generate(model, frames, **_tokenize(folder, TEXTS[:1]))
+    assert torch.equal(tokens, ref_codes)
+    assert (audio - ref_audio).abs().max() < 1e-4
