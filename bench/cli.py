@@ -15,6 +15,8 @@ from bench import __version__
 PROG = "bench"
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help); filled in as subcommands land
+    "report": ("bench.report:main", "render RUN_DIR/results.json as one self-contained HTML file"),
+    "compare": ("bench.compare:main", "check a run against a baseline JSON; non-zero exit on regression"),
 }
 
 

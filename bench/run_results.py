@@ -1,0 +1,185 @@
+"""Reading a run directory's results for reports and regression checks.
+
+A run directory (written by ``bench run``, see ``bench.store``) holds:
+
+``results.json``::
+
+    {"suite": "demo", "created": "2026-11-26T17:00:00Z",
+     "metadata": {"commit": ..., "packages": {...}, "seeds": [...], "device": ..., "durations_s": {...},
+                  "cache": {...}, "samples_table": "samples.csv", ...},   # free-form, shown as is
+     "records": [{"generator": "musicgen-small", "params": {...}, "metric": "fad",
+                  "value": 3.1, "ci_low": 2.9, "ci_high": 3.3, "n": 100,
+                  "higher_is_better": false, "protocol": {...}}, ...]}
+
+(``"meta"`` is accepted as the name of the metadata block too.)
+
+``samples.csv`` (the per-sample table, named by ``metadata.samples_table``): one row per generated clip
+with the columns ``generator``, ``prompt_id``, ``seed``, the prompt text (``text``; also accepted:
+``prompt``, ``prompt_text``), the clip path relative to the run directory (``audio``; also ``clip``,
+``clip_path``, ``path``), the reference clip (``reference_audio``; also ``reference``,
+``reference_path``, ``reference_clip``; relative to the run directory or absolute; empty when there
+is none), and per-sample numbers: every other numeric column except booleans and ``INFO_COLUMNS``
+(per-sample scores, duration, loudness before normalisation).
+
+Numbers are only comparable under the same protocol: ``protocol_digest`` names a protocol by the
+sha256 of its canonical JSON, and reports and ``bench compare`` group and match by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RESULTS_FILE = "results.json"
+SAMPLES_FILE = "samples.csv"
+REQUIRED_RECORD_KEYS = ("generator", "metric", "value", "higher_is_better")
+
+#: canonical per-sample column -> accepted spellings (first one is what ``bench run`` writes)
+SAMPLE_ALIASES: dict[str, tuple[str, ...]] = {
+    "generator": ("generator",),
+    "prompt_id": ("prompt_id",),
+    "seed": ("seed",),
+    "prompt": ("text", "prompt", "prompt_text"),
+    "clip": ("audio", "clip", "clip_path", "path"),
+    "reference": ("reference_audio", "reference", "reference_path", "reference_clip"),
+}
+#: numeric per-sample columns that are bookkeeping, not shown as scores
+INFO_COLUMNS = ("sample_rate",)
+
+
+class ResultsError(ValueError):
+    """A results file or per-sample table that does not follow the format above."""
+
+
+def protocol_digest(protocol: dict[str, Any] | None) -> str:
+    """Short sha256 hex (12 chars) of the canonical JSON of a protocol; equal protocols, equal digests."""
+    text = json.dumps(protocol or {}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Record:
+    """One generator x metric output of ``results.json``."""
+
+    generator: str
+    metric: str
+    value: float
+    higher_is_better: bool
+    params: dict[str, Any] = field(default_factory=dict)
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return protocol_digest(self.protocol)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.generator, self.metric)
+
+
+@dataclass
+class RunResults:
+    """``results.json`` of one run: suite name, creation time, metadata and records."""
+
+    path: Path
+    suite: str
+    created: str
+    meta: dict[str, Any]
+    records: list[Record]
+
+
+def _float_or_none(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ResultsError(f"{where}: expected a number or null, got {value!r}")
+    return float(value)
+
+
+def parse_record(raw: Any, where: str) -> Record:
+    """Validate one raw record dict; errors name ``where`` (file and record index) and the field."""
+    if not isinstance(raw, dict):
+        raise ResultsError(f"{where}: expected an object, got {type(raw).__name__}")
+    missing = [k for k in REQUIRED_RECORD_KEYS if k not in raw]
+    if missing:
+        raise ResultsError(f"{where}: missing field(s) {', '.join(missing)}")
+    value = _float_or_none(raw["value"], f"{where}.value")
+    if value is None:
+        raise ResultsError(f"{where}.value: expected a number, got null")
+    if not isinstance(raw["higher_is_better"], bool):
+        raise ResultsError(f"{where}.higher_is_better: expected true/false, got {raw['higher_is_better']!r}")
+    for name in ("params", "protocol"):
+        if not isinstance(raw.get(name) or {}, dict):
+            raise ResultsError(f"{where}.{name}: expected an object, got {raw[name]!r}")
+    n = raw.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+        raise ResultsError(f"{where}.n: expected an integer, got {n!r}")
+    return Record(generator=str(raw["generator"]), metric=str(raw["metric"]), value=value,
+                  higher_is_better=raw["higher_is_better"], params=dict(raw.get("params") or {}),
+                  ci_low=_float_or_none(raw.get("ci_low"), f"{where}.ci_low"),
+                  ci_high=_float_or_none(raw.get("ci_high"), f"{where}.ci_high"),
+                  n=n, protocol=dict(raw.get("protocol") or {}))
+
+
+def results_path(run: str | Path) -> Path:
+    """``run`` may be a run directory or a results.json file."""
+    path = Path(run)
+    return path / RESULTS_FILE if path.is_dir() else path
+
+
+def load_results(run: str | Path) -> RunResults:
+    """Read and validate ``RUN/results.json``. Raises ``ResultsError`` naming the file and field."""
+    path = results_path(run)
+    if not path.is_file():
+        raise ResultsError(f"{path}: no results file (expected {RESULTS_FILE} in the run directory; "
+                           "run `bench run SUITE --out DIR` first)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise ResultsError(f"{path}: expected an object with a 'records' list")
+    records = [parse_record(r, f"{path}: records[{i}]") for i, r in enumerate(data["records"])]
+    meta = data.get("metadata", data.get("meta")) or {}
+    if not isinstance(meta, dict):
+        raise ResultsError(f"{path}: 'metadata' must be an object, got {type(meta).__name__}")
+    return RunResults(path=path, suite=str(data.get("suite", "")), created=str(data.get("created", "")),
+                      meta=meta, records=records)
+
+
+def load_samples(run_dir: str | Path, name: str = SAMPLES_FILE) -> pd.DataFrame | None:
+    """The per-sample table with canonical column names (see ``SAMPLE_ALIASES``), or None if absent."""
+    path = Path(run_dir) / name
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    renames = {}
+    for canonical, aliases in SAMPLE_ALIASES.items():
+        found = [a for a in aliases if a in frame.columns]
+        if found and canonical not in frame.columns:
+            renames[found[0]] = canonical
+    frame = frame.rename(columns=renames)
+    missing = [c for c in ("generator", "prompt_id", "clip") if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}; columns are "
+                           f"{', '.join(map(str, frame.columns))}")
+    return frame
+
+
+def score_columns(frame: pd.DataFrame) -> list[str]:
+    """Per-sample number columns: numeric, not boolean, not identifiers or ``INFO_COLUMNS``."""
+    return [c for c in frame.columns if c not in SAMPLE_ALIASES and c not in INFO_COLUMNS
+            and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,118 @@
+"""A small fake run directory (results.json, samples.csv, WAV clips) for report and compare tests.
+
+Written here, independent of the runner, in the format documented in ``bench.run_results`` (the one
+``bench.runner`` writes: a "metadata" block, samples columns ``text``/``audio``/``reference_audio`` and
+bookkeeping columns beside the per-sample scores).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bench.run_results import protocol_digest
+
+PATTERNS = ("delay", "partial_delay", "parallel", "partial_flattening", "coarse_first", "flattening")
+SIZES = ("small", "medium")
+SCRIPT_PROMPT = '<script>document.title="pwned"</script> lo-fi piano & drums'
+#: a generator label and a parameter value that would become elements if anything were not escaped
+EVIL_LABEL = 'evil <img src=x onerror="document.title=1">'
+EVIL_PARAM = "</span><script>document.title=2</script>"
+FAD_PROTOCOL = {"backbone": "vggish", "sample_rate": 16000, "checkpoint_digest": "abc", "n_ref": 4}
+CLAP_PROTOCOL = {"backbone": "clap-music", "sample_rate": 48000, "crop": "first-10s"}
+
+
+def record(generator: str, metric: str, value: float, hib: bool, protocol: dict, params: dict | None = None,
+           ci: float | None = 0.1, n: int = 4) -> dict:
+    return {"generator": generator, "params": params or {}, "metric": metric, "value": value,
+            "ci_low": None if ci is None else value - ci, "ci_high": None if ci is None else value + ci,
+            "n": n, "higher_is_better": hib, "protocol": protocol}
+
+
+def demo_records() -> list[dict]:
+    return [
+        record("musicgen-small", "fad", 3.25, False, FAD_PROTOCOL, {"checkpoint": "small"}),
+        record("noise", "fad", 14.5, False, FAD_PROTOCOL),
+        record("reference", "fad", 0.0, False, FAD_PROTOCOL, ci=None),
+        record("musicgen-small", "clap", 0.31, True, CLAP_PROTOCOL, {"checkpoint": "small"}),
+        record("noise", "clap", 0.02, True, CLAP_PROTOCOL),
+        record(EVIL_LABEL, "clap", 0.05, True, CLAP_PROTOCOL, {"note": EVIL_PARAM}),
+        # same metric name, different protocol: must land in its own table
+        record("musicgen-small", "clap", 0.27, True, {**CLAP_PROTOCOL, "crop": "centre-10s"}),
+    ]
+
+
+def ablation_records() -> list[dict]:
+    out = []
+    for i, pattern in enumerate(PATTERNS):
+        for j, size in enumerate(SIZES):
+            params = {"pattern": pattern, "size": size}
+            label = f"musicgen[pattern={pattern},size={size}]"
+            protocol = {"backbone": "passt", "generation": {"duration_s": 30.0, "seeds": [0]}}
+            out.append(record(label, "kl", 0.5 + 0.02 * i - 0.01 * j, False, protocol, params))
+    return out
+
+
+def write_wav(path: Path, freq_hz: float, sample_rate: int = 8000, duration_s: float = 0.25) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(sample_rate * duration_s)) / sample_rate
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32), sample_rate)
+
+
+def make_run(root: Path, records: list[dict] | None = None, with_samples: bool = True) -> Path:
+    """A run directory under ``root`` with results.json (+ samples.csv and clips when asked)."""
+    run = root / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    meta = {"commit": "0123abcd", "versions": {"bench": "0.1.0", "torch": "2.13.0"}, "seeds": [0, 1],
+            "device": "cpu", "durations_s": {"generate": 1.5, "embed": 0.5}, "cache": {"clip_hits": 3}}
+    meta["samples_table"] = "samples.csv"
+    data = {"suite": "fixture", "created": "2026-11-26T17:00:00Z", "metadata": meta,
+            "records": demo_records() + ablation_records() if records is None else records}
+    (run / "results.json").write_text(json.dumps(data, indent=1))
+    if with_samples:
+        rows = [("musicgen-small", "p1", 0, SCRIPT_PROMPT, 440.0, 0.30, 1.2),
+                ("musicgen-small", "p2", 0, "ambient pad, slow", 220.0, 0.35, 0.8),
+                ("noise", "p1", 0, SCRIPT_PROMPT, 880.0, 0.01, 9.5)]
+        lines = ["generator,prompt_id,seed,text,audio,reference_audio,duration_s,sample_rate,"
+                 "loudness_lufs_before,silent,cached,clap,kl"]
+        for gen, pid, seed, text, freq, clap, kl in rows:
+            clip = f"audio/{gen}/{pid}__s{seed}.wav"
+            ref = f"audio/_reference/{pid}.wav"
+            write_wav(run / clip, freq)
+            write_wav(run / ref, freq / 2)
+            quoted = '"' + text.replace('"', '""') + '"'
+            lines.append(f"{gen},{pid},{seed},{quoted},{clip},{ref},0.25,8000,-20.5,False,True,{clap},{kl}")
+        (run / "samples.csv").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def assert_summary_matches(dom, records: list[dict]) -> None:
+    """Every record of results.json is in the summary table of its (metric, protocol), with its value,
+    CI, N and direction, and only the best value(s) of each table are marked. ``dom`` from html_tree."""
+    tables = dom.find_all("table", "summary")
+    groups = {(r["metric"], protocol_digest(r["protocol"])) for r in records}
+    assert {(t.attrs["data-metric"], t.attrs["data-protocol"]) for t in tables} == groups
+    seen = 0
+    for t in tables:
+        metric, digest = t.attrs["data-metric"], t.attrs["data-protocol"]
+        expected = {r["generator"]: r for r in records
+                    if r["metric"] == metric and protocol_digest(r["protocol"]) == digest}
+        best = (max if next(iter(expected.values()))["higher_is_better"] else min)(
+            x["value"] for x in expected.values())
+        shown = set()
+        for tr in t.find_all("tbody")[0].find_all("tr"):
+            cells = tr.find_all("td")
+            r = expected[cells[0].text().strip()]
+            shown.add(r["generator"])
+            assert float(cells[2].attrs["data-value"]) == r["value"]
+            assert t.attrs["data-higher-is-better"] == ("true" if r["higher_is_better"] else "false")
+            if r["ci_low"] is not None:
+                assert cells[3].text() == f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+            assert cells[4].text() == str(r["n"])
+            assert ("best" in cells[2].attrs["class"].split()) == (r["value"] == best)
+            seen += 1
+        assert shown == set(expected)
+    assert seen == len(records)
