@@ -222,6 +222,10 @@ class MusicGen(nn.Module):
 
         if total <= window:
             return run(prompt, total, 0.0, 0)
+        if self.extend_stride_s is None or self.extend_stride_s >= self.max_duration_s:
+            raise ValueError(f"duration_s={self.duration_s:g} needs windowed extension beyond "
+                             f"max_duration_s={self.max_duration_s:g}, but extend_stride_s="
+                             f"{self.extend_stride_s} (call set_generation_params with a stride)")
         stride = self._frames(self.extend_stride_s)
         chunks, offset = [], 0
         current = prompt

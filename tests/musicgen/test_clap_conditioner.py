@@ -15,7 +15,8 @@ def clap_dir(tmp_path_factory):
 
     torch.manual_seed(0)
     text = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                intermediate_size=32, max_position_embeddings=40, pad_token_id=0, bos_token_id=0, eos_token_id=1)
+                intermediate_size=32, max_position_embeddings=40, pad_token_id=0, bos_token_id=0,
+                eos_token_id=1)
     audio = dict(depths=[1, 1], num_attention_heads=[1, 2], patch_embeds_hidden_size=8, hidden_size=16,
                  window_size=8, num_mel_bins=64, spec_size=256, projection_hidden_size=16)
     folder = tmp_path_factory.mktemp("clap")
