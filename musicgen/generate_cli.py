@@ -25,6 +25,16 @@ def main(args: list[str]) -> int:
     parser.add_argument("--device", default="cpu")
     ns = parser.parse_args(args)
 
+    import sys
+
+    try:
+        return _run(ns)
+    except (FileNotFoundError, ValueError, TypeError, NotImplementedError) as e:
+        print(f"musicgen generate: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(ns: argparse.Namespace) -> int:
     import soundfile as sf
     import torch
 

@@ -224,7 +224,7 @@ def test_bad_input_is_refused():
         melody_model.generate_with_chroma(TEXTS, torch.zeros(2, 1, 0), 8000)
 
 
-def test_generate_command_writes_a_wav(tmp_path):
+def test_generate_command_writes_a_wav(tmp_path, capsys):
     import soundfile as sf
 
     from musicgen.cli import main
@@ -235,6 +235,11 @@ def test_generate_command_writes_a_wav(tmp_path):
     assert rc == 0
     data, sr = sf.read(str(tmp_path / "out.wav"))
     assert sr == 8000 and len(data) == round(0.05 * 250) * 32
+    rc = main(["generate", "x", "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path / "missing")])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+    rc = main(["generate", "x", "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path / "m"),
+               "--duration", "-1"])
+    assert rc == 2 and "duration_s" in capsys.readouterr().err
 
 
 def _tiny_stereo_transformers(folder):
