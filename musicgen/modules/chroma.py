@@ -17,6 +17,8 @@ The frame rate is ``sample_rate / hop_length`` (7.8125 Hz at 32 kHz); ``num_fram
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,29 +90,33 @@ class ChromaExtractor(nn.Module):
         return F.one_hot(chroma.argmax(-1), self.num_chroma).to(chroma.dtype)
 
 
-def remove_drums_and_bass(wav: torch.Tensor, sample_rate: int, model_name: str = "htdemucs",
+def remove_drums_and_bass(wav: torch.Tensor, sample_rate: int, repo: str | Path | None = None,
+                          model_name: str = "htdemucs",
                           keep_stems: tuple[str, ...] = ("vocals", "other")) -> torch.Tensor:
     """Optional Demucs stem removal, as for the melody model's training: keep vocals + other.
 
     ``wav [B, C, T]`` at ``sample_rate`` -> ``[B, 1, T]`` mono at ``sample_rate``. Needs the ``demucs``
-    package and its weights already in the local torch hub cache; never downloads.
+    package (extra ``stems``) and a local folder ``repo`` holding the model's files (``NAME.yaml`` and
+    its ``.th`` weights, as ``demucs.pretrained.get_model(name, repo=...)`` reads them); demucs is only
+    ever called with a local repo, so nothing is downloaded.
     """
     try:
         from demucs import pretrained  # type: ignore[import-not-found]
         from demucs.apply import apply_model  # type: ignore[import-not-found]
     except ImportError as e:
-        raise ImportError("stem removal needs the `demucs` package (pip install demucs) and its weights "
-                          "in the local torch hub cache; run without stem removal otherwise") from e
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        model = pretrained.get_model(model_name)  # reads the local cache; fails without network if absent
-    except Exception as e:  # noqa: BLE001 - demucs raises several kinds here
+        raise ImportError("stem removal needs the `demucs` package (pip install demucs, or the extra "
+                          "musicgen-bench[stems]) and its weights in a local folder; run without stem "
+                          "removal otherwise") from e
+    if repo is None or not Path(repo).is_dir():
         raise FileNotFoundError(
-            f"Demucs weights for {model_name!r} are not on this machine ({e}). Nothing is downloaded at run "
-            f"time: fetch them once with `python -m demucs -n {model_name} some.wav` on a machine with "
-            f"network and copy ~/.cache/torch/hub/checkpoints here") from e
+            f"Demucs weights folder {repo!r} not found: stem removal reads {model_name}.yaml and its .th "
+            f"files from a local folder (pass repo=...). Nothing is downloaded at run time: copy them from "
+            f"a machine where `python -m demucs -n {model_name}` has run (~/.cache/torch/hub/checkpoints)")
+    try:
+        model = pretrained.get_model(model_name, repo=Path(repo))
+    except Exception as e:  # noqa: BLE001 - demucs raises several kinds here
+        raise FileNotFoundError(f"Demucs model {model_name!r} could not be read from {str(repo)!r}: "
+                                f"{e}") from e
     import julius
 
     model.eval()

@@ -92,3 +92,20 @@ def test_stem_removal_without_demucs_says_how(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_demucs)
     with pytest.raises(ImportError, match="pip install demucs"):
         remove_drums_and_bass(torch.zeros(1, 1, SR), SR)
+
+
+def test_stem_removal_needs_a_local_weights_folder(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("demucs")
+    fake.pretrained = types.SimpleNamespace(get_model=lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setitem(sys.modules, "demucs", fake)
+    monkeypatch.setitem(sys.modules, "demucs.pretrained", fake.pretrained)
+    monkeypatch.setitem(sys.modules, "demucs.apply", types.SimpleNamespace(apply_model=None))
+    with pytest.raises(FileNotFoundError, match="Nothing is downloaded"):
+        remove_drums_and_bass(torch.zeros(1, 1, SR), SR)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        remove_drums_and_bass(torch.zeros(1, 1, SR), SR, repo=tmp_path / "missing")
+    assert calls == []  # demucs was never asked to fetch anything
