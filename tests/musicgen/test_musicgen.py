@@ -333,3 +333,16 @@ def test_audiocraft_folder_loads_with_its_own_semantics(hf_text, tmp_path):
     ref_codes, ref_audio = _transformers_generate(model, frames, **_tokenize(folder, TEXTS[:1]))
     assert torch.equal(tokens, ref_codes)
     assert (audio - ref_audio).abs().max() < 1e-4
+
+
+def test_long_form_melody_windows_follow_the_reference():
+    model = tiny_musicgen(seed=0, melody=True)  # chroma at 15.625 frames/s, 8-frame prefix
+    chroma = torch.nn.functional.one_hot(torch.arange(20) % 12, 12).float()
+    assert torch.equal(model._window_chroma(chroma, 0.0), chroma)
+    shifted = model._window_chroma(chroma, 0.192)  # 3 chroma frames later, looped past the end
+    assert torch.equal(shifted, chroma[(torch.arange(8) + 3) % 20])
+    model.max_duration_s = 0.1
+    model.set_generation_params(duration_s=0.18, extend_stride_s=0.06)
+    wav = torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0))
+    tokens = model.generate_with_chroma(TEXTS[:1], wav, 8000, seed=0, return_tokens=True)[1]
+    assert tokens.shape == (1, 4, 45)
