@@ -85,7 +85,7 @@ def _check_logits(logits: torch.Tensor) -> None:
 
 
 def _check_finite(logits: torch.Tensor) -> None:
-    """One reduction: every row's max must be finite (catches NaN, +inf and all -inf rows)."""
+    """Raise unless every row's max is finite (NaN, +inf and all -inf rows cannot be sampled)."""
     row_max = logits.amax(dim=-1)
     if bool(torch.isfinite(row_max).all()):
         return
@@ -107,14 +107,14 @@ def _uniforms(B: int, K: int, generators: Sequence[torch.Generator] | None,
     if len(generators) != B:
         raise ValueError(f"sample_next: got {len(generators)} generators for a batch of B={B} rows; "
                          "give one torch.Generator per row (make_generators(seeds))")
-    rows = []
+    uniforms = torch.empty(B, K, device=device)
     for b, generator in enumerate(generators):
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generators[{b}] must be a torch.Generator, got {type(generator).__name__}")
         if generator.device.type != device.type:
             raise ValueError(f"generators[{b}] is on {generator.device} but the logits are on {device}")
-        rows.append(torch.rand(K, generator=generator, device=device))
-    return torch.stack(rows)
+        torch.rand(K, generator=generator, out=uniforms[b])
+    return uniforms
 
 
 def sample_next(
@@ -136,16 +136,17 @@ def sample_next(
         top_k: keep the k most likely tokens (0: off). Ignored when ``top_p > 0``.
         top_p: nucleus mass in [0, 1] (0: off).
         generators: None, or B ``torch.Generator`` (one per row) on the logits' device.
-        check_finite: raise on NaN / +inf logits and on rows that are all -inf. It costs one
-            reduction (and a device sync on GPU); a hot loop with trusted logits may turn it off.
+        check_finite: raise on NaN / +inf logits and on rows that are all -inf. When sampling it
+            costs a check of B*K totals (and a device sync on GPU); a hot loop with trusted
+            logits, e.g. under CUDA graphs, may turn it off.
     Returns:
         LongTensor ``[B, K]`` of token ids in ``[0, V)``.
     """
     _check_args(use_sampling, temperature, top_k, top_p)
     _check_logits(logits)
-    if check_finite:
-        _check_finite(logits)
     if not use_sampling or temperature == 0:
+        if check_finite:
+            _check_finite(logits)
         return logits.argmax(dim=-1)
     B, K, V = logits.shape
     uniforms = _uniforms(B, K, generators, logits.device)
@@ -156,13 +157,17 @@ def sample_next(
     num_candidates = min(top_k, V) if (top_p == 0 and top_k > 0) else V
     values, indices = scores.topk(num_candidates, dim=-1)  # sorted, descending: [B, K, n]
     probs = torch.softmax(values, dim=-1)  # over the candidates = the renormalised truncated dist
-    cdf = probs.cumsum(dim=-1)
-    keep = probs > 0  # tokens at -inf never win; kept tokens form a prefix of the sorted order
     if top_p > 0:
-        keep &= (cdf - probs) <= top_p
-    last = keep.sum(dim=-1, keepdim=True) - 1  # >= 0: the most likely token always has mass > 0
-    # inside the kept prefix the cdf of the truncated distribution is cdf itself, up to its total
-    targets = uniforms.unsqueeze(-1) * cdf.gather(-1, last)
+        before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
+        probs = probs.masked_fill(before > top_p, 0.0)
+    cdf = probs.cumsum(dim=-1)
+    total = cdf[..., -1:]
+    # NaN / +inf logits and all -inf rows all make the softmax, hence the total, non-finite
+    if check_finite and not bool(torch.isfinite(total).all()):
+        _check_finite(logits)
+        raise ValueError(f"sample_next: logits overflow after dividing by temperature={temperature}")
+    # u <= 1 - 2**-24, so in float32 u * total < total for any total >= 1/V: searchsorted (first
+    # index whose cdf exceeds the target) always lands on a token with positive mass
+    targets = uniforms.unsqueeze(-1) * total
     position = torch.searchsorted(cdf, targets, right=True)
-    position = torch.minimum(position, last)  # guards u * total rounding up to the total
     return indices.gather(-1, position).squeeze(-1)

@@ -107,6 +107,7 @@ Index tensors are computed with tensor arithmetic (no Python loop over frames) a
 from __future__ import annotations
 
 import difflib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -137,12 +138,15 @@ class CodebooksPattern:
 
     delays: tuple[int, ...] | None = None
     max_delay: int = 0
+    cache_size = 16  # (T, device) entries of index tensors kept, least recently used dropped
 
     def __init__(self, name: str, num_codebooks: int) -> None:
         _check_frames(num_codebooks, "num_codebooks")
         self.name = name
         self.num_codebooks = num_codebooks
-        self._cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._cache: OrderedDict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = (
+            OrderedDict()
+        )
 
     # -- what a subclass defines ------------------------------------------------------------
     def _steps(self, num_frames: int) -> torch.Tensor:
@@ -162,7 +166,9 @@ class CodebooksPattern:
         _check_frames(num_frames)
         device = torch.device("cpu") if device is None else torch.device(device)
         key = (num_frames, str(device))
-        if key not in self._cache:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
             steps = self._steps(num_frames)
             num_steps = self.num_steps(num_frames)
             K = self.num_codebooks
@@ -170,6 +176,8 @@ class CodebooksPattern:
             frames.scatter_(1, steps, torch.arange(num_frames).expand(K, num_frames).contiguous())
             entry = (steps.to(device), (frames >= 0).to(device), frames.to(device))
             self._cache[key] = entry
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return self._cache[key]
 
     def step_index(self, num_frames: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -219,7 +227,8 @@ class CodebooksPattern:
     def revert(self, seq: torch.Tensor) -> torch.Tensor:
         """De-interleave ``[B, K, S, ...]`` (codes, logits, ...) back to ``[B, K, T, ...]``.
 
-        T is ``num_frames(S)``; values at steps where nothing is placed are dropped.
+        T is ``num_frames(S)``; values at steps where nothing is placed are dropped. Every (k, t)
+        is placed by every pattern, so all reverted values are real (no mask needed).
         """
         if not isinstance(seq, torch.Tensor):
             raise TypeError(f"revert expects a torch.Tensor [B, K, S, ...], got {type(seq).__name__}")

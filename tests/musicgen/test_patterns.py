@@ -217,10 +217,16 @@ def test_build_keeps_device_dtype_and_batch():
     assert p.valid_mask(6).sum() == 24
 
 
-def test_index_tensors_are_cached():
+def test_index_tensors_are_cached_with_a_bounded_cache():
     p = make("coarse_first")
     assert p.step_index(11) is p.step_index(11)
     assert p.valid_mask(11) is p.valid_mask(11)
+    first = p.step_index(11)
+    for T in range(1, 3 * p.cache_size):
+        p.step_index(T)
+        p.step_index(11)  # recently used entries stay
+    assert len(p._cache) == p.cache_size
+    assert p.step_index(11) is first
 
 
 # ---------------------------------------------------------------------------------------- errors

@@ -87,6 +87,22 @@ def test_masked_tokens_never_sampled():
         assert int(tokens.max()) < 4
 
 
+def test_uniform_next_to_one_never_picks_a_masked_token(monkeypatch):
+    # u * total can round up to total in float32; the sampler must still land on a real token
+    import musicgen.models.sampling as sampling
+
+    logits = torch.full((2, 3, 40), float("-inf"))
+    logits[..., :3] = torch.tensor([0.3, 0.2, 0.1])
+    logits[1, :, :3] = torch.tensor([5.0, -4.0, 1.0e-3])
+    largest_below_one = torch.nextafter(torch.tensor(1.0), torch.tensor(0.0)).item()
+    monkeypatch.setattr(sampling, "_uniforms", lambda B, K, g, d: torch.full((B, K), largest_below_one))
+    for kwargs in ({"top_k": 10}, {"top_k": 0}, {"top_p": 1.0}):
+        tokens = sampling.sample_next(logits, **kwargs)
+        assert int(tokens.max()) < 3
+        # the largest uniform picks the least likely real token
+        assert torch.equal(tokens, logits[..., :3].argmin(-1))
+
+
 # ------------------------------------------------------------------------------ frequencies
 
 
@@ -251,3 +267,5 @@ def test_bad_logits():
         sample_next(random_logits()[0])
     with pytest.raises(TypeError, match="floating point"):
         sample_next(torch.zeros(1, 4, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="overflow after dividing by temperature"):
+        sample_next(torch.full((1, 1, 4), 3e38), temperature=0.01)
