@@ -346,3 +346,16 @@ def test_long_form_melody_windows_follow_the_reference():
     wav = torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0))
     tokens = model.generate_with_chroma(TEXTS[:1], wav, 8000, seed=0, return_tokens=True)[1]
     assert tokens.shape == (1, 4, 45)
+
+
+def test_transformers_model_saved_natively_gives_the_same_tokens(hf_text, tmp_path):
+    _, folder = hf_text
+    model = MusicGen.from_pretrained(str(folder))
+    model.set_generation_params(duration_s=0.01)
+    model.save_pretrained(str(tmp_path / "native"))
+    loaded = MusicGen.from_pretrained(str(tmp_path / "native"))
+    loaded.set_generation_params(duration_s=0.01)
+    a = model.generate(TEXTS, seed=4, return_tokens=True)[1]
+    b = loaded.generate(TEXTS, seed=4, return_tokens=True)[1]
+    assert torch.equal(a, b)
+    assert (tmp_path / "native" / "text" / "encoder" / "config.json").is_file()
