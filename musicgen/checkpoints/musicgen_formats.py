@@ -16,7 +16,8 @@
 3. An audiocraft folder: ``state_dict.bin`` + ``compression_state_dict.bin`` and a local T5 folder
    (``t5/`` or ``text_encoder/`` inside it, or ``t5_path=``, or ``t5-base`` in the local HF cache).
    audiocraft's semantics are kept: the text projection is applied in the conditioner and padded text
-   positions are attended as zero vectors (no cross-attention mask).
+   positions are attended as zero vectors (no cross-attention mask). Melody checkpoints (a
+   ``self_wav`` chroma conditioner) load too.
 
 A missing file raises ``MissingCheckpointFile`` naming it.
 """
@@ -237,7 +238,18 @@ def _find_t5(folder: Path, t5_path: str | Path | None) -> Path:
         f"{folder / 't5'}, pass t5_path=..., or have google-t5/t5-base in the local Hugging Face cache")
 
 
-def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None) -> MusicGen:
+SELF_WAV_PROJ = "condition_provider.conditioners.self_wav.output_proj."
+
+
+def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
+                             chroma_length: int = 235) -> MusicGen:
+    """An audiocraft folder; melody checkpoints (``self_wav`` chroma conditioner) included.
+
+    For melody models audiocraft prepends ``[chroma; text]`` (the text conditioner is tokenised
+    first, then each prepended condition goes in front), like transformers' MusicGen-Melody; the null
+    melody is the chroma of silence, whose argmax is bin 0. ``chroma_length`` is the number of chroma
+    frames of the training duration (30 s at 32 kHz, hop 4096: 235).
+    """
     from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm
     from musicgen.models.codec import CompressionModel
     from musicgen.models.text_conditioners import T5Conditioner
@@ -245,9 +257,6 @@ def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None) ->
     lm, extras = load_audiocraft_lm(require_file(folder, "state_dict.bin"))
     codec_file = require_file(folder, "compression_state_dict.bin",
                               "It is the codec file of an audiocraft MusicGen checkpoint.")
-    if any(k.startswith("condition_provider.conditioners.self_wav") for k in extras):
-        raise NotImplementedError(f"{folder}: audiocraft melody checkpoints are not supported yet; use the "
-                                  f"transformers MusicGen-Melody folder of the same model")
     codec = CompressionModel.from_pretrained(codec_file)
     stereo = lm.config.num_codebooks == 2 * codec.num_codebooks
     if stereo:
@@ -258,8 +267,15 @@ def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None) ->
         text = T5Conditioner(text.encoder, text.tokenizer, proj.out_features, project=True,
                              name_or_path=text.name_or_path)
         text.output_proj.load_state_dict(proj.state_dict())
-    limit_s = _duration_limit(lm, codec, lm.config.max_positions, None)
-    return MusicGen(lm, codec, text, "stereo_delay" if stereo else "delay", None,
+    chroma = None
+    if any(k.startswith(SELF_WAV_PROJ) for k in extras):
+        if lm.config.cross_attention:
+            raise NotImplementedError(f"{folder}: a melody conditioner fused by cross-attention is not "
+                                      f"supported (the released melody models prepend it)")
+        chroma = ChromaConditioner(lm.config.dim, chroma_length=chroma_length)
+        _load_linear(chroma.output_proj, extras, SELF_WAV_PROJ, folder / "state_dict.bin")
+    limit_s = _duration_limit(lm, codec, lm.config.max_positions, chroma)
+    return MusicGen(lm, codec, text, "stereo_delay" if stereo else "delay", chroma,
                     min(RELEASED_MAX_DURATION_S, limit_s), mask_cross_attention=False, name=folder.name)
 
 

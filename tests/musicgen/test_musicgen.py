@@ -10,6 +10,7 @@ pytest.importorskip("musicgen.modules.patterns")
 
 from musicgen import MusicGen  # noqa: E402
 from musicgen.checkpoints.files import MissingCheckpointFile  # noqa: E402
+from musicgen.checkpoints.musicgen_formats import load_audiocraft_musicgen  # noqa: E402
 from musicgen.modules.chroma import ChromaExtractor  # noqa: E402
 from musicgen.testing import (  # noqa: E402
     tiny_musicgen,
@@ -298,17 +299,25 @@ def _audiocraft_lm_state(model) -> dict[str, torch.Tensor]:
     out["out_norm.weight"], out["out_norm.bias"] = dec.layer_norm.weight, dec.layer_norm.bias
     for i, layer in enumerate(dec.layers):
         p = f"transformer.layers.{i}."
-        for name, attn in (("self_attn", layer.self_attn), ("cross_attention", layer.encoder_attn)):
+        attns = [("self_attn", layer.self_attn)]
+        if hasattr(layer, "encoder_attn"):  # MusicGen-Melody has no cross-attention
+            attns.append(("cross_attention", layer.encoder_attn))
+        for name, attn in attns:
             out[p + name + ".in_proj_weight"] = torch.cat([attn.q_proj.weight, attn.k_proj.weight,
                                                            attn.v_proj.weight])
             out[p + name + ".out_proj.weight"] = attn.out_proj.weight
-        norms = (("norm1", layer.self_attn_layer_norm), ("norm_cross", layer.encoder_attn_layer_norm),
-                 ("norm2", layer.final_layer_norm))
+        norms = [("norm1", layer.self_attn_layer_norm), ("norm2", layer.final_layer_norm)]
+        if hasattr(layer, "encoder_attn_layer_norm"):
+            norms.append(("norm_cross", layer.encoder_attn_layer_norm))
         for name, norm in norms:
             out[p + name + ".weight"], out[p + name + ".bias"] = norm.weight, norm.bias
         out[p + "linear1.weight"], out[p + "linear2.weight"] = layer.fc1.weight, layer.fc2.weight
     proj = "condition_provider.conditioners.description.output_proj."
     out[proj + "weight"], out[proj + "bias"] = model.enc_to_dec_proj.weight, model.enc_to_dec_proj.bias
+    if hasattr(model, "audio_enc_to_dec_proj"):
+        wav = "condition_provider.conditioners.self_wav.output_proj."
+        out[wav + "weight"] = model.audio_enc_to_dec_proj.weight
+        out[wav + "bias"] = model.audio_enc_to_dec_proj.bias
     return {k: v.detach().clone() for k, v in out.items()}
 
 
@@ -359,3 +368,24 @@ def test_transformers_model_saved_natively_gives_the_same_tokens(hf_text, tmp_pa
     b = loaded.generate(TEXTS, seed=4, return_tokens=True)[1]
     assert torch.equal(a, b)
     assert (tmp_path / "native" / "text" / "encoder" / "config.json").is_file()
+
+
+def test_audiocraft_melody_folder_matches_transformers_melody(hf_melody, tmp_path):
+    model, folder = hf_melody
+    ac = tmp_path / "ac"
+    ac.mkdir()
+    torch.save({"best_state": _audiocraft_lm_state(model), "xp.cfg": "transformer_lm:\n  num_heads: 4\n"},
+               ac / "state_dict.bin")
+    torch.save({"pretrained": str(folder)}, ac / "compression_state_dict.bin")
+    model.text_encoder.save_pretrained(str(ac / "t5"))
+    tiny_text_tokenizer().save_pretrained(str(ac / "t5"))
+    ours = load_audiocraft_musicgen(ac, chroma_length=model.config.chroma_length)
+    frames = 9
+    ours.set_generation_params(duration_s=frames / ours.frame_rate, use_sampling=False)
+    melody = torch.randn(2, 1, 32000, generator=torch.Generator().manual_seed(0)) * 0.3
+    audio, tokens = ours.generate_with_chroma(TEXTS, melody, 32000, return_tokens=True)
+    chroma = ChromaExtractor()(melody[:, 0])
+    ref_codes, ref_audio = _transformers_generate(model, frames, input_features=chroma,
+                                                  **_tokenize(folder, TEXTS))
+    assert torch.equal(tokens, ref_codes)
+    assert (audio - ref_audio).abs().max() < 1e-4
