@@ -149,16 +149,20 @@ class MusicGen(nn.Module):
         return embeds, mask
 
     def _conditions(self, texts: list[str | None], melody_chroma: list[torch.Tensor] | None,
+                    text_condition: tuple[torch.Tensor, torch.Tensor] | None = None,
                     ) -> dict[str, torch.Tensor | None]:
-        """The keyword arguments of ``lm.generate`` for the condition and its null."""
+        """The keyword arguments of ``lm.generate`` for the condition and its null
+        (``text_condition``: the text conditioner's output for ``texts`` when already computed)."""
         b = len(texts)
+        if text_condition is None and self.text_conditioner is not None and any(t is not None for t in texts):
+            text_condition = self._text_condition(texts)
         if self.lm.config.cross_attention:
-            if self.text_conditioner is None:  # an unconditional model: one masked zero position
+            if text_condition is None:  # no text conditioner, or no text: one masked zero position
                 width = self.lm.config.cond_dim or self.lm.config.dim
                 embeds = torch.zeros(b, 1, width, device=self.device)
                 mask = torch.zeros(b, 1, dtype=torch.long, device=self.device)
             else:
-                embeds, mask = self._text_condition(texts)
+                embeds, mask = text_condition
             mask_arg = mask if self.mask_cross_attention else None
             return dict(condition=embeds, condition_mask=mask_arg,
                         null_condition=torch.zeros_like(embeds),
@@ -170,8 +174,8 @@ class MusicGen(nn.Module):
             else:
                 parts.append(self.melody.project(melody_chroma))
             nulls.append(self.melody.null(b))
-        if self.text_conditioner is not None and any(t is not None for t in texts):
-            embeds, mask = self._text_condition(texts)
+        if text_condition is not None:
+            embeds, mask = text_condition
             parts.append(embeds * mask[..., None].to(embeds.dtype))
             nulls.append(torch.zeros_like(embeds))
         if not parts:
@@ -203,6 +207,12 @@ class MusicGen(nn.Module):
                              f"the requested duration ({self.duration_s:g} s)")
         generators = self._generators(seed, b)
         window = min(total, self._frames(self.max_duration_s), self.max_frames_by_positions())
+        if prompt is not None and prompt.shape[-1] >= window:
+            raise ValueError(f"the prompt ({prompt.shape[-1] / self.frame_rate:g} s) must be shorter than "
+                             f"one generation window (max_duration_s={self.max_duration_s:g})")
+        text_condition = None
+        if self.text_conditioner is not None and any(t is not None for t in texts):
+            text_condition = self._text_condition(texts)  # once, shared by every window
         callback = _progress_callback(progress, total, prompt.shape[-1] if prompt is not None else 0)
         chroma_full = None
         if melody is not None and self.melody is not None:
@@ -212,7 +222,7 @@ class MusicGen(nn.Module):
             chroma = None
             if chroma_full is not None:
                 chroma = [self._window_chroma(c, offset_s) for c in chroma_full]
-            kwargs = self._conditions(texts, chroma)
+            kwargs = self._conditions(texts, chroma, text_condition)
             cb = None if callback is None else (lambda i, n: callback(done + i))
             params = dict(self.generation_params)
             if cfg_coef is not None:
