@@ -107,6 +107,10 @@ def test_continuation_keeps_the_prompt_tokens():
         model.generate_continuation(torch.randn(1, 1, 8000), 8000, seed=0)
     with pytest.raises(ValueError, match="channels"):
         model.generate_continuation(torch.randn(1, 2, 800), 8000, seed=0)
+    model.max_duration_s = 0.1
+    model.set_generation_params(duration_s=0.3, extend_stride_s=0.05)
+    with pytest.raises(ValueError, match="one generation window"):
+        model.generate_continuation(torch.randn(1, 1, 960), 8000, seed=0)  # 30 frames > 25
 
 
 def test_long_form_windows_are_prompted_by_the_previous_window():
