@@ -5,6 +5,96 @@ Every constructor takes a ``seed`` so that tests are deterministic.
 
 from __future__ import annotations
 
+
+# --- language model (musicgen.models.lm) -------------------------------------------------------------
+def tiny_lm(seed: int = 0, **overrides):
+    """A tiny random :class:`musicgen.models.lm.LMModel` (preset ``tiny``: dim 32, 2 layers, card 16).
+
+    Weights are drawn with a larger spread than PyTorch's defaults so that greedy decoding is not
+    dominated by ties and logits vary across steps.
+    """
+    import torch
+
+    from musicgen.models.lm import LMModel, lm_config
+
+    preset = overrides.pop("preset", "tiny")
+    torch.manual_seed(seed)
+    model = LMModel(lm_config(preset, **overrides)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.normal_(0.0, 0.3 if p.dim() == 2 and "emb" not in name else 1.0)
+    return model
+
+
+def _tiny_transformers_sub_configs(num_codebooks: int, text_dim: int, card: int):
+    """Tiny T5 encoder and EnCodec configs (as dicts) shared by the transformers MusicGen builders."""
+    from transformers import EncodecConfig, T5Config
+
+    text = T5Config(vocab_size=64, d_model=text_dim, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                    relative_attention_num_buckets=8, relative_attention_max_distance=16,
+                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    audio = EncodecConfig(audio_channels=1, sampling_rate=8000, num_filters=4, upsampling_ratios=[4, 2],
+                          codebook_size=card, codebook_dim=8, hidden_size=8, num_lstm_layers=1,
+                          num_residual_layers=1, kernel_size=3, last_kernel_size=3, residual_kernel_size=3,
+                          target_bandwidths=[float(num_codebooks * (card - 1).bit_length())],  # kbps at 1 kHz
+                          normalize=False, use_causal_conv=False, chunk_length_s=None)
+    decoder = dict(vocab_size=card, max_position_embeddings=128, num_hidden_layers=2, ffn_dim=64,
+                   num_attention_heads=4, num_codebooks=num_codebooks, pad_token_id=card, bos_token_id=card,
+                   dropout=0.0)
+    return text.to_dict(), audio.to_dict(), decoder
+
+
+def _finish_tiny_transformers(model, folder, card: int):
+    import torch
+
+    model.eval()
+    with torch.no_grad():  # spread the decoder weights so that greedy decoding is not a string of ties
+        for name, p in model.decoder.named_parameters():
+            if "layer_norm" not in name:
+                p.normal_(0.0, 0.3 if "embed" not in name else 1.0)
+    model.generation_config.pad_token_id = card
+    model.generation_config.decoder_start_token_id = card
+    model.save_pretrained(str(folder))
+    return model
+
+
+def tiny_transformers_musicgen(folder, seed: int = 0, num_codebooks: int = 4, decoder_dim: int = 32,
+                               text_dim: int = 24, card: int = 16, activation: str = "gelu",
+                               audio_channels: int = 1):
+    """Save a tiny random transformers ``MusicgenForConditionalGeneration`` into ``folder``.
+
+    Tiny T5 encoder (``text_dim``), tiny mono EnCodec with ``num_codebooks / audio_channels`` quantizers
+    of ``card`` codes, decoder with ``decoder_dim`` (different from ``text_dim`` so that
+    ``enc_to_dec_proj`` exists). ``audio_channels=2``: a stereo decoder (codebooks interleaved L/R).
+    Returns the model (eval mode). About 200 KB on disk; builds in about a second.
+    """
+    import torch
+    from transformers import MusicgenConfig, MusicgenForConditionalGeneration
+
+    torch.manual_seed(seed)
+    text, audio, decoder = _tiny_transformers_sub_configs(num_codebooks // audio_channels, text_dim, card)
+    decoder.update(hidden_size=decoder_dim, activation_function=activation, num_codebooks=num_codebooks,
+                   audio_channels=audio_channels)
+    config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
+    return _finish_tiny_transformers(MusicgenForConditionalGeneration(config), folder, card)
+
+
+def tiny_transformers_musicgen_melody(folder, seed: int = 0, num_codebooks: int = 4, decoder_dim: int = 32,
+                                      text_dim: int = 24, card: int = 16, chroma_length: int = 6):
+    """Save a tiny random transformers ``MusicgenMelodyForConditionalGeneration`` into ``folder``
+    (12 chroma bins, ``chroma_length`` chroma frames in the prefix). Returns the model (eval mode)."""
+    import torch
+    from transformers import MusicgenMelodyConfig, MusicgenMelodyForConditionalGeneration
+
+    torch.manual_seed(seed)
+    text, audio, decoder = _tiny_transformers_sub_configs(num_codebooks, text_dim, card)
+    decoder.update(hidden_size=decoder_dim)
+    config = MusicgenMelodyConfig(text_encoder=text, audio_encoder=audio, decoder=decoder, num_chroma=12,
+                                  chroma_length=chroma_length)
+    return _finish_tiny_transformers(MusicgenMelodyForConditionalGeneration(config), folder, card)
+
+
 # --------------------------------------------------------------------------------------------------
 # Text: a tiny word-level tokenizer and a tiny random T5 encoder, saved like transformers folders.
 
@@ -55,7 +145,7 @@ def tiny_t5_folder(folder, seed: int = 0, d_model: int = 16):
 
 
 # --------------------------------------------------------------------------------------------------
-# Whole pipelines (musicgen.models.musicgen): our native format and a transformers MusicGen-Melody.
+# Whole pipelines (musicgen.models.musicgen) in our native format.
 
 def tiny_musicgen(seed: int = 0, stereo: bool = False, melody: bool = False, max_positions: int = 256):
     """A tiny random :class:`musicgen.models.musicgen.MusicGen` (our format's parts, in memory).
@@ -83,41 +173,3 @@ def tiny_musicgen(seed: int = 0, stereo: bool = False, melody: bool = False, max
         chroma = ChromaConditioner(lm.config.dim, chroma_length=8, sample_rate=8000, n_fft=2048,
                                    hop_length=512)
     return MusicGen(lm, codec, text, None, chroma, name="tiny").eval()
-
-
-def tiny_transformers_musicgen_melody(folder, seed: int = 0, decoder_dim: int = 32, text_dim: int = 24,
-                                      card: int = 16, chroma_length: int = 6):
-    """Save a tiny random transformers ``MusicgenMelodyForConditionalGeneration`` (+ the tiny text
-    tokenizer) into ``folder``; returns the model (eval mode)."""
-    import torch
-    from transformers import (
-        EncodecConfig,
-        MusicgenMelodyConfig,
-        MusicgenMelodyDecoderConfig,
-        MusicgenMelodyForConditionalGeneration,
-    )
-
-    torch.manual_seed(seed)
-    text = tiny_t5_config(d_model=text_dim)
-    audio = EncodecConfig(audio_channels=1, sampling_rate=8000, num_filters=4, upsampling_ratios=[4, 2],
-                          codebook_size=card, codebook_dim=8, hidden_size=8, num_lstm_layers=1,
-                          num_residual_layers=1, kernel_size=3, last_kernel_size=3, residual_kernel_size=3,
-                          target_bandwidths=[40.0], normalize=False, use_causal_conv=False,
-                          chunk_length_s=None)
-    decoder = MusicgenMelodyDecoderConfig(vocab_size=card, max_position_embeddings=256, num_hidden_layers=2,
-                                          ffn_dim=64, num_attention_heads=4, hidden_size=decoder_dim,
-                                          num_codebooks=4, pad_token_id=card, bos_token_id=card, dropout=0.0)
-    config = MusicgenMelodyConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(),
-                                  decoder=decoder.to_dict(), num_chroma=12, chroma_length=chroma_length)
-    model = MusicgenMelodyForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, p in model.decoder.named_parameters():
-            if "layer_norm" not in name:
-                p.normal_(0.0, 0.3 if "embed" not in name else 1.0)
-        for proj in (model.enc_to_dec_proj, model.audio_enc_to_dec_proj):
-            proj.weight.normal_(0.0, 0.5)
-    model.generation_config.pad_token_id = card
-    model.generation_config.decoder_start_token_id = card
-    model.save_pretrained(str(folder))
-    tiny_text_tokenizer().save_pretrained(str(folder))
-    return model

@@ -52,7 +52,9 @@ def hf_text(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hf_melody(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf_melody")
-    return tiny_transformers_musicgen_melody(folder, seed=0), folder
+    model = tiny_transformers_musicgen_melody(folder, seed=0)
+    tiny_text_tokenizer().save_pretrained(str(folder))
+    return model, folder
 
 
 def _tokenize(folder, texts):
@@ -247,42 +249,9 @@ def test_generate_command_writes_a_wav(tmp_path, capsys):
     assert rc == 2 and "duration_s" in capsys.readouterr().err
 
 
-def _tiny_stereo_transformers(folder):
-    from transformers import (
-        EncodecConfig,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-    )
-
-    from musicgen.testing import tiny_t5_config
-
-    card = 16
-    torch.manual_seed(0)
-    audio = EncodecConfig(audio_channels=1, sampling_rate=8000, num_filters=4, upsampling_ratios=[4, 2],
-                          codebook_size=card, codebook_dim=8, hidden_size=8, num_lstm_layers=1,
-                          num_residual_layers=1, kernel_size=3, last_kernel_size=3, residual_kernel_size=3,
-                          target_bandwidths=[40.0], normalize=False, use_causal_conv=False,
-                          chunk_length_s=None)
-    decoder = MusicgenDecoderConfig(vocab_size=card, max_position_embeddings=256, num_hidden_layers=2,
-                                    ffn_dim=64, num_attention_heads=4, hidden_size=32, num_codebooks=8,
-                                    audio_channels=2, pad_token_id=card, bos_token_id=card, dropout=0.0)
-    config = MusicgenConfig(text_encoder=tiny_t5_config(d_model=24).to_dict(),
-                            audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
-    model = MusicgenForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, p in model.decoder.named_parameters():
-            if "layer_norm" not in name:
-                p.normal_(0.0, 0.3 if "embed" not in name else 1.0)
-    model.generation_config.pad_token_id = card
-    model.generation_config.decoder_start_token_id = card
-    model.save_pretrained(str(folder))
-    tiny_text_tokenizer().save_pretrained(str(folder))
-    return model
-
-
 def test_stereo_transformers_checkpoint_matches(tmp_path):
-    model = _tiny_stereo_transformers(tmp_path)
+    model = tiny_transformers_musicgen(tmp_path, seed=0, num_codebooks=8, audio_channels=2)
+    tiny_text_tokenizer().save_pretrained(str(tmp_path))
     ours = MusicGen.from_pretrained(str(tmp_path))
     assert ours.pattern.name == "stereo_delay" and ours.audio_channels == 2
     frames = 9

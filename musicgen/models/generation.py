@@ -1,0 +1,190 @@
+"""Autoregressive generation with an :class:`~musicgen.models.lm.LMModel` following a codebook pattern.
+
+The pattern (``musicgen.modules.patterns``) lays the codes ``[B, K, T]`` out as a sequence ``[B, K, S]``
+with the special token ``card`` wherever nothing is placed. The LM input at step ``s`` is that sequence
+shifted right by one (the special token at step 0) and the LM predicts column ``s``. Everything the
+pattern decides is computed once before the loop: which ``(k, s)`` are sampled, which hold prompt
+codes (kept verbatim), which stay special.
+
+Decode loop (issue 9): one static KV cache for all steps, cross-attention keys/values computed once,
+conditional and null-conditioned rows in one batch for classifier-free guidance (rows ``[cond; null]``,
+logits ``null + (cond - null) * cfg_coef``, transformers' and audiocraft's formula), one fused sampling
+call over all K codebooks per step. ``two_step_cfg=True`` runs the two halves as separate forwards
+with their own caches instead.
+
+Reproducibility: each row samples from its own ``torch.Generator`` (``seeds=[...]`` or
+``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from musicgen.models.sampling import cfg_logits, make_generators, sample_next
+
+if TYPE_CHECKING:
+    from musicgen.models.lm import LMModel
+
+
+def _null_like(x: torch.Tensor | None, mask: torch.Tensor | None) -> tuple[Any, Any]:
+    if x is None:
+        return None, None
+    return torch.zeros_like(x), (torch.zeros_like(mask) if mask is not None else None)
+
+
+def _plan(pattern: Any, num_frames: int, prompt: torch.Tensor | None, batch: int, special: int,
+          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial sequence ``[B, K, S]`` (prompt codes placed, special elsewhere) and ``fill [S, K]``:
+    the positions to sample."""
+    k = pattern.num_codebooks
+    codes = torch.zeros(batch, k, num_frames, dtype=torch.long, device=device)
+    known = torch.zeros(1, k, num_frames, dtype=torch.long, device=device)
+    if prompt is not None:
+        codes[..., : prompt.shape[-1]] = prompt
+        known[..., : prompt.shape[-1]] = 1
+    seq, valid = pattern.build(codes, special)
+    known_seq, _ = pattern.build(known, 0)
+    valid = valid.to(device=device, dtype=torch.bool)
+    known_pos = valid & known_seq[0].bool()
+    seq = torch.where(valid & ~known_pos, torch.full_like(seq, special), seq)
+    return seq, (valid & ~known_pos).T.contiguous()
+
+
+@torch.inference_mode()
+def generate(lm: LMModel, pattern: Any, num_frames: int, *,
+             condition: torch.Tensor | None = None, condition_mask: torch.Tensor | None = None,
+             null_condition: torch.Tensor | None = None, null_condition_mask: torch.Tensor | None = None,
+             prefix: torch.Tensor | None = None, prefix_mask: torch.Tensor | None = None,
+             null_prefix: torch.Tensor | None = None, null_prefix_mask: torch.Tensor | None = None,
+             batch_size: int | None = None, prompt: torch.Tensor | None = None,
+             cfg_coef: float = 3.0, two_step_cfg: bool = False,
+             use_sampling: bool = True, temperature: float = 1.0, top_k: int = 250, top_p: float = 0.0,
+             seeds: Sequence[int] | None = None, generators: Sequence[torch.Generator] | None = None,
+             callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Generate codes ``[B, K, num_frames]`` (long, values in ``0..card-1``).
+
+    Args:
+        pattern: a codebook pattern with ``num_codebooks``, ``build`` and ``revert``.
+        condition, condition_mask: ``[B, L, cond_dim]`` and ``[B, L]`` for cross-attention LMs.
+        null_condition, null_condition_mask: the null condition for guidance; default zeros (and a zero
+            mask when ``condition_mask`` is given), i.e. transformers' null condition.
+        prefix, prefix_mask, null_prefix, null_prefix_mask: ``[B, P, dim]`` / ``[B, P]`` prepended
+            inputs (MusicGen-Melody); the null prefix defaults to zeros likewise.
+        batch_size: needed only when neither condition, prefix nor prompt gives ``B``.
+        prompt: codes ``[B, K, T_p]`` to continue (kept verbatim in the output), ``T_p <= num_frames``.
+        cfg_coef: guidance coefficient; 1.0 switches guidance off (no null rows are run).
+        seeds / generators: one per row, for per-row reproducible sampling.
+        callback: ``callback(done_steps, total_steps)`` after every generated step.
+    """
+    cfg = lm.config
+    k = cfg.num_codebooks
+    if getattr(pattern, "num_codebooks", k) != k:
+        raise ValueError(f"the pattern has {pattern.num_codebooks} codebooks but the LM has {k}")
+    if int(num_frames) <= 0:
+        raise ValueError(f"num_frames must be positive, got {num_frames}")
+    candidates = [t.shape[0] for t in (condition, prefix, prompt) if t is not None]
+    if batch_size is not None:
+        candidates.append(int(batch_size))
+    if not candidates:
+        raise ValueError("cannot tell the batch size: pass condition, prefix, prompt or batch_size")
+    if len(set(candidates)) != 1:
+        raise ValueError(f"batch sizes disagree between condition / prefix / prompt / batch_size: "
+                         f"{candidates}")
+    b = candidates[0]
+    device = lm.positions.device
+    if prompt is not None:
+        lm.check_tokens(prompt, "prompt")
+        if prompt.numel() and int(prompt.max()) >= cfg.card:
+            raise ValueError(f"prompt codes must be < card={cfg.card}, got {int(prompt.max())}")
+        if prompt.shape[-1] > num_frames:
+            raise ValueError(f"the prompt has {prompt.shape[-1]} frames, more than num_frames={num_frames}")
+        prompt = prompt.to(device)
+    lm.check_prefix(prefix, b)
+    num_prefix = 0 if prefix is None else prefix.shape[1]
+    num_steps = pattern.num_steps(num_frames)
+    if num_prefix + num_steps > cfg.max_positions:
+        raise ValueError(f"{num_frames} frames take {num_steps} steps (+{num_prefix} prefix positions), more "
+                         f"than the model's max_positions={cfg.max_positions}")
+    if generators is None and seeds is not None:
+        if len(seeds) != b:
+            raise ValueError(f"got {len(seeds)} seeds for a batch of {b}")
+        generators = make_generators([int(s) for s in seeds], device)
+    if generators is not None and len(generators) != b:
+        raise ValueError(f"got {len(generators)} generators for a batch of {b}")
+
+    special = cfg.card
+    seq, fill = _plan(pattern, num_frames, prompt, b, special, device)
+    active = fill.any(dim=1).nonzero()
+    if len(active) == 0:
+        return pattern.revert(seq)
+    first = int(active[0])
+
+    guided = cfg_coef != 1.0
+    conds = [(condition, condition_mask, prefix, prefix_mask)]
+    if guided:
+        if null_condition is None:
+            null_condition, null_condition_mask = _null_like(condition, condition_mask)
+        if null_prefix is None:
+            null_prefix, null_prefix_mask = _null_like(prefix, prefix_mask)
+        conds.append((null_condition, null_condition_mask, null_prefix, null_prefix_mask))
+    if guided and not two_step_cfg:  # one batch: rows [cond; null]
+        (c, cm, p, pm), (nc, ncm, np_, npm) = conds
+        conds = [(*_stack_rows(c, cm, nc, ncm, "condition"), *_stack_rows(p, pm, np_, npm, "prefix"))]
+    length = num_prefix + num_steps
+    reps = 2 if guided and not two_step_cfg else 1
+    states = [lm.start_state(b * reps, length, c[0], c[1], c[3]) for c in conds]
+
+    def run(tokens: torch.Tensor, start: int, with_prefix: bool) -> torch.Tensor:
+        """Last-position logits ``[B, K, card]`` after CFG for input ``tokens [B, K, n]``."""
+        outs = []
+        for state, c in zip(states, conds):
+            x = lm.embed(tokens.repeat(reps, 1, 1) if reps > 1 else tokens, start)
+            if with_prefix and c[2] is not None:
+                x = torch.cat([c[2].to(x.dtype) + lm.positions[:num_prefix], x], dim=1)
+            h = lm.transformer.step(x, state)
+            outs.append(lm.heads(h[:, -1:])[:, :, 0])
+        logits = torch.cat(outs) if len(outs) > 1 else outs[0]
+        if guided:
+            cond_logits, null_logits = logits.split(b)
+            logits = cfg_logits(cond_logits, null_logits, cfg_coef)
+        return logits
+
+    total = num_steps - first
+    start_tok = torch.full((b, k, 1), special, dtype=torch.long, device=device)
+    tokens = torch.cat([start_tok, seq[..., :first]], dim=-1)
+    logits = run(tokens, num_prefix, True)
+    for s in range(first, num_steps):
+        if s > first:
+            logits = run(seq[..., s - 1: s], num_prefix + s, False)
+        nxt = sample_next(logits, use_sampling=use_sampling, temperature=temperature, top_k=top_k,
+                          top_p=top_p, generators=generators)
+        seq[..., s] = torch.where(fill[s], nxt, seq[..., s])
+        if callback is not None:
+            callback(s - first + 1, total)
+    return pattern.revert(seq)
+
+
+def _stack_rows(x: torch.Tensor | None, mask: torch.Tensor | None, null: torch.Tensor | None,
+                null_mask: torch.Tensor | None, what: str) -> tuple[Any, Any]:
+    """Rows ``[x; null]`` (``[2B, L, D]``) and their masks. A shorter one (e.g. a length-1 null
+    condition) is padded with masked zeros, which needs masks on both sides."""
+    if x is None and null is None:
+        return None, None
+    if x is None or null is None or (mask is None) != (null_mask is None):
+        raise ValueError(f"the {what} and the null {what} must both be given or both be absent, "
+                         "and both with masks or both without")
+    length = max(x.shape[1], null.shape[1])
+    if x.shape[1] != null.shape[1]:
+        if mask is None:
+            raise ValueError(f"the {what} has length {x.shape[1]} and the null {what} {null.shape[1]}: "
+                             "give masks (padding is masked) or use two_step_cfg=True")
+        def pad(t: torch.Tensor) -> torch.Tensor:  # zeros after the last of dim 1
+            return torch.nn.functional.pad(t, (0, 0) * (t.dim() - 2) + (0, length - t.shape[1]))
+
+        x, null, mask, null_mask = pad(x), pad(null), pad(mask), pad(null_mask)
+    rows = torch.cat([x, null.to(x.dtype)], dim=0)
+    masks = None if mask is None else torch.cat([mask.to(torch.long), null_mask.to(torch.long)], dim=0)
+    return rows, masks
