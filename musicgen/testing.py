@@ -95,6 +95,32 @@ def tiny_transformers_musicgen_melody(folder, seed: int = 0, num_codebooks: int 
     return _finish_tiny_transformers(MusicgenMelodyForConditionalGeneration(config), folder, card)
 
 
+# --- codec (musicgen.models.codec) -----------------------------------------------------------------------
+def tiny_codec(seed: int = 0, stereo: bool = False, **overrides):
+    """A random ``CompressionModel`` (8 kHz, hop 32, 4 codebooks of 64, dim 16; see ``tiny_config``).
+
+    The codebooks are filled with random entries (marked initialised) so encode/decode work at once;
+    ``stereo=True`` wraps it in ``StereoCompressionModel``. Returned in eval mode.
+    """
+    import torch
+
+    from musicgen.models.codec import CompressionModel, StereoCompressionModel, tiny_config
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CompressionModel(tiny_config(**overrides))
+    with torch.no_grad():
+        for layer in model.quantizer.layers:
+            cb = layer.codebook
+            cb.embed.copy_(torch.randn(cb.embed.shape, generator=gen))
+            cb.embed_avg.copy_(cb.embed)
+            cb.cluster_size.fill_(1.0)
+            cb.inited.fill_(1.0)
+    model.eval()
+    return StereoCompressionModel(model) if stereo else model
+
+
 # --------------------------------------------------------------------------------------------------
 # Text: a tiny word-level tokenizer and a tiny random T5 encoder, saved like transformers folders.
 
@@ -159,7 +185,6 @@ def tiny_musicgen(seed: int = 0, stereo: bool = False, melody: bool = False, max
     from musicgen.models.conditioners import LUTConditioner, build_vocabulary
     from musicgen.models.melody import ChromaConditioner
     from musicgen.models.musicgen import MusicGen
-    from musicgen.testing import tiny_codec, tiny_lm  # the codec's and the LM's tiny models
 
     codec = tiny_codec(seed, stereo=stereo, codebook_size=16)
     extra = {"preset": "tiny_melody"} if melody else {"cond_dim": None}

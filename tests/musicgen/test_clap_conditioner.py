@@ -3,10 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("musicgen.modules.rvq")  # the codec's residual vector quantizer
-
-from musicgen.models.clap_conditioner import CLAPConditioner, TransformersClapEmbedder  # noqa: E402
-from musicgen.testing import tiny_text_tokenizer  # noqa: E402
+from musicgen.models.clap_conditioner import CLAPConditioner, TransformersClapEmbedder
+from musicgen.testing import tiny_text_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("musicgen.models.lm")  # these need the LM, codec and patterns branches
-pytest.importorskip("musicgen.models.codec")
-pytest.importorskip("musicgen.modules.patterns")
-
-from musicgen import MusicGen  # noqa: E402
-from musicgen.checkpoints.files import MissingCheckpointFile  # noqa: E402
-from musicgen.checkpoints.musicgen_formats import load_audiocraft_musicgen  # noqa: E402
-from musicgen.modules.chroma import ChromaExtractor  # noqa: E402
-from musicgen.testing import (  # noqa: E402
+from musicgen import MusicGen
+from musicgen.checkpoints.files import MissingCheckpointFile
+from musicgen.checkpoints.musicgen_formats import load_audiocraft_musicgen
+from musicgen.modules.chroma import ChromaExtractor
+from musicgen.testing import (
     tiny_musicgen,
     tiny_text_tokenizer,
     tiny_transformers_musicgen,
