@@ -43,7 +43,7 @@ def read_corpus(root: Path) -> list[dict]:
         row = json.loads(line)
         wav, sr = read_audio(root / row["path"])
         meta = json.loads((root / row["path"]).with_suffix(".json").read_text())
-        rows.append({**row, "text": meta["description"], "wav": to_mono(wav), "sr": sr})
+        rows.append({**row, "text": meta["description"], "meta": meta, "wav": to_mono(wav), "sr": sr})
     return rows
 
 
