@@ -14,8 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.yamlsource import SuiteError
+
+if TYPE_CHECKING:
+    from bench.distributed import World
 
 
 def run_command(args: list[str]) -> int:
@@ -43,7 +47,7 @@ def run_command(args: list[str]) -> int:
         world.close()
 
 
-def _run(ns: argparse.Namespace, world) -> int:
+def _run(ns: argparse.Namespace, world: World) -> int:
     from bench.runner import RunError, Runner
     from bench.suite import load_suite
 

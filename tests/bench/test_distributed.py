@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.distributed import World
+from bench.distributed import World, init_world
 from bench.runner import Runner
 from bench.store import RunStore, audio_digest
 from bench.suite import load_suite
@@ -73,6 +73,20 @@ def test_world_deals_the_plan_round_robin():
     assert World().shard(plan) == plan and World().gather("x") == ["x"]
     with pytest.raises(KeyError):
         World().check(KeyError("boom"), "plan")  # one process: the error itself
+
+
+def test_init_world_reads_torchrun_environment(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    world = init_world("cuda")  # plain `bench run`: one rank, no process group, device as asked
+    assert (world.rank, world.world_size, world.device, world.distributed) == (0, 1, "cuda", False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="RANK=2 and WORLD_SIZE=2"):
+        init_world()
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ValueError, match="RANK='one' is not an integer"):
+        init_world()
 
 
 @pytest.mark.slow
