@@ -116,6 +116,21 @@ class World:
             out[k] = t.cpu().numpy().reshape(shapes[k])
         return out
 
+    def reduce_metric(self, metric: Any) -> None:
+        """Add every rank's state of ``metric`` into it (``all_reduce``) and gather the per-item lists
+        that do not add (``flagged`` clip ids, sorted). Every rank calls it for the same metrics in
+        the same order; one process: nothing to do."""
+        if not self.distributed:
+            return
+        metric.state = self.sum_arrays(metric.state)
+        flagged = getattr(metric, "flagged", None)
+        if isinstance(flagged, dict):
+            merged: dict[str, list[str]] = {}
+            for theirs in self.gather(flagged):
+                for flag, keys in theirs.items():
+                    merged.setdefault(flag, []).extend(keys)
+            metric.flagged = {flag: sorted(keys) for flag, keys in merged.items()}
+
     def close(self) -> None:
         if self.distributed:
             import torch.distributed as dist

@@ -304,21 +304,6 @@ class Runner:
             it.clip = it.reference = None  # audio is not kept: MusicCaps-sized sets stay in memory bounds
         return [(mp, metric, names_of[id(metric)]) for mp, metric in metrics]
 
-    def combine(self, metric: Any) -> None:
-        """Add the other ranks' state of ``metric`` into this one (``all_reduce``), and gather the
-        per-item lists that do not add (flagged clip ids, sorted). Every rank calls it in the same
-        order; one process: nothing to do."""
-        if not self.world.distributed:
-            return
-        metric.state = self.world.sum_arrays(metric.state)
-        flagged = getattr(metric, "flagged", None)
-        if isinstance(flagged, dict):
-            merged: dict[str, list[str]] = {}
-            for theirs in self.world.gather(flagged):
-                for flag, keys in theirs.items():
-                    merged.setdefault(flag, []).extend(keys)
-            metric.flagged = {flag: sorted(keys) for flag, keys in merged.items()}
-
     def records(self, plugin: Plugin, mp: Plugin, metric: Any, names: Sequence[str],
                 dataset_protocol: Mapping[str, Any]) -> list[dict]:
         try:
@@ -408,9 +393,9 @@ class Runner:
         except Exception as e:
             error = e
         self._phase(error, "evaluation")
-        for _, metrics in evaluated:
+        for _, metrics in evaluated:  # the same metrics in the same order on every rank
             for _, metric, _ in metrics:
-                self.combine(metric)
+                self.world.reduce_metric(metric)
         rows = self._gather_rows(plan, rows)
         self.stats = self._gather_stats()
         results: dict[str, Any] = {}

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,6 +88,48 @@ def test_init_world_reads_torchrun_environment(monkeypatch):
     monkeypatch.setenv("RANK", "one")
     with pytest.raises(ValueError, match="RANK='one' is not an integer"):
         init_world()
+
+
+class PeerWorld(World):
+    """Rank 0 of a world of two whose rank 1 holds ``peer`` (a metric fed other items): the
+    collectives answer with the peer's data, as gloo would."""
+
+    def __init__(self, peer) -> None:
+        super().__init__(rank=0, world_size=2, backend="test")
+        self.peer = peer
+
+    def gather(self, obj):  # reduce_metric gathers the flagged ids
+        return [obj, self.peer.flagged]
+
+    def sum_arrays(self, arrays):
+        keys = set(arrays) | set(self.peer.state)
+        return {k: arrays.get(k, 0.0) + self.peer.state.get(k, 0.0) for k in sorted(keys)}
+
+
+def test_reduce_metric_adds_states_and_gathers_flagged_ids():
+    from bench.api import AudioClip, MetricItem, Prompt
+    from bench.metrics.chroma import ChromaCosineSimilarity
+
+    rng = np.random.default_rng(0)
+
+    def item(i: int) -> MetricItem:
+        ref = rng.standard_normal((1, 8000)).astype(np.float32)
+        gen = np.zeros_like(ref) if i in (1, 4) else rng.standard_normal((1, 8000)).astype(np.float32)
+        return MetricItem(Prompt(f"p{i}", "x"), AudioClip(gen, 16000, f"p{i}", 0),
+                          AudioClip(ref, 16000, f"p{i}", -1))
+
+    items = [item(i) for i in range(6)]
+    whole, mine, peer = ChromaCosineSimilarity(), ChromaCosineSimilarity(), ChromaCosineSimilarity()
+    for i, it in enumerate(items):
+        whole.update(it, {})
+        (mine if i % 2 == 0 else peer).update(it, {})
+    assert mine.flagged != whole.flagged
+    PeerWorld(peer).reduce_metric(mine)
+    assert mine.flagged == {k: sorted(v) for k, v in whole.flagged.items()}
+    assert mine.flagged == {"generated silent": ["p1#0", "p4#0"]}
+    a, b = mine.compute()["chroma_cosine"], whole.compute()["chroma_cosine"]
+    assert (a.n, a.value, a.ci_low, a.ci_high) == pytest.approx((b.n, b.value, b.ci_low, b.ci_high),
+                                                                abs=1e-12)
 
 
 @pytest.mark.slow
