@@ -159,6 +159,7 @@ def test_two_gloo_ranks_match_one_process(tones, write_suite, plugins, tmp_path)
     # a rerun at world size 1 reuses every clip the two ranks wrote
     again = Runner(load_suite(suite, run_dir=tmp_path / "two"), progress=False).run()
     assert again["metadata"]["cache"]["clips"] == {"hits": 40, "generated": 0}
+    assert again["metadata"]["cache"]["embeddings"]["computed"] == 0  # embeddings too
     assert_same_results(one, again)
 
 
