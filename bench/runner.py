@@ -385,24 +385,29 @@ class Runner:
             error = e
         self._phase(error, "generation")
         t_gen = time.perf_counter()
-        evaluated, rows = [], []
-        try:
-            for plugin, generator, items, fp in mine:
-                evaluated.append((plugin, self.evaluate(plugin, generator, fp, items)))
-                rows += [it.row for it in items]
-        except Exception as e:
-            error = e
-        self._phase(error, "evaluation")
-        for _, metrics in evaluated:  # the same metrics in the same order on every rank
+        records, rows = [], []
+        for plugin, generator, items, fp in mine:  # the same generators in the same order on every rank
+            metrics = []
+            try:
+                metrics = self.evaluate(plugin, generator, fp, items)
+            except Exception as e:
+                error = e
+            self._phase(error, f"evaluation of {plugin.label!r}")
             for _, metric, _ in metrics:
                 self.world.reduce_metric(metric)
+            if self.world.is_main:  # states are dropped after each generator: memory stays bounded
+                try:
+                    records += [rec for mp, metric, names in metrics
+                                for rec in self.records(plugin, mp, metric, names, dataset_protocol)]
+                except Exception as e:
+                    error = e
+            self._phase(error, f"scores of {plugin.label!r}")
+            rows += [it.row for it in items]
         rows = self._gather_rows(plan, rows)
         self.stats = self._gather_stats()
         results: dict[str, Any] = {}
         if self.world.is_main:
             try:
-                records = [rec for plugin, metrics in evaluated for mp, metric, names in metrics
-                           for rec in self.records(plugin, mp, metric, names, dataset_protocol)]
                 t_end = time.perf_counter()
                 results = {"suite": self.suite.name,
                            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -106,6 +106,7 @@ class PeerWorld(World):
         return {k: arrays.get(k, 0.0) + self.peer.state.get(k, 0.0) for k in sorted(keys)}
 
 
+@pytest.mark.slow  # chroma's imports
 def test_reduce_metric_adds_states_and_gathers_flagged_ids():
     from bench.api import AudioClip, MetricItem, Prompt
     from bench.metrics.chroma import ChromaCosineSimilarity
