@@ -3,6 +3,10 @@
 Validates the whole suite first (as ``bench validate``: nothing is generated when anything is
 wrong), then runs it (``bench.runner``), prints one line per record and renders the HTML report
 (``bench.report``) at ``report.html`` of the suite, inside the run directory.
+
+Under torchrun (``torchrun --nproc-per-node N -m bench run ...``) every process runs this command;
+``bench.distributed.init_world`` joins them into one world, the plan is shared out by rank, and only
+rank 0 prints the records and writes the results and the report.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.yamlsource import SuiteError
+
+if TYPE_CHECKING:
+    from bench.distributed import World
 
 
 def run_command(args: list[str]) -> int:
@@ -26,21 +34,39 @@ def run_command(args: list[str]) -> int:
     ns = ap.parse_args(args)
     if ns.limit is not None and ns.limit < 1:
         ap.error("--limit must be at least 1")
+    from bench.distributed import init_world
+
+    try:
+        world = init_world(ns.device)
+    except ValueError as e:
+        print(f"bench run: {e}", file=sys.stderr)
+        return 1
+    try:
+        return _run(ns, world)
+    finally:
+        world.close()
+
+
+def _run(ns: argparse.Namespace, world: World) -> int:
     from bench.runner import RunError, Runner
     from bench.suite import load_suite
 
     only = [o for item in ns.only for o in item.split(",") if o]
     try:
-        planned = load_suite(ns.suite, run_dir=ns.out, device=ns.device, only=only)
-    except SuiteError as e:
-        print(f"bench run: {e}", file=sys.stderr)
+        planned = load_suite(ns.suite, run_dir=ns.out, device=world.device, only=only)
+    except SuiteError as e:  # the same on every rank: rank 0 says it
+        if world.is_main:
+            print(f"bench run: {e}", file=sys.stderr)
         return 1
     try:
-        results = Runner(planned, limit=ns.limit, only=only, device=ns.device,
-                         progress=not ns.no_progress).run()
-    except RunError as e:
-        print(f"bench run: error: {e}", file=sys.stderr)
+        results = Runner(planned, limit=ns.limit, only=only, device=world.device,
+                         progress=not ns.no_progress, world=world).run()
+    except RunError as e:  # every rank knows every rank's error: rank 0 says it
+        if world.is_main:
+            print(f"bench run: error: {e}", file=sys.stderr)
         return 1
+    if not world.is_main:
+        return 0
     cache = results["metadata"]["cache"]
     for r in results["records"]:
         ci = f" [{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if r["ci_low"] is not None else ""

@@ -18,6 +18,10 @@ concrete plug-in. Steps:
 
 Killing the process at any point and running again redoes only what is missing; cache hits are
 counted in ``results.json["metadata"]["cache"]``.
+
+Under torchrun (``bench.distributed``) each rank takes every ``world_size``-th item of the plan,
+generates and scores only those, and the metric states, per-sample rows and cache counts are
+combined on rank 0, which alone writes the outputs; the results equal a one-process run's.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 from bench import __version__
 from bench.api import AudioClip, Embedder, Generator, MetricItem, Prompt
 from bench.audio import crop, normalize_loudness, read_audio, resample, to_mono
+from bench.distributed import RankError, World
 from bench.store import RunStore, audio_digest, clip_key, embedding_key, reference_tokens_key
 from bench.suite import PlannedSuite, Plugin
 
@@ -63,6 +68,7 @@ class EvalItem:
     seed: int
     key: str
     cached: bool
+    mine: bool = True  # this rank's to generate and score (always, in a one-process run)
     clip: AudioClip | None = None
     reference: AudioClip | None = None
     row: dict[str, Any] = field(default_factory=dict)
@@ -84,11 +90,13 @@ class Runner:
     """Runs a validated suite into its run directory."""
 
     def __init__(self, planned: PlannedSuite, *, limit: int | None = None, only: Sequence[str] = (),
-                 device: str = "cpu", progress: bool = True) -> None:
+                 device: str = "cpu", progress: bool = True, world: World | None = None) -> None:
         self.planned = planned
         self.suite = planned.suite
         self.gen = planned.suite.generation
-        self.limit, self.only, self.device, self.progress = limit, list(only), device, progress
+        self.world = world if world is not None else World(device=device)
+        self.limit, self.only, self.device = limit, list(only), device
+        self.progress = progress and self.world.is_main
         self.store = RunStore(planned.run_dir)
         self._reference_features: dict[str, np.ndarray] = {}  # embedding key -> features
         self.stats = {"clips": {"hits": 0, "generated": 0}, "embeddings": {"hits": 0, "computed": 0}}
@@ -261,10 +269,10 @@ class Runner:
             self.store.save_array("tokens", key, tokens)
         return tokens
 
-    def evaluate(self, plugin: Plugin, generator: Generator, fingerprint: str, items: list[EvalItem],
-                 dataset_protocol: Mapping[str, Any]) -> list[dict]:
-        """Stream the generator's items through every metric (one clip in memory at a time), then
-        turn each metric's state into records."""
+    def evaluate(self, plugin: Plugin, generator: Generator, fingerprint: str,
+                 items: list[EvalItem]) -> list[tuple[Plugin, Any, tuple[str, ...]]]:
+        """Stream the generator's items through every metric (one clip in memory at a time); returns
+        each metric (plug-in, fed instance, embedder names) for ``records``."""
         metrics = [(mp, self.planned.make(mp)) for mp in self.planned.metrics]
         names_of = {id(m): tuple(m.embedder_names()) for _, m in metrics}
         for _, metric in metrics:
@@ -294,8 +302,7 @@ class Runner:
                 for k, v in (per_sample or {}).items():
                     it.row[k] = float(v)
             it.clip = it.reference = None  # audio is not kept: MusicCaps-sized sets stay in memory bounds
-        return [rec for mp, metric in metrics
-                for rec in self.records(plugin, mp, metric, names_of[id(metric)], dataset_protocol)]
+        return [(mp, metric, names_of[id(metric)]) for mp, metric in metrics]
 
     def records(self, plugin: Plugin, mp: Plugin, metric: Any, names: Sequence[str],
                 dataset_protocol: Mapping[str, Any]) -> list[dict]:
@@ -324,12 +331,17 @@ class Runner:
         return out
 
     # -- the whole run ---------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        t0 = time.perf_counter()
+    def _phase(self, error: BaseException | None, phase: str) -> None:
+        """Every rank reports how ``phase`` went; any failure fails every rank, naming the rank."""
         try:
-            self.store.lock()
-        except RuntimeError as e:
+            self.world.check(error, phase)
+        except RankError as e:
             raise RunError(str(e)) from None
+
+    def plan(self) -> tuple[list, list[Prompt], dict[str, Any]]:
+        """``[(plugin, generator, items, fingerprint)]`` with every item of the run, the prompts and
+        the dataset protocol. Items are numbered across the whole plan (generators in suite order,
+        then seeds, then prompts); item ``i`` is rank ``i % world_size``'s (``EvalItem.mine``)."""
         prompts, dataset_protocol = self.prompts()
         for what, names in (("generator labels", [g.label for g in self.generators()]),
                             ("prompt ids", [p.id for p in prompts])):
@@ -337,7 +349,7 @@ class Runner:
             clash = sorted({n for n, s in zip(names, slugs) if slugs.count(s) > 1})
             if clash:
                 raise RunError(f"{what} {clash} map to the same audio file name; rename them")
-        plan = []
+        plan, index = [], 0
         for plugin in self.generators():
             generator = self.planned.make(plugin)
             fp = generator.fingerprint()
@@ -345,22 +357,88 @@ class Runner:
             for seed in self.gen.seeds:
                 for p in prompts:
                     key = clip_key(fp, p, seed, self.gen.duration_s)
-                    items.append(EvalItem(p, seed, key, self.store.has_clip(key)))
+                    mine = self.world.owns(index)
+                    items.append(EvalItem(p, seed, key, mine and self.store.has_clip(key), mine=mine))
+                    index += 1
             plan.append((plugin, generator, items, fp))
-        self.generate_all([(p, g, items) for p, g, items, _ in plan])
+        return plan, prompts, dataset_protocol
+
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        if self.world.is_main:  # rank 0 holds the lock for the whole world, which joined through torchrun
+            try:
+                self.store.lock()
+            except RuntimeError as e:
+                error = RunError(str(e))
+        self._phase(error, "lock")
+        plan, prompts, dataset_protocol, error = [], [], {}, None
+        try:
+            plan, prompts, dataset_protocol = self.plan()
+        except Exception as e:
+            error = e
+        self._phase(error, "plan")
+        mine = [(p, g, [it for it in items if it.mine], fp) for p, g, items, fp in plan]
+        try:
+            self.generate_all([(p, g, items) for p, g, items, _ in mine])
+        except Exception as e:
+            error = e
+        self._phase(error, "generation")
         t_gen = time.perf_counter()
         records, rows = [], []
-        for plugin, generator, items, fp in plan:
-            records += self.evaluate(plugin, generator, fp, items, dataset_protocol)
+        for plugin, generator, items, fp in mine:  # the same generators in the same order on every rank
+            metrics = []
+            try:
+                metrics = self.evaluate(plugin, generator, fp, items)
+            except Exception as e:
+                error = e
+            self._phase(error, f"evaluation of {plugin.label!r}")
+            for _, metric, _ in metrics:
+                self.world.reduce_metric(metric)
+            if self.world.is_main:  # states are dropped after each generator: memory stays bounded
+                try:
+                    records += [rec for mp, metric, names in metrics
+                                for rec in self.records(plugin, mp, metric, names, dataset_protocol)]
+                except Exception as e:
+                    error = e
+            self._phase(error, f"scores of {plugin.label!r}")
             rows += [it.row for it in items]
-        t_end = time.perf_counter()
-        results = {"suite": self.suite.name, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                   "records": records,
-                   "metadata": self.metadata(plan, prompts, dataset_protocol,
-                                             {"generation": t_gen - t0, "evaluation": t_end - t_gen,
-                                              "total": t_end - t0})}
-        self.write_outputs(results, rows)
+        rows = self._gather_rows(plan, rows)
+        self.stats = self._gather_stats()
+        results: dict[str, Any] = {}
+        if self.world.is_main:
+            try:
+                t_end = time.perf_counter()
+                results = {"suite": self.suite.name,
+                           "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                           "records": records,
+                           "metadata": self.metadata(plan, prompts, dataset_protocol,
+                                                     {"generation": t_gen - t0, "evaluation": t_end - t_gen,
+                                                      "total": t_end - t0})}
+                self.write_outputs(results, rows)
+            except Exception as e:
+                error = e
+        self._phase(error, "results")
         return results
+
+    def _gather_rows(self, plan: list, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every rank's per-sample rows, in the plan's order (as one process writes them)."""
+        if not self.world.distributed:
+            return rows
+        by_item = {(r["generator"], r["prompt_id"], r["seed"]): r for part in self.world.gather(rows)
+                   for r in part}
+        return [by_item[(p.label, it.prompt.id, it.seed)] for p, _, items, _ in plan for it in items
+                if (p.label, it.prompt.id, it.seed) in by_item]
+
+    def _gather_stats(self) -> dict[str, dict[str, int]]:
+        """Cache counts summed over ranks."""
+        total: dict[str, dict[str, int]] = {}
+        for stats in self.world.gather(self.stats):
+            for what, counts in stats.items():
+                for k, v in counts.items():
+                    total.setdefault(what, {}).setdefault(k, 0)
+                    total[what][k] += v
+        return total
 
     def metadata(self, plan: list, prompts: list[Prompt], dataset_protocol: Mapping[str, Any],
                  durations: Mapping[str, float]) -> dict[str, Any]:
@@ -369,7 +447,8 @@ class Runner:
 
         return {"bench_version": __version__, "commit": _git_commit(), "python": platform.python_version(),
                 "packages": {"numpy": numpy.__version__, "torch": torch.__version__},
-                "device": self.device, "suite_file": str(self.planned.path),
+                "device": self.device, "world_size": self.world.world_size,
+                "distributed_backend": self.world.backend, "suite_file": str(self.planned.path),
                 "suite_sha256": hashlib.sha256(self.planned.path.read_bytes()).hexdigest(),
                 "dataset": dict(dataset_protocol), "prompt_ids": [p.id for p in prompts],
                 "seeds": list(self.gen.seeds), "duration_s": self.gen.duration_s,
