@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from musicgen.models.sampling import cfg_logits, make_generators, sample_next
+from musicgen.modules.fast_linear import LINEAR_KERNELS
 
 if TYPE_CHECKING:
     from musicgen.models.lm import LMModel
@@ -63,7 +64,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
              cfg_coef: float = 3.0, two_step_cfg: bool = False,
              use_sampling: bool = True, temperature: float = 1.0, top_k: int = 250, top_p: float = 0.0,
              seeds: Sequence[int] | None = None, generators: Sequence[torch.Generator] | None = None,
-             callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+             callback: Callable[[int, int], None] | None = None, kernel: str = "gemm") -> torch.Tensor:
     """Generate codes ``[B, K, num_frames]`` (long, values in ``0..card-1``).
 
     Args:
@@ -78,11 +79,17 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         cfg_coef: guidance coefficient; 1.0 switches guidance off (no null rows are run).
         seeds / generators: one per row, for per-row reproducible sampling.
         callback: ``callback(done_steps, total_steps)`` after every generated step.
+        kernel: how the weight products run, see :mod:`musicgen.modules.fast_linear`: ``"gemm"``
+            (default; bit-identical to transformers' MusicGen), ``"rowwise"`` (one batch row at a
+            time: a clip never depends on its batch neighbours, bit for bit; fastest at batch 1 on
+            CPU), ``"int8"`` (int8 weights, approximate, CPU). All fuse q/k/v and the K heads.
     """
     cfg = lm.config
     k = cfg.num_codebooks
     if getattr(pattern, "num_codebooks", k) != k:
         raise ValueError(f"the pattern has {pattern.num_codebooks} codebooks but the LM has {k}")
+    if kernel not in LINEAR_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {LINEAR_KERNELS}")
     if int(num_frames) <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
     candidates = [t.shape[0] for t in (condition, prefix, prompt) if t is not None]
@@ -135,7 +142,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         conds = [(*_stack_rows(c, cm, nc, ncm, "condition"), *_stack_rows(p, pm, np_, npm, "prefix"))]
     length = num_prefix + num_steps
     reps = 2 if guided and not two_step_cfg else 1
-    states = [lm.start_state(b * reps, length, c[0], c[1], c[3]) for c in conds]
+    states = [lm.start_state(b * reps, length, c[0], c[1], c[3], kernel=kernel) for c in conds]
 
     def run(tokens: torch.Tensor, start: int, with_prefix: bool) -> torch.Tensor:
         """Last-position logits ``[B, K, card]`` after CFG for input ``tokens [B, K, n]``."""
@@ -145,7 +152,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
             if with_prefix and c[2] is not None:
                 x = torch.cat([c[2].to(x.dtype) + lm.positions[:num_prefix], x], dim=1)
             h = lm.transformer.step(x, state)
-            outs.append(lm.heads(h[:, -1:])[:, :, 0])
+            outs.append(lm.heads(h[:, -1:], kernel)[:, :, 0])
         logits = torch.cat(outs) if len(outs) > 1 else outs[0]
         if guided:
             cond_logits, null_logits = logits.split(b)
