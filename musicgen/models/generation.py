@@ -10,10 +10,20 @@ Decode loop (issue 9): one static KV cache for all steps, cross-attention keys/v
 conditional and null-conditioned rows in one batch for classifier-free guidance (rows ``[cond; null]``,
 logits ``null + (cond - null) * cfg_coef``, transformers' and audiocraft's formula), one fused sampling
 call over all K codebooks per step. ``two_step_cfg=True`` runs the two halves as separate forwards
-with their own caches instead.
+with their own caches instead. The weights are packed for decoding (fused q/k/v and heads, a choice of
+matrix kernel: ``kernel=``, see :mod:`musicgen.modules.fast_linear`); ``compile=True`` runs the
+transformer step through ``torch.compile``.
+
+Devices and dtypes: everything follows the LM's parameters, so ``lm.to(torch.bfloat16)`` (CPU or CUDA)
+or ``lm.to("cuda", torch.float16)`` decode in that dtype (sampling is done in float32). The CUDA paths
+are written device-generically but have NOT been run on a GPU in this project so far. CUDA graphs are
+not implemented (``cuda_graph=True`` raises ``NotImplementedError``).
 
 Reproducibility: each row samples from its own ``torch.Generator`` (``seeds=[...]`` or
-``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours.
+``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours. Bit for bit
+that holds with ``kernel="rowwise"`` (each row's products computed alone); with ``"gemm"`` the BLAS
+picks its blocking by the number of rows, so at full model size a row's logits can differ in the last
+bits between batch sizes, and a sampled token can (rarely) flip.
 """
 
 from __future__ import annotations
@@ -64,7 +74,8 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
              cfg_coef: float = 3.0, two_step_cfg: bool = False,
              use_sampling: bool = True, temperature: float = 1.0, top_k: int = 250, top_p: float = 0.0,
              seeds: Sequence[int] | None = None, generators: Sequence[torch.Generator] | None = None,
-             callback: Callable[[int, int], None] | None = None, kernel: str = "gemm") -> torch.Tensor:
+             callback: Callable[[int, int], None] | None = None, kernel: str = "gemm",
+             compile: bool = False, cuda_graph: bool = False) -> torch.Tensor:
     """Generate codes ``[B, K, num_frames]`` (long, values in ``0..card-1``).
 
     Args:
@@ -83,11 +94,19 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
             (default; bit-identical to transformers' MusicGen), ``"rowwise"`` (one batch row at a
             time: a clip never depends on its batch neighbours, bit for bit; fastest at batch 1 on
             CPU), ``"int8"`` (int8 weights, approximate, CPU). All fuse q/k/v and the K heads.
+        compile: run the transformer step through ``torch.compile`` (inductor). Same tokens as eager
+            on the tiny test models; the first generation pays the compilation (minutes on a small CPU).
+        cuda_graph: not implemented (raises); see the module docstring.
     """
     cfg = lm.config
     k = cfg.num_codebooks
     if getattr(pattern, "num_codebooks", k) != k:
         raise ValueError(f"the pattern has {pattern.num_codebooks} codebooks but the LM has {k}")
+    if cuda_graph:
+        raise NotImplementedError(
+            "cuda_graph=True is not implemented: the decode step slices the KV cache at a Python position, "
+            "so shapes change every step; CUDA graphs need a static-shape step (attention over the whole "
+            "cache with a position mask). Use compile=True, or bf16/fp16 weights on CUDA.")
     if kernel not in LINEAR_KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {LINEAR_KERNELS}")
     if int(num_frames) <= 0:
@@ -144,6 +163,8 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
     reps = 2 if guided and not two_step_cfg else 1
     states = [lm.start_state(b * reps, length, c[0], c[1], c[3], kernel=kernel) for c in conds]
 
+    step = lm.transformer.compiled_step() if compile else lm.transformer.step
+
     def run(tokens: torch.Tensor, start: int, with_prefix: bool) -> torch.Tensor:
         """Last-position logits ``[B, K, card]`` after CFG for input ``tokens [B, K, n]``."""
         outs = []
@@ -151,7 +172,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
             x = lm.embed(tokens.repeat(reps, 1, 1) if reps > 1 else tokens, start)
             if with_prefix and c[2] is not None:
                 x = torch.cat([c[2].to(x.dtype) + lm.positions[:num_prefix], x], dim=1)
-            h = lm.transformer.step(x, state)
+            h = step(x, state)
             outs.append(lm.heads(h[:, -1:], kernel)[:, :, 0])
         logits = torch.cat(outs) if len(outs) > 1 else outs[0]
         if guided:

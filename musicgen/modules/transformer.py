@@ -180,6 +180,15 @@ class Transformer(nn.Module):
             DecoderLayer(dim, num_heads, ffn_dim, activation, cross_attention, norm_eps)
             for _ in range(num_layers))
         self._packed: tuple[tuple, list[PackedLayer]] | None = None
+        self._compiled_step = None
+
+    def compiled_step(self):
+        """``torch.compile(self.step, dynamic=True)``, built once (positions and batch size are symbolic,
+        so a new step position does not recompile). The first call compiles: minutes for a full-size
+        model on a small CPU."""
+        if self._compiled_step is None:
+            self._compiled_step = torch.compile(self.step, dynamic=True)
+        return self._compiled_step
 
     def packed_layers(self, kernel: str) -> list[PackedLayer]:
         """Per-layer :class:`PackedLayer` for ``kernel``; built once and reused until a parameter
