@@ -17,7 +17,9 @@ than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per gene
 ``"int8"``
     Weight-only storage in int8 (per-output-channel scales) through fbgemm's dynamic quantized linear
     (activations are quantized per call, per tensor). Four times fewer weight bytes than fp32; outputs
-    are approximate (NOT bit-identical to fp32), CPU only.
+    are approximate (NOT bit-identical to fp32; about 5% relative error per product on Gaussian
+    inputs), CPU only. A weight-only int8 product (``aten._weight_int8pack_mm``) was slower than fp32
+    at 2 rows on the AVX2 CPU measured here, so it is not offered.
 
 Packing also fuses weights that take the same input into one matrix (self-attention q/k/v, the K
 codebook heads): one call instead of three or K. On the CPU BLAS measured here the fused product is
