@@ -12,11 +12,12 @@ CFG 3.0 for every implementation (also the warm-up): the script asserts (fp32) t
 of ours gives the codes of transformers, and reports it for bf16. Then it times sampling (CFG 3.0,
 top-k 250, delay pattern) alternating the implementations, ``--repeats`` rounds, and keeps the best
 time of each. Ours: ``kernel="gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant;
-batch <= 4 only, it reads the weights once per row), ``"int8"`` (fp32 only, approximate, batch 1).
+batch <= 4 only, it reads the weights once per row), ``"weight_left"`` (batch 1), ``"int8"`` (fp32
+only, approximate, batch 1).
 
 Columns: steps/s counts sequence steps (one forward of the ``[cond; null]`` batch each; 4 codebooks per
 step); audio s/s = steps/s x batch / 50 (50 frames per second); "x tf" = steps/s over transformers' in the
-same dtype and batch; "x our best fp32" over the faster of our fp32 gemm / rowwise at that batch;
+same dtype and batch; "x our best fp32" over the fastest of our exact fp32 kernels at that batch;
 bandwidth fraction = decoder weight bytes
 read per step (each weight once, in its stored dtype; cross-attention k/v excluded: they run once) x
 steps/s / copy bandwidth measured in this run (a 512 MB ``copy_``, bytes copied per second); peak memory
@@ -148,6 +149,8 @@ def implementations(batch: int, dtype: torch.dtype) -> list[str]:
     names = ["transformers", "ours gemm"]
     if batch <= 4:
         names.append("ours rowwise")
+    if batch == 1:
+        names.append("ours weight_left")
     if batch == 1 and dtype == torch.float32:
         names.append("ours int8")
     return names
@@ -225,7 +228,7 @@ def main() -> None:
                 rows.append(dict(dtype=dname, batch=batch, name=n, sps=sps, mem=best[n][1],
                                  bw=nbytes * sps / 1e9 / bandwidth))
     for dname in dtypes:
-        for n in ("ours gemm", "ours rowwise"):
+        for n in ("ours gemm", "ours rowwise"):  # (weight_left runs at batch 1 only)
             a, b = first_rows.get((dname, n, 1)), first_rows.get((dname, n, 4))
             if a is not None and b is not None:
                 notes.append(f"{dname} {n}: seed-0 clip identical at batch 1 and batch 4: "
@@ -243,7 +246,7 @@ def main() -> None:
         tf = next(x["sps"] for x in rows if x["dtype"] == r["dtype"] and x["batch"] == r["batch"]
                   and x["name"] == "transformers")
         base = max((x["sps"] for x in rows if x["dtype"] == "fp32" and x["batch"] == r["batch"]
-                    and x["name"] in ("ours gemm", "ours rowwise")), default=float("nan"))
+                    and x["name"] in ("ours gemm", "ours rowwise", "ours weight_left")), default=float("nan"))
         print(f"| {r['dtype']} | {r['batch']} | {r['name']} | {r['sps']:.2f} | "
               f"{r['sps'] * r['batch'] / FRAME_RATE:.3f} | {r['sps'] / tf:.2f} | {r['sps'] / base:.2f} | "
               f"{r['bw']:.2f} | {r['mem'] / 2**20:.0f} |")

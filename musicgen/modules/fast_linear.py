@@ -14,6 +14,10 @@ than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per gene
     ``F.linear`` one batch row at a time (a matrix-vector product per row at one position). A row's
     result never depends on the other rows: same-seed clips are bit-identical whatever the batch size.
     Fastest at 1-2 rows on CPU; it reads the weights once per row, so it loses at large batch.
+``"weight_left"``
+    ``(W x^T)^T``: the same product with the weight as the left operand, which BLAS libraries run
+    with a different kernel (the rows become a narrow right operand). Reads the weights once; not
+    bit-identical to ``"gemm"`` and, like it, not batch-invariant in the last bits.
 ``"int8"``
     Weight-only storage in int8 (per-output-channel scales) through fbgemm's dynamic quantized linear
     (activations are quantized per call, per tensor). Four times fewer weight bytes than fp32; outputs
@@ -33,7 +37,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-LINEAR_KERNELS = ("gemm", "rowwise", "int8")
+LINEAR_KERNELS = ("gemm", "rowwise", "weight_left", "int8")
 
 
 class PackedLinear:
@@ -62,6 +66,9 @@ class PackedLinear:
             for b in range(x.shape[0]):
                 torch.mm(x[b], self.weight.t(), out=out[b])
             return out
+        if self.kernel == "weight_left":  # (W x^T)^T: the BLAS sees a tall-skinny product
+            flat = x.reshape(-1, x.shape[-1])
+            return (self.weight @ flat.T).T.reshape(*x.shape[:-1], self.out_features)
         y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]).float(), self.packed)
         return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 

@@ -43,7 +43,8 @@ def test_packed_kernels_match_the_modules(lm):
     assert torch.equal(plain, lm(tokens, condition=cond, condition_mask=mask))
     # fused q/k/v and fused heads through the same BLAS call: bit-identical
     assert torch.equal(_step_logits(lm, "gemm", cond, mask, tokens), plain)
-    assert (_step_logits(lm, "rowwise", cond, mask, tokens) - plain).abs().max() < 1e-4
+    for kernel in ("rowwise", "weight_left"):
+        assert (_step_logits(lm, kernel, cond, mask, tokens) - plain).abs().max() < 1e-4
     int8 = _step_logits(lm, "int8", cond, mask, tokens)
     assert int8.shape == plain.shape and not torch.equal(int8, plain)  # approximate by design
 
@@ -60,8 +61,8 @@ def test_kernels_generate_the_same_greedy_codes(lm):
     pattern = get_pattern("delay", num_codebooks=K)
     cond, mask = _cond(2, seed=3)
     out = {k: lm.generate(pattern, 10, condition=cond, condition_mask=mask, use_sampling=False, kernel=k)
-           for k in ("gemm", "rowwise")}
-    assert torch.equal(out["gemm"], out["rowwise"])
+           for k in ("gemm", "rowwise", "weight_left")}
+    assert torch.equal(out["gemm"], out["rowwise"]) and torch.equal(out["gemm"], out["weight_left"])
 
 
 def test_rowwise_is_bit_exact_whatever_the_batch():
