@@ -9,12 +9,17 @@ model; suites are validated against those models before anything runs. Built-ins
 Audio convention: ``AudioClip.wav`` is float32 ``[C, T]`` (channels first, samples), values in
 [-1, 1], at ``AudioClip.sample_rate`` Hz. Embedders take mono float32 ``[T]`` at their own rate and
 return frame embeddings ``[F, D]``; the runner resamples and caches.
+
+Plug-ins that read or write files get a ``Context``: relative ``Path`` fields of a plug-in's
+``Params`` are already resolved against the suite file's folder when the suite is loaded, and
+``Context.cache_dir`` is the one place inside the run directory where a plug-in may write (a dataset
+that builds its corpus, a generator that unpacks weights).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +32,31 @@ class Params(BaseModel):
     """Base of every plug-in's parameters: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the harness lends a plug-in: where it may write and how to open another dataset.
+
+    ``cache_dir`` lies inside the run directory (None when validating without a run directory);
+    ``open_dataset(name, params)`` builds a registered dataset from raw params (used by generators
+    such as ``retrieval`` that need a training set) without the plug-in importing the registry.
+    """
+
+    cache_dir: Path | None = None
+    device: str = "cpu"
+    open_dataset: Callable[[str, Mapping[str, Any]], Dataset] | None = None
+    #: the suite file's folder: relative paths given as strings (path-or-hub-id fields) resolve here
+    base_dir: Path | None = None
+
+    def resolve(self, path_or_id: str) -> str:
+        """``base_dir / path_or_id`` when that exists (a relative local path in the suite), else the
+        string unchanged (an absolute path, or a hub id for the local Hugging Face cache)."""
+        if self.base_dir is not None and not Path(path_or_id).expanduser().is_absolute():
+            candidate = self.base_dir / path_or_id
+            if candidate.exists():
+                return str(candidate)
+        return path_or_id
 
 
 @dataclass(frozen=True)
@@ -80,8 +110,9 @@ class Generator(abc.ABC):
 
     Params: ClassVar[type[Params]] = Params
 
-    def __init__(self, params: Params) -> None:
-        self.params = params
+    def __init__(self, params: Params | None = None, context: Context | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.context = context if context is not None else Context()
 
     def check(self) -> list[str]:
         """What is missing to run (packages, weight files), one line each; empty when ready."""
@@ -96,6 +127,36 @@ class Generator(abc.ABC):
 
     @abc.abstractmethod
     def fingerprint(self) -> str: ...
+
+    def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray | None:
+        """Tokens ``[K, T_frames]`` of reference audio ``[C, T]`` in this generator's own codec, for
+        token-based memorization (``Metric.needs_reference_tokens``); None when it has no tokens."""
+        return None
+
+
+class Dataset(abc.ABC):
+    """A set of prompts (with their reference audio, melody and metadata) from local files.
+
+    ``check`` lists what is missing (folders, files) without building anything; ``prompts`` may
+    build or index the data (inside ``context.cache_dir`` only) and returns them in a stable order.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | None = None, context: Context | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.context = context if context is not None else Context()
+
+    def check(self) -> list[str]:
+        """What is missing (folders, files, packages), one line each; empty when ready."""
+        return []
+
+    @abc.abstractmethod
+    def prompts(self) -> list[Prompt]: ...
+
+    def protocol(self) -> dict[str, Any]:
+        """What identifies this set in a result (name, split, N, how many items were missing)."""
+        return {}
 
 
 class Embedder(abc.ABC):
@@ -155,6 +216,11 @@ class Metric(abc.ABC):
     Subclasses declare their state in ``__init__`` with ``add_state`` and fill it in ``update``;
     ``compute`` turns the state into values keyed by ``MetricInfo.name``. ``merge`` adds another
     instance's state, so shards, caches and ranks combine exactly.
+
+    Optional hooks the runner calls when a metric defines them: ``bind_embedder(name, protocol)``
+    with each loaded embedder's ``protocol()``, and ``set_text_encoder(fn)`` with the embedder's
+    ``embed_text`` (a list of texts -> ``[N, D]``) when the embedder has one (CLAP score).
+    ``MetricResult.extra["protocol"]`` entries are merged into the record's protocol.
     """
 
     Params: ClassVar[type[Params]] = Params
@@ -162,10 +228,17 @@ class Metric(abc.ABC):
     embedders: ClassVar[tuple[str, ...]] = ()
     #: True when every item needs ``reference`` (paired metrics)
     needs_reference: ClassVar[bool] = False
+    #: True when ``item.reference.tokens`` should be filled by ``Generator.encode_reference``
+    needs_reference_tokens: ClassVar[bool] = False
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
         self.state: dict[str, np.ndarray] = {}
+
+    def embedder_names(self) -> tuple[str, ...]:
+        """Registry names of the embedders this instance needs (defaults to ``embedders``);
+        override when the backbone is a parameter."""
+        return tuple(self.embedders)
 
     def add_state(self, name: str, shape: tuple[int, ...] = ()) -> None:
         self.state[name] = np.zeros(shape, dtype=np.float64)
@@ -182,9 +255,13 @@ class Metric(abc.ABC):
     def infos(self) -> list[MetricInfo]: ...
 
     @abc.abstractmethod
-    def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    def update(self, item: MetricItem,
+               features: Mapping[str, Mapping[str, np.ndarray]]) -> Mapping[str, float] | None:
         """Add one item. ``features[embedder_name]`` holds ``"generated"`` and, when available,
-        ``"reference"`` frame embeddings ``[F, D]``. Raise on bad input; never skip silently."""
+        ``"reference"`` frame embeddings ``[F, D]``. Raise on bad input; never skip silently.
+
+        May return per-sample values (``{output_name: float}``); the runner puts them in the
+        per-sample table. Returning None is fine."""
 
     @abc.abstractmethod
     def compute(self) -> dict[str, MetricResult]: ...

@@ -15,6 +15,9 @@ from bench import __version__
 PROG = "bench"
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help); filled in as subcommands land
+    "run": ("bench.commands:run_command", "run a suite: generate (cached), score, write results"),
+    "validate": ("bench.suite:validate_command", "check a suite completely without generating"),
+    "list": ("bench.registry:list_command", "list registered generators, metrics, datasets, embedders"),
     "report": ("bench.report:main", "render RUN_DIR/results.json as one self-contained HTML file"),
     "compare": ("bench.compare:main", "check a run against a baseline JSON; non-zero exit on regression"),
 }

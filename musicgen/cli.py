@@ -15,6 +15,7 @@ from musicgen import __version__
 PROG = "musicgen"
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help); filled in as subcommands land
+    "generate": ("musicgen.generate_cli:main", "generate music from text with a MusicGen checkpoint"),
 }
 
 

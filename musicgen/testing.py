@@ -93,3 +93,108 @@ def tiny_transformers_musicgen_melody(folder, seed: int = 0, num_codebooks: int 
     config = MusicgenMelodyConfig(text_encoder=text, audio_encoder=audio, decoder=decoder, num_chroma=12,
                                   chroma_length=chroma_length)
     return _finish_tiny_transformers(MusicgenMelodyForConditionalGeneration(config), folder, card)
+
+
+# --- codec (musicgen.models.codec) -----------------------------------------------------------------------
+def tiny_codec(seed: int = 0, stereo: bool = False, **overrides):
+    """A random ``CompressionModel`` (8 kHz, hop 32, 4 codebooks of 64, dim 16; see ``tiny_config``).
+
+    The codebooks are filled with random entries (marked initialised) so encode/decode work at once;
+    ``stereo=True`` wraps it in ``StereoCompressionModel``. Returned in eval mode.
+    """
+    import torch
+
+    from musicgen.models.codec import CompressionModel, StereoCompressionModel, tiny_config
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CompressionModel(tiny_config(**overrides))
+    with torch.no_grad():
+        for layer in model.quantizer.layers:
+            cb = layer.codebook
+            cb.embed.copy_(torch.randn(cb.embed.shape, generator=gen))
+            cb.embed_avg.copy_(cb.embed)
+            cb.cluster_size.fill_(1.0)
+            cb.inited.fill_(1.0)
+    model.eval()
+    return StereoCompressionModel(model) if stereo else model
+
+
+# --------------------------------------------------------------------------------------------------
+# Text: a tiny word-level tokenizer and a tiny random T5 encoder, saved like transformers folders.
+
+TINY_WORDS = ("happy rock song with electric guitar and drums calm piano melody sad violin jazz "
+              "ambient pad techno beat bass fast slow loud quiet 90 120 bpm in a minor major key "
+              "lofi hip hop orchestral epic choir synth retro").split()
+
+
+def tiny_text_tokenizer(words: tuple[str, ...] | list[str] = TINY_WORDS):
+    """A lower-casing word-level ``PreTrainedTokenizerFast`` with T5's special ids (pad 0, eos 1,
+    unk 2) that appends ``</s>`` like T5; built offline in milliseconds."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for w in words:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                   unk_token="<unk>", model_max_length=512)
+
+
+def tiny_t5_config(vocab_size: int | None = None, d_model: int = 16):
+    from transformers import T5Config
+
+    return T5Config(vocab_size=vocab_size or (len(set(TINY_WORDS)) + 3), d_model=d_model, d_kv=4,
+                    d_ff=32, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+                    relative_attention_max_distance=16, dropout_rate=0.0)
+
+
+def tiny_t5_folder(folder, seed: int = 0, d_model: int = 16):
+    """Save a tiny random ``T5EncoderModel`` + ``tiny_text_tokenizer`` into ``folder``; returns it."""
+    from pathlib import Path
+
+    import torch
+    from transformers import T5EncoderModel
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    T5EncoderModel(tiny_t5_config(d_model=d_model)).eval().save_pretrained(str(folder))
+    tiny_text_tokenizer().save_pretrained(str(folder))
+    return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole pipelines (musicgen.models.musicgen) in our native format.
+
+def tiny_musicgen(seed: int = 0, stereo: bool = False, melody: bool = False, max_positions: int = 256):
+    """A tiny random :class:`musicgen.models.musicgen.MusicGen` (our format's parts, in memory).
+
+    Codec: ``tiny_codec`` with 16 codes (8 kHz, 250 Hz frames; stereo interleaves 2 x 4 codebooks).
+    LM: ``tiny_lm`` (dim 32). Text: a lookup-table conditioner over ``TINY_WORDS`` projecting to 32.
+    ``melody=True``: a prefix LM with a chroma conditioner (n_fft 2048, hop 512 at 8 kHz, 8 frames).
+    """
+    import torch
+
+    from musicgen.models.conditioners import LUTConditioner, build_vocabulary
+    from musicgen.models.melody import ChromaConditioner
+    from musicgen.models.musicgen import MusicGen
+
+    codec = tiny_codec(seed, stereo=stereo, codebook_size=16)
+    extra = {"preset": "tiny_melody"} if melody else {"cond_dim": None}
+    lm = tiny_lm(seed, num_codebooks=8 if stereo else 4, max_positions=max_positions, **extra)
+    torch.manual_seed(seed + 1)
+    text = LUTConditioner(build_vocabulary([" ".join(TINY_WORDS)]), dim=16, output_dim=lm.config.dim)
+    with torch.no_grad():
+        text.embed.weight.normal_(0.0, 1.0)
+    chroma = None
+    if melody:
+        chroma = ChromaConditioner(lm.config.dim, chroma_length=8, sample_rate=8000, n_fft=2048,
+                                   hop_length=512)
+    return MusicGen(lm, codec, text, None, chroma, name="tiny").eval()

@@ -3,4 +3,10 @@
 ``BUILTIN_METRICS`` maps registry names to lazy ``"module:Class"`` strings.
 """
 
-BUILTIN_METRICS: dict[str, str] = {}
+BUILTIN_METRICS: dict[str, str] = {
+    "fad": "bench.metrics.fad:FrechetAudioDistance",
+    "kl": "bench.metrics.kl:KLDivergence",
+    "clap_score": "bench.metrics.clap_score:ClapScore",
+    "chroma_cosine": "bench.metrics.chroma:ChromaCosineSimilarity",
+    "memorization": "bench.metrics.memorization:Memorization",
+}

@@ -1,1 +1,36 @@
-"""Pure metric functions (no state, no I/O)."""
+"""Pure metric functions (no state, no I/O): Frechet distance, bootstrap, KL, cosine scores,
+chroma, memorization and per-clip audio checks."""
+
+from bench.metrics.functional.audio_checks import audio_flags
+from bench.metrics.functional.bootstrap import bootstrap_ci, percentile_interval, poisson_weights
+from bench.metrics.functional.divergence import clip_label_distribution, kl_all_directions, kl_divergence
+from bench.metrics.functional.frechet import (
+    fad_inf_fit,
+    fad_inf_from_embeddings,
+    frechet_details,
+    frechet_distance,
+    gaussian_fit,
+    gaussian_from_sums,
+    gaussian_sums,
+    per_sample_fad,
+)
+from bench.metrics.functional.memorization import (
+    nearest_neighbour_rate,
+    token_match_fraction,
+    token_match_rates,
+)
+from bench.metrics.functional.similarity import (
+    chroma_cosine_similarity,
+    chroma_cosine_sums,
+    chromagram,
+    clap_score,
+    cosine_similarity,
+)
+
+__all__ = [
+    "audio_flags", "bootstrap_ci", "chroma_cosine_similarity", "chroma_cosine_sums", "chromagram",
+    "clap_score", "clip_label_distribution", "cosine_similarity", "fad_inf_fit", "fad_inf_from_embeddings",
+    "frechet_details", "frechet_distance", "gaussian_fit", "gaussian_from_sums", "gaussian_sums",
+    "kl_all_directions", "kl_divergence", "nearest_neighbour_rate", "per_sample_fad", "percentile_interval",
+    "poisson_weights", "token_match_fraction", "token_match_rates",
+]

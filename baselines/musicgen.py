@@ -1,0 +1,134 @@
+"""``musicgen``: our MusicGen (``musicgen.MusicGen.from_pretrained``) as a generator.
+
+``checkpoint`` is anything ``MusicGen.from_pretrained`` accepts (our native folder, a transformers
+folder, an audiocraft folder, or a hub id found in the local Hugging Face cache); a relative path
+that exists next to the suite file is taken from there. It may name other
+params in braces, so that an ablation ``matrix:`` over ``pattern`` and ``size`` picks a checkpoint per
+cell: ``checkpoint: "models/{size}-{pattern}"``. ``pattern`` and ``size`` are recorded with every
+result. Sampling defaults follow the paper (top-k 250, temperature 1, CFG 3).
+
+Seeds: each prompt samples from its own torch generator seeded ``prompt_seed(seed, prompt.id)``
+(``MusicGen.generate(seed=[...])`` seeds row by row), so a clip does not depend on its batch.
+With ``melody: true`` each prompt's ``melody_path`` conditions through ``generate_with_chroma``
+(prompts without one get the null melody). Token ids ``[K, T_frames]`` are kept with each clip for
+the memorization metric, and ``encode_reference`` tokenises the training originals with the same
+codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from baselines._common import fingerprint_of, fit_length, missing_packages, prompt_seed, weights_digest
+from bench.api import AudioClip, Generator, Params, Prompt
+
+CODE_VERSION = "1"
+MELODY_RATE = 32000
+
+
+class MusicGenGenerator(Generator):
+    class Params(Params):
+        checkpoint: str = Field(description="folder, file or local hub id; may use {size}, {pattern}")
+        size: str | None = None
+        pattern: str | None = None
+        top_k: int = Field(default=250, ge=0)
+        top_p: float = Field(default=0.0, ge=0.0, le=1.0)
+        temperature: float = Field(default=1.0, ge=0.0)
+        cfg_coef: float = 3.0
+        two_step_cfg: bool = False
+        use_sampling: bool = True
+        melody: bool = False
+
+    _model = None
+
+    @property
+    def checkpoint(self) -> str:
+        fields = self.params.model_dump()
+        try:
+            return self.context.resolve(self.params.checkpoint.format(**fields))
+        except (KeyError, IndexError) as e:
+            raise ValueError(f"checkpoint {self.params.checkpoint!r} names an unknown parameter {e}; "
+                             f"known: {', '.join(fields)}") from e
+
+    def _folder(self) -> Path:
+        from musicgen.checkpoints.files import resolve_local
+
+        return resolve_local(self.checkpoint)
+
+    def check(self) -> list[str]:
+        if missing_packages("musicgen.models.musicgen"):
+            return ["musicgen.models.musicgen is not available in this installation (the MusicGen "
+                    "pipeline has not landed)"]
+        try:
+            self._folder()
+        except (FileNotFoundError, ValueError) as e:
+            return [str(e)]
+        return []
+
+    def load(self, device: str = "cpu") -> None:
+        if self._model is not None:
+            return
+        from musicgen import MusicGen
+
+        self._model = MusicGen.from_pretrained(str(self._folder()), device=device)
+
+    def fingerprint(self) -> str:
+        import musicgen
+
+        return fingerprint_of("musicgen", CODE_VERSION, self.params, checkpoint=self.checkpoint,
+                              musicgen=musicgen.__version__,
+                              weights=weights_digest(self._folder(), self.context.cache_dir))
+
+    def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Reference audio ``[C, T]`` -> tokens ``[K, T_frames]`` with the model's own codec (channels
+        averaged, then repeated to the codec's channel count), for token-based memorization."""
+        import torch
+
+        self.load(self.context.device)
+        model = self._model
+        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+        if x.shape[0] != model.audio_channels:
+            x = x.mean(0, keepdim=True).expand(model.audio_channels, -1)
+        with torch.no_grad():
+            tokens = model.codec.encode(x[None].to(model.device), sample_rate=int(sample_rate))
+        return tokens[0].cpu().numpy().astype(np.int64)
+
+    def _melodies(self, prompts: Sequence[Prompt]) -> list:
+        import torch
+
+        from bench.audio import read_audio, resample
+
+        out = []
+        for p in prompts:
+            if p.melody_path is None:
+                out.append(None)
+                continue
+            wav, sr = read_audio(p.melody_path)
+            out.append(torch.from_numpy(resample(wav, sr, MELODY_RATE)))
+        return out
+
+    def generate(self, prompts: Sequence[Prompt], seed: int, duration_s: float) -> list[AudioClip]:
+        self.load(self.context.device)
+        p = self.params
+        model = self._model
+        model.set_generation_params(duration_s=duration_s, top_k=p.top_k, top_p=p.top_p,
+                                    temperature=p.temperature, cfg_coef=p.cfg_coef,
+                                    two_step_cfg=p.two_step_cfg, use_sampling=p.use_sampling)
+        seeds = [prompt_seed(seed, q.id) for q in prompts]
+        texts = [q.text for q in prompts]
+        if p.melody:
+            audio, tokens = model.generate_with_chroma(texts, self._melodies(prompts), MELODY_RATE,
+                                                       seed=seeds, return_tokens=True)
+        else:
+            audio, tokens = model.generate(texts, seed=seeds, return_tokens=True)
+        audio = audio.float().cpu().numpy()
+        tokens = tokens.cpu().numpy().astype(np.int64)
+        sr = int(model.sample_rate)
+        n = round(duration_s * sr)
+        return [AudioClip(fit_length(audio[i], n), sr, q.id, seed, tokens=tokens[i],
+                          meta={"checkpoint": self.checkpoint})
+                for i, q in enumerate(prompts)]

@@ -1,0 +1,67 @@
+"""Audio helpers for the harness: read, mono, resample (julius), crop, loudness (pyloudnorm).
+
+Arrays are float32 ``[C, T]`` (channels first) unless a name says ``mono`` (``[T]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """``(wav [C, T] float32, sample_rate)`` from any file soundfile reads."""
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise ValueError(f"cannot read audio file {str(path)!r}: {e}") from e
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def to_mono(wav: np.ndarray) -> np.ndarray:
+    """``[C, T]`` -> ``[T]`` by averaging channels."""
+    return wav.mean(axis=0) if wav.ndim == 2 else wav
+
+
+def resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample the last axis with julius (band-limited sinc). Returns float32."""
+    if from_rate == to_rate:
+        return np.asarray(wav, dtype=np.float32)
+    import julius
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+    return julius.resample_frac(x, int(from_rate), int(to_rate)).numpy().astype(np.float32)
+
+
+def crop(wav: np.ndarray, num_samples: int) -> np.ndarray:
+    """The first ``num_samples`` samples of ``[..., T]`` (shorter audio is returned whole)."""
+    return wav[..., :num_samples]
+
+
+def loudness_lufs(wav: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness (ITU-R BS.1770-4, pyloudnorm) of ``[C, T]``; -inf for silence.
+
+    Clips shorter than one 400 ms gating block are measured after zero padding to 400 ms.
+    """
+    import pyloudnorm
+
+    x = np.asarray(wav, dtype=np.float64).T
+    block = int(np.ceil(0.4 * sample_rate))
+    if x.shape[0] < block:
+        x = np.pad(x, ((0, block - x.shape[0]), (0, 0)))
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(x))
+
+
+def normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float) -> tuple[np.ndarray, float]:
+    """``(wav scaled to target_lufs, measured loudness)``. Silent audio (-inf LUFS) is returned
+    unchanged; peaks above 1 are kept (clipping is not applied, as in audiocraft's normalisation)."""
+    measured = loudness_lufs(wav, sample_rate)
+    if not np.isfinite(measured):
+        return np.asarray(wav, dtype=np.float32), measured
+    gain = 10.0 ** ((target_lufs - measured) / 20.0)
+    return (np.asarray(wav, dtype=np.float32) * np.float32(gain)), measured

@@ -1,0 +1,95 @@
+"""EnCodec pre-quantisation latents as an extra FAD backbone.
+
+Interim implementation: transformers' ``EncodecModel`` encoder, loaded from a local folder or a
+hub id present in the local Hugging Face cache (default ``facebook/encodec_32khz``: 32 kHz mono,
+hop 640, 50 Hz, 128-d). It returns the encoder output before the residual quantiser, one 128-d
+frame per 20 ms: ``[F, D]``. When the project's own codec (``CompressionModel.encode_latents``)
+lands, this embedder should switch to it (same numbers on the same weights) and bump ``version``.
+A clip shorter than one hop (640 samples at 32 kHz) is an error.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from bench.api import Embedder, Params
+from bench.embedders.common import digest_of, require_length
+from musicgen.checkpoints.files import MissingCheckpointFile, require_file, resolve_local
+
+HOW_TO_GET = ("On a machine with network run `huggingface-cli download facebook/encodec_32khz` "
+              "(or copy its folder here) and pass the folder or hub id.")
+
+
+class EncodecParams(Params):
+    model: str = "facebook/encodec_32khz"
+
+
+class EncodecEmbedder(Embedder):
+    """Pre-quantisation EnCodec latents ``[F, 128]`` at 50 Hz (32 kHz input)."""
+
+    name: ClassVar[str] = "encodec"
+    version: ClassVar[str] = "1-transformers"
+    sample_rate: ClassVar[int] = 32000
+    dim: ClassVar[int] = 128
+    Params = EncodecParams
+
+    def __init__(self, params: EncodecParams | None = None) -> None:
+        super().__init__(params)
+        self.model = None
+        self.hop = 640
+        self.device = "cpu"
+        self._in_memory = False
+
+    def _folder(self):
+        try:
+            folder = resolve_local(self.params.model)
+        except MissingCheckpointFile as e:
+            raise MissingCheckpointFile(f"EnCodec model: {e} {HOW_TO_GET}") from None
+        require_file(folder, "config.json", HOW_TO_GET)
+        return folder
+
+    def _weights(self):
+        folder = self._folder()
+        return [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", ".bin")]
+
+    def check(self) -> list[str]:
+        try:
+            if not self._weights():
+                return [f"EnCodec model folder {self._folder()} holds no weights. {HOW_TO_GET}"]
+        except FileNotFoundError as e:
+            return [str(e)]
+        return []
+
+    def load(self, device: str = "cpu") -> None:
+        from transformers import EncodecModel
+
+        model = EncodecModel.from_pretrained(str(self._folder()), local_files_only=True)
+        self.set_model(model)
+        self._in_memory = False
+        self.model = self.model.to(device)
+        self.device = device
+
+    def set_model(self, model) -> None:
+        """Use an in-memory ``EncodecModel`` (tests, benchmarks); the digest becomes ``"in-memory"``."""
+        if model.config.audio_channels != 1 or model.config.sampling_rate != self.sample_rate:
+            raise ValueError(f"encodec embedder expects a mono {self.sample_rate} Hz model; got "
+                             f"{model.config.audio_channels} channels at {model.config.sampling_rate} Hz")
+        self.model, self._in_memory = model.eval(), True
+        self.hop = int(np.prod(model.config.upsampling_ratios))
+
+    def digest(self) -> str:
+        return "in-memory" if self._in_memory else digest_of(*self._weights())
+
+    def protocol(self) -> dict:
+        return {**super().protocol(), "latents": "encoder output before quantisation", "hop": self.hop}
+
+    @torch.inference_mode()
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("encodec: call load() before embed()")
+        x = require_length(wav, self.hop, self.name, self.sample_rate)
+        latents = self.model.encoder(torch.from_numpy(x)[None, None].to(self.device))  # [1, D, F]
+        return latents[0].T.float().cpu().numpy()

@@ -1,0 +1,256 @@
+"""Conditioners: text (and melody, CLAP) -> ``(embeds [B, L, D], mask [B, L])`` for the LM.
+
+Every conditioner returns a ``Condition``: ``embeds`` already projected to the LM width ``D`` and
+zeroed where ``mask`` is 0, and ``mask`` (1 = a real position). The LM attends to ``embeds``
+(cross-attention, or as a prefix for melody).
+
+The null condition used for classifier-free guidance is ``Condition.null()``: zero embeddings and an
+all-zero mask of the same shape. This is both transformers' MusicGen semantics (``generate`` appends
+``zeros_like`` encoder states and a zero attention mask, and the projected states are multiplied by
+the mask) and audiocraft's (a ``None`` description tokenises to an empty mask and the projected
+embeddings are multiplied by the mask). With the mask all zero, cross-attention contributes nothing.
+
+Text conditioners here:
+
+- ``LUTConditioner``: whitespace words -> learned embeddings, vocabulary built from a corpus with an
+  unknown-word id; for tiny models trained in this project. Saves/loads in our native format.
+- ``T5Conditioner`` and ``SentenceConditioner`` (``text_conditioners.py``): frozen pretrained
+  transformers encoders loaded from a local folder.
+
+``save_text_conditioner`` / ``load_text_conditioner`` write and read any of them to a folder
+(``text_conditioner.json`` + ``text_conditioner.safetensors``; pretrained encoders also copy the
+encoder into ``encoder/``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+PAD_ID = 0
+UNK_ID = 1
+CONFIG_NAME = "text_conditioner.json"
+WEIGHTS_NAME = "text_conditioner.safetensors"
+
+
+@dataclass
+class Condition:
+    """``embeds [B, L, D]`` (zero where masked) and ``mask [B, L]`` (1 = real position, long)."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
+
+    def __iter__(self):  # allows ``embeds, mask = cond``
+        return iter((self.embeds, self.mask))
+
+    @property
+    def batch_size(self) -> int:
+        return self.embeds.shape[0]
+
+    def null(self) -> Condition:
+        """The classifier-free-guidance null condition: zero embeddings and an all-zero mask."""
+        return Condition(torch.zeros_like(self.embeds), torch.zeros_like(self.mask))
+
+    def with_null(self) -> Condition:
+        """``[cond; null]`` stacked on the batch axis (``[2B, L, D]``), the CFG batch layout."""
+        return cat_conditions([self, self.null()])
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Condition:
+        return Condition(self.embeds.to(device=device, dtype=dtype), self.mask.to(device=device))
+
+
+def cat_conditions(conds: Sequence[Condition]) -> Condition:
+    """Concatenate conditions on the batch axis, right-padding shorter ones with masked zeros."""
+    length = max(c.embeds.shape[1] for c in conds)
+    embeds, masks = [], []
+    for c in conds:
+        pad = length - c.embeds.shape[1]
+        embeds.append(nn.functional.pad(c.embeds, (0, 0, 0, pad)))
+        masks.append(nn.functional.pad(c.mask, (0, pad)))
+    return Condition(torch.cat(embeds), torch.cat(masks))
+
+
+def _check_texts(texts: Sequence[str | None]) -> list[str | None]:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings (or None for the null condition), not one string")
+    out = list(texts)
+    if not out:
+        raise ValueError("texts is empty: give at least one description (None for no description)")
+    for i, t in enumerate(out):
+        if t is not None and not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, expected a string or None")
+    return out
+
+
+class TextConditioner(nn.Module):
+    """Base class: ``texts (list of str | None) -> Condition`` at width ``output_dim``.
+
+    ``None`` or an empty string gives an all-masked row (the null condition for that item).
+    """
+
+    kind = "base"
+    output_dim: int
+
+    def forward(self, texts: Sequence[str | None]) -> Condition:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def null(self, batch_size: int) -> Condition:
+        """A null condition for ``batch_size`` rows: one masked zero position each."""
+        p = next(self.parameters())
+        return Condition(torch.zeros(batch_size, 1, self.output_dim, device=p.device, dtype=p.dtype),
+                         torch.zeros(batch_size, 1, dtype=torch.long, device=p.device))
+
+    def config(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------------
+# Lookup table
+
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\d+(?:\.\d+)?", re.UNICODE)
+
+
+def split_words(text: str) -> list[str]:
+    """Lower-cased word tokens: letters/digits runs, punctuation dropped (``"Lo-fi, 90 BPM!"`` ->
+    ``["lo", "fi", "90", "bpm"]``)."""
+    return _WORD.findall(text.lower())
+
+
+def build_vocabulary(corpus: Iterable[str], min_count: int = 1, max_size: int | None = None) -> list[str]:
+    """Words of ``corpus`` seen at least ``min_count`` times, most frequent first (ties sorted),
+    at most ``max_size``; ``["<pad>", "<unk>"]`` come first (ids 0 and 1)."""
+    counts = Counter(w for text in corpus for w in split_words(text))
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    if max_size is not None:
+        words = words[: max(0, max_size - 2)]
+    return ["<pad>", "<unk>", *words]
+
+
+class LUTConditioner(TextConditioner):
+    """Whitespace words -> learned embeddings ``[B, L, dim]`` -> linear projection to ``output_dim``.
+
+    Words not in ``vocabulary`` map to ``<unk>`` (id 1); ``<pad>`` (id 0) fills short rows and is
+    masked. ``max_length`` words are kept at most.
+    """
+
+    kind = "lut"
+
+    def __init__(self, vocabulary: Sequence[str], dim: int, output_dim: int, max_length: int = 64) -> None:
+        super().__init__()
+        vocabulary = list(vocabulary)
+        if vocabulary[:2] != ["<pad>", "<unk>"]:
+            raise ValueError(f"vocabulary must start with '<pad>', '<unk>' (got {vocabulary[:2]}); "
+                             f"build it with build_vocabulary()")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("vocabulary has duplicate words")
+        if dim <= 0 or output_dim <= 0 or max_length <= 0:
+            raise ValueError(f"dim ({dim}), output_dim ({output_dim}) and max_length ({max_length}) "
+                             f"must be positive")
+        self.vocabulary = vocabulary
+        self.index = {w: i for i, w in enumerate(vocabulary)}
+        self.dim, self.output_dim, self.max_length = int(dim), int(output_dim), int(max_length)
+        self.embed = nn.Embedding(len(vocabulary), dim)
+        self.output_proj = nn.Linear(dim, output_dim)
+
+    @classmethod
+    def from_corpus(cls, corpus: Iterable[str], dim: int, output_dim: int, min_count: int = 1,
+                    max_size: int | None = None, max_length: int = 64) -> LUTConditioner:
+        return cls(build_vocabulary(corpus, min_count, max_size), dim, output_dim, max_length)
+
+    def tokenize(self, texts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``texts`` -> ``(ids [B, L] long, mask [B, L] long)``; ``L >= 1``."""
+        rows = [[self.index.get(w, UNK_ID) for w in split_words(t or "")][: self.max_length]
+                for t in _check_texts(texts)]
+        length = max(1, max(len(r) for r in rows))
+        ids = torch.full((len(rows), length), PAD_ID, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1
+        return ids.to(self.embed.weight.device), mask.to(self.embed.weight.device)
+
+    def forward(self, texts: Sequence[str | None]) -> Condition:
+        ids, mask = self.tokenize(texts)
+        embeds = self.output_proj(self.embed(ids)) * mask[..., None].to(self.embed.weight.dtype)
+        return Condition(embeds, mask)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.kind, "vocabulary": self.vocabulary, "dim": self.dim,
+                "output_dim": self.output_dim, "max_length": self.max_length}
+
+
+# --------------------------------------------------------------------------------------------------
+# Native format
+
+
+def build_text_conditioner(config: dict[str, Any], folder: Path | None = None) -> TextConditioner:
+    """A text conditioner from its ``config()`` dict (random projection weights).
+
+    Pretrained encoders are read from ``config["encoder_path"]`` (resolved against ``folder``).
+    """
+    kind = config.get("type")
+    if kind == "lut":
+        return LUTConditioner(config["vocabulary"], config["dim"], config["output_dim"],
+                              config.get("max_length", 64))
+    if kind in ("t5", "sentence"):
+        from musicgen.models.text_conditioners import SentenceConditioner, T5Conditioner
+
+        path = Path(config["encoder_path"])
+        if folder is not None and not path.is_absolute():
+            path = Path(folder) / path
+        cls = T5Conditioner if kind == "t5" else SentenceConditioner
+        return cls.from_pretrained(path, **{k: v for k, v in config.items()
+                                            if k not in ("type", "encoder_path")})
+    raise ValueError(f"unknown text conditioner type {kind!r}; expected one of 'lut', 't5', 'sentence'")
+
+
+def save_text_conditioner(cond: TextConditioner, folder: str | Path, copy_encoder: bool = True) -> Path:
+    """Write ``cond`` to ``folder``: config JSON + trainable weights in safetensors.
+
+    For pretrained encoders the frozen encoder and tokenizer are saved to ``folder/encoder`` when
+    ``copy_encoder`` (self-contained folder), else the config keeps the original encoder path.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = cond.config()
+    if config["type"] in ("t5", "sentence") and copy_encoder:
+        cond.save_encoder(folder / "encoder")  # type: ignore[attr-defined]
+        config["encoder_path"] = "encoder"
+    trainable = {k: v.detach().contiguous().cpu() for k, v in cond.state_dict().items()
+                 if not k.startswith("encoder.")}
+    save_file(trainable, str(folder / WEIGHTS_NAME))
+    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=1))
+    return folder
+
+
+def load_text_conditioner(folder: str | Path) -> TextConditioner:
+    """Read a folder written by ``save_text_conditioner``; a missing file raises naming it."""
+    from musicgen.checkpoints.files import load_state_dict, read_json, require_file
+
+    folder = Path(folder)
+    config = read_json(require_file(folder, CONFIG_NAME))
+    state = load_state_dict(require_file(folder, WEIGHTS_NAME))
+    cond = build_text_conditioner(config, folder)
+    load_trainable_state(cond, state, str(folder / WEIGHTS_NAME))
+    return cond
+
+
+def load_trainable_state(cond: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load the non-encoder weights of ``cond`` from ``state``, strictly (names the missing keys)."""
+    expected = {k for k in cond.state_dict() if not k.startswith("encoder.")}
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise ValueError(f"{source}: text conditioner weights do not match (missing {sorted(missing)}, "
+                         f"unexpected {sorted(unexpected)})")
+    cond.load_state_dict(state, strict=False)
