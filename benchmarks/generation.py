@@ -12,8 +12,8 @@ CFG 3.0 for every implementation (also the warm-up): the script asserts (fp32) t
 of ours gives the codes of transformers, and reports it for bf16. Then it times sampling (CFG 3.0,
 top-k 250, delay pattern) alternating the implementations, ``--repeats`` rounds, and keeps the best
 time of each. Ours: ``kernel="gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant;
-batch <= 4 only, it reads the weights once per row), ``"weight_left"`` (batch 1), ``"int8"`` (fp32
-only, approximate, batch 1).
+fp32 batch <= 4 and bf16 batch 1 only, it reads the weights once per row), ``"weight_left"``
+(batch 1), ``"int8"`` (fp32 only, approximate, batch 1).
 
 Columns: steps/s counts sequence steps (one forward of the ``[cond; null]`` batch each; 4 codebooks per
 step); audio s/s = steps/s x batch / 50 (50 frames per second); "x tf" = steps/s over transformers' in the
@@ -147,7 +147,7 @@ def weight_bytes_per_step(lm, dtype: torch.dtype, int8: bool = False) -> int:
 
 def implementations(batch: int, dtype: torch.dtype) -> list[str]:
     names = ["transformers", "ours gemm"]
-    if batch <= 4:
+    if batch <= (4 if dtype == torch.float32 else 1):  # bf16 rows one at a time are slow on AVX2 CPUs
         names.append("ours rowwise")
     if batch == 1:
         names.append("ours weight_left")
