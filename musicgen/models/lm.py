@@ -142,13 +142,16 @@ class LMModel(nn.Module):
             x = x * condition_mask.to(x.dtype)[..., None]
         return x
 
-    def embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        """``tokens [B, K, n]`` at positions ``start..start+n`` -> ``[B, n, dim]`` (embeddings+positions)."""
+    def embed(self, tokens: torch.Tensor, start: int | torch.Tensor) -> torch.Tensor:
+        """``tokens [B, K, n]`` at positions ``start..start+n`` -> ``[B, n, dim]`` (embeddings+positions).
+        ``start`` may be a ``[n]`` long tensor of positions (static shapes for CUDA graphs)."""
         x = self.emb[0](tokens[:, 0])
         for k in range(1, len(self.emb)):
             x = x + self.emb[k](tokens[:, k])
         if self.config.embed_scale != 1.0:
             x = x * self.config.embed_scale
+        if isinstance(start, torch.Tensor):
+            return x + self.positions.index_select(0, start)
         return x + self.positions[start: start + tokens.shape[-1]]
 
     def heads(self, x: torch.Tensor, kernel: str | None = None) -> torch.Tensor:

@@ -224,9 +224,11 @@ class Transformer(nn.Module):
         p = next(self.parameters())
         dtype = dtype or p.dtype
         shape = (batch_size, self.num_heads, max_length, self.dim // self.num_heads)
+        # zeros, not empty: static steps attend to unwritten positions under a mask, and NaN garbage
+        # times a zero attention weight would still be NaN
         state = DecodeState(
-            self_k=[torch.empty(shape, dtype=dtype, device=p.device) for _ in self.layers],
-            self_v=[torch.empty(shape, dtype=dtype, device=p.device) for _ in self.layers])
+            self_k=[torch.zeros(shape, dtype=dtype, device=p.device) for _ in self.layers],
+            self_v=[torch.zeros(shape, dtype=dtype, device=p.device) for _ in self.layers])
         if kernel is not None:
             state.packed = self.packed_layers(kernel)
         if cross is not None:
@@ -249,7 +251,29 @@ class Transformer(nn.Module):
         if end > state.capacity:
             raise ValueError(f"decode cache holds {state.capacity} positions, asked for {end}")
         mask = self._self_mask(state, start, n, x.dtype, x.device)
-        is_causal = mask is None and n > 1
+        x = self._layers(x, state, slice(start, end), end, mask, mask is None and n > 1)
+        state.length = end
+        return x
+
+    def step_static(self, x: torch.Tensor, state: DecodeState, position: torch.Tensor) -> torch.Tensor:
+        """One position ``x [B, 1, D]`` at ``position`` (a ``[1]`` long tensor on the device) with shapes
+        that do not change from step to step, as CUDA graphs need: keys/values are written with
+        ``index_copy_`` and attention runs over the whole cache under a mask of the positions after
+        ``position``. Does not advance ``state.length`` (the caller does). Same values as :meth:`step`
+        up to float rounding (masked keys add exact zeros, but the kernel may sum in another order).
+        """
+        cap = state.capacity
+        neg = torch.finfo(x.dtype).min
+        later = torch.arange(cap, device=x.device) > position
+        mask = torch.zeros(cap, dtype=x.dtype, device=x.device).masked_fill(later, neg).view(1, 1, 1, cap)
+        if state.key_mask is not None:
+            mask = torch.clamp_min(mask + state.key_mask, neg)
+        return self._layers(x, state, position, None, mask, False)
+
+    def _layers(self, x: torch.Tensor, state: DecodeState, where: slice | torch.Tensor, end: int | None,
+                mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
+        """All layers; new keys/values go to cache positions ``where`` (a slice, or an index tensor
+        written with ``index_copy_``); attention over the first ``end`` positions (None: all)."""
         for i, layer in enumerate(self.layers):
             sa = layer.self_attn
             h = layer.norm1(x)
@@ -258,17 +282,22 @@ class Transformer(nn.Module):
                 q, k, v = sa.q_proj(h), sa.k_proj(h), sa.v_proj(h)
             else:
                 q, k, v = p.qkv(h).chunk(3, dim=-1)
-            state.self_k[i][:, :, start:end] = sa.split_heads(k)
-            state.self_v[i][:, :, start:end] = sa.split_heads(v)
-            x = x + sa.attend(h, state.self_k[i][:, :, :end], state.self_v[i][:, :, :end], mask, is_causal,
-                              q=q, out_proj=p.out if p is not None else None)
+            cache_k, cache_v = state.self_k[i], state.self_v[i]
+            if isinstance(where, slice):
+                cache_k[:, :, where] = sa.split_heads(k)
+                cache_v[:, :, where] = sa.split_heads(v)
+                cache_k, cache_v = cache_k[:, :, :end], cache_v[:, :, :end]
+            else:
+                cache_k.index_copy_(2, where, sa.split_heads(k))
+                cache_v.index_copy_(2, where, sa.split_heads(v))
+            out_proj = None if p is None else p.out
+            x = x + sa.attend(h, cache_k, cache_v, mask, is_causal, q=q, out_proj=out_proj)
             if layer.cross_attn is not None:
                 c = layer.norm_cross(x)
                 x = x + layer.cross_attn.attend(
                     c, state.cross_k[i], state.cross_v[i], state.cross_mask,
                     q=None if p is None else p.cross_q(c), out_proj=None if p is None else p.cross_out)
             x = layer.feed_forward(x, p)
-        state.length = end
         return x
 
     @staticmethod

@@ -113,8 +113,32 @@ def test_generate_option_errors(lm):
     cond, mask = _cond(1)
     with pytest.raises(ValueError, match="unknown kernel 'blas'"):
         lm.generate(pattern, 4, condition=cond, kernel="blas")
-    with pytest.raises(NotImplementedError, match="cuda_graph"):
+    with pytest.raises(ValueError, match="cuda_graph=True needs the LM on a CUDA device"):
         lm.generate(pattern, 4, condition=cond, cuda_graph=True)
+    with pytest.raises(ValueError, match="two_step_cfg=True"):
+        lm.generate(pattern, 4, condition=cond, static_shapes=True, two_step_cfg=True)
+
+
+@pytest.mark.parametrize("kernel", ["gemm", "rowwise"])
+def test_static_shape_steps_generate_the_same_codes(lm, kernel):
+    """The step CUDA graphs replay (fixed shapes, attention over the whole cache under a position
+    mask), run eagerly on CPU: same greedy and sampled codes, with a padded condition and a prompt."""
+    pattern = get_pattern("delay", num_codebooks=K)
+    cond, mask = _cond(2, seed=11)
+    mask[1, 3:] = 0
+    prompt = torch.randint(0, 16, (2, K, 3), generator=torch.Generator().manual_seed(12))
+    for kw in (dict(use_sampling=False), dict(seeds=[3, 4], top_k=6)):
+        kw.update(condition=cond, condition_mask=mask, prompt=prompt, kernel=kernel)
+        assert torch.equal(lm.generate(pattern, 12, static_shapes=True, **kw), lm.generate(pattern, 12, **kw))
+
+
+def test_static_step_matches_sliced_step_with_a_masked_prefix():
+    lm = tiny_lm(seed=3, preset="tiny_melody")
+    prefix = torch.randn(2, 3, 32, generator=torch.Generator().manual_seed(4))
+    keep = torch.tensor([[1, 1, 1], [1, 0, 1]])
+    kw = dict(prefix=prefix, prefix_mask=keep, use_sampling=False)
+    pattern = get_pattern("delay", num_codebooks=K)
+    assert torch.equal(lm.generate(pattern, 8, static_shapes=True, **kw), lm.generate(pattern, 8, **kw))
 
 
 def test_bf16_weights_generate(lm):
