@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--impls", default="", help="subset, e.g. 'ours rowwise,ours gemm'")
     parser.add_argument("--quick", action="store_true", help="batch 1, 8 steps, 1 round")
     args = parser.parse_args()
     if args.quick:
@@ -202,7 +203,8 @@ def main() -> None:
         for batch in batches:
             ids = all_ids[:batch]  # prompt i (and seed i) is the same at every batch size
             mask = torch.ones_like(ids)
-            names = implementations(batch, dtype)
+            names = [n for n in implementations(batch, dtype)
+                     if not args.impls or n in args.impls.split(",") or n == "transformers"]
             greedy = {n: run_one(n, model, lm, pattern, ids, mask, args.steps, use_sampling=False)[0]
                       for n in names}
             for n in names:
