@@ -229,6 +229,7 @@ def main() -> None:
                 nbytes = weight_bytes_per_step(lm, dtype, int8=n.endswith("int8"))
                 rows.append(dict(dtype=dname, batch=batch, name=n, sps=sps, mem=best[n][1],
                                  bw=nbytes * sps / 1e9 / bandwidth))
+                print(f"  measured {dname} batch {batch} {n}: {sps:.2f} steps/s", file=sys.stderr, flush=True)
     for dname in dtypes:
         for n in ("ours gemm", "ours rowwise"):  # (weight_left runs at batch 1 only)
             a, b = first_rows.get((dname, n, 1)), first_rows.get((dname, n, 4))
