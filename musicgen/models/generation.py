@@ -10,10 +10,21 @@ Decode loop (issue 9): one static KV cache for all steps, cross-attention keys/v
 conditional and null-conditioned rows in one batch for classifier-free guidance (rows ``[cond; null]``,
 logits ``null + (cond - null) * cfg_coef``, transformers' and audiocraft's formula), one fused sampling
 call over all K codebooks per step. ``two_step_cfg=True`` runs the two halves as separate forwards
-with their own caches instead.
+with their own caches instead. The weights are packed for decoding (fused q/k/v and heads, a choice of
+matrix kernel: ``kernel=``, see :mod:`musicgen.modules.fast_linear`); ``compile=True`` runs the
+transformer step through ``torch.compile``.
+
+Devices and dtypes: everything follows the LM's parameters, so ``lm.to(torch.bfloat16)`` (CPU or CUDA)
+or ``lm.to("cuda", torch.float16)`` decode in that dtype (sampling is done in float32).
+``static_shapes=True`` decodes with a step whose shapes never change (tested on CPU: same tokens);
+``cuda_graph=True`` captures that step once in a CUDA graph and replays it. The CUDA paths (fp16,
+CUDA graphs) are written device-generically but have NOT been run on a GPU in this project so far.
 
 Reproducibility: each row samples from its own ``torch.Generator`` (``seeds=[...]`` or
-``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours.
+``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours. Bit for bit
+that holds with ``kernel="rowwise"`` (each row's products computed alone); with ``"gemm"`` the BLAS
+picks its blocking by the number of rows, so at full model size a row's logits can differ in the last
+bits between batch sizes, and a sampled token can (rarely) flip.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from musicgen.models.sampling import cfg_logits, make_generators, sample_next
+from musicgen.modules.fast_linear import LINEAR_KERNELS
 
 if TYPE_CHECKING:
     from musicgen.models.lm import LMModel
@@ -63,7 +75,8 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
              cfg_coef: float = 3.0, two_step_cfg: bool = False,
              use_sampling: bool = True, temperature: float = 1.0, top_k: int = 250, top_p: float = 0.0,
              seeds: Sequence[int] | None = None, generators: Sequence[torch.Generator] | None = None,
-             callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+             callback: Callable[[int, int], None] | None = None, kernel: str = "gemm",
+             compile: bool = False, static_shapes: bool = False, cuda_graph: bool = False) -> torch.Tensor:
     """Generate codes ``[B, K, num_frames]`` (long, values in ``0..card-1``).
 
     Args:
@@ -78,11 +91,31 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         cfg_coef: guidance coefficient; 1.0 switches guidance off (no null rows are run).
         seeds / generators: one per row, for per-row reproducible sampling.
         callback: ``callback(done_steps, total_steps)`` after every generated step.
+        kernel: how the weight products run, see :mod:`musicgen.modules.fast_linear`: ``"gemm"``
+            (default; bit-identical to transformers' MusicGen), ``"rowwise"`` (one batch row at a
+            time: a clip never depends on its batch neighbours, bit for bit; fastest at batch 1 on
+            CPU), ``"int8"`` (int8 weights, approximate, CPU). All fuse q/k/v and the K heads.
+        compile: run the transformer step through ``torch.compile`` (inductor). Same tokens as eager
+            on the tiny test models; the first generation pays the compilation (minutes on a small CPU).
+        static_shapes: decode steps with shapes that never change (attention over the whole cache
+            under a position mask, see ``Transformer.step_static``): what CUDA graphs need. Slower on
+            CPU (it attends to the whole cache every step); same tokens up to float rounding.
+        cuda_graph: capture the static step once in a CUDA graph and replay it every step (CUDA
+            only; implies ``static_shapes``). UNTESTED on a GPU so far (no GPU in this project's CI).
     """
     cfg = lm.config
     k = cfg.num_codebooks
     if getattr(pattern, "num_codebooks", k) != k:
         raise ValueError(f"the pattern has {pattern.num_codebooks} codebooks but the LM has {k}")
+    if cuda_graph and lm.positions.device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs the LM on a CUDA device, it is on {lm.positions.device}; "
+                         "static_shapes=True runs the same static step without a graph")
+    static = static_shapes or cuda_graph
+    if static and (two_step_cfg or compile):
+        raise ValueError("static_shapes / cuda_graph work with batched CFG and without compile=True; "
+                         f"got two_step_cfg={two_step_cfg}, compile={compile}")
+    if kernel not in LINEAR_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {LINEAR_KERNELS}")
     if int(num_frames) <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
     candidates = [t.shape[0] for t in (condition, prefix, prompt) if t is not None]
@@ -135,7 +168,9 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         conds = [(*_stack_rows(c, cm, nc, ncm, "condition"), *_stack_rows(p, pm, np_, npm, "prefix"))]
     length = num_prefix + num_steps
     reps = 2 if guided and not two_step_cfg else 1
-    states = [lm.start_state(b * reps, length, c[0], c[1], c[3]) for c in conds]
+    states = [lm.start_state(b * reps, length, c[0], c[1], c[3], kernel=kernel) for c in conds]
+
+    step = lm.transformer.compiled_step() if compile else lm.transformer.step
 
     def run(tokens: torch.Tensor, start: int, with_prefix: bool) -> torch.Tensor:
         """Last-position logits ``[B, K, card]`` after CFG for input ``tokens [B, K, n]``."""
@@ -144,27 +179,81 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
             x = lm.embed(tokens.repeat(reps, 1, 1) if reps > 1 else tokens, start)
             if with_prefix and c[2] is not None:
                 x = torch.cat([c[2].to(x.dtype) + lm.positions[:num_prefix], x], dim=1)
-            h = lm.transformer.step(x, state)
-            outs.append(lm.heads(h[:, -1:])[:, :, 0])
+            h = step(x, state)
+            outs.append(lm.heads(h[:, -1:], kernel)[:, :, 0])
         logits = torch.cat(outs) if len(outs) > 1 else outs[0]
         if guided:
             cond_logits, null_logits = logits.split(b)
             logits = cfg_logits(cond_logits, null_logits, cfg_coef)
         return logits
 
+    if static:
+        static_step = _StaticStep(lm, states[0], b, reps, kernel, cfg_coef if guided else None, cuda_graph)
     total = num_steps - first
     start_tok = torch.full((b, k, 1), special, dtype=torch.long, device=device)
     tokens = torch.cat([start_tok, seq[..., :first]], dim=-1)
     logits = run(tokens, num_prefix, True)
     for s in range(first, num_steps):
         if s > first:
-            logits = run(seq[..., s - 1: s], num_prefix + s, False)
+            if static:
+                logits = static_step(seq[..., s - 1: s], num_prefix + s)
+            else:
+                logits = run(seq[..., s - 1: s], num_prefix + s, False)
         nxt = sample_next(logits, use_sampling=use_sampling, temperature=temperature, top_k=top_k,
                           top_p=top_p, generators=generators)
         seq[..., s] = torch.where(fill[s], nxt, seq[..., s])
         if callback is not None:
             callback(s - first + 1, total)
     return pattern.revert(seq)
+
+
+class _StaticStep:
+    """One-position decode step with fixed input/output buffers (``static_shapes``); with ``graph``
+    the step is captured once in a ``torch.cuda.CUDAGraph`` and replayed (UNTESTED on a GPU so far)."""
+
+    def __init__(self, lm: LMModel, state: Any, batch: int, reps: int, kernel: str, cfg_coef: float | None,
+                 graph: bool):
+        device = lm.positions.device
+        self.lm, self.state, self.batch, self.reps = lm, state, batch, reps
+        self.kernel, self.cfg_coef = kernel, cfg_coef
+        self.tokens = torch.zeros(batch, lm.config.num_codebooks, 1, dtype=torch.long, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.use_graph = graph
+        self.graph: Any = None
+        self.logits: torch.Tensor | None = None
+
+    def compute(self) -> torch.Tensor:
+        lm = self.lm
+        tokens = self.tokens.repeat(self.reps, 1, 1) if self.reps > 1 else self.tokens
+        h = lm.transformer.step_static(lm.embed(tokens, self.position), self.state, self.position)
+        logits = lm.heads(h, self.kernel)[:, :, 0]
+        if self.cfg_coef is not None:
+            cond_logits, null_logits = logits.split(self.batch)
+            logits = cfg_logits(cond_logits, null_logits, self.cfg_coef)
+        return logits
+
+    def __call__(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
+        """Logits ``[B, K, card]`` for ``tokens [B, K, 1]`` at ``position`` (a view into a buffer that
+        the next call overwrites)."""
+        self.tokens.copy_(tokens)
+        self.position.fill_(position)
+        if not self.use_graph:
+            out = self.compute()
+        else:
+            if self.graph is None:  # warm up on a side stream, then capture (the warm-up step writes the
+                # same keys/values at the same position as the replay below, so it is harmless)
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    self.compute()
+                torch.cuda.current_stream().wait_stream(stream)
+                self.graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph):
+                    self.logits = self.compute()
+            self.graph.replay()
+            out = self.logits
+        self.state.length = position + 1
+        return out
 
 
 def _stack_rows(x: torch.Tensor | None, mask: torch.Tensor | None, null: torch.Tensor | None,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from musicgen.modules.fast_linear import PackedLinear, fused_weight
 from musicgen.modules.transformer import ACTIVATIONS, DecodeState, Transformer, sinusoidal_positions
 
 
@@ -105,6 +106,7 @@ class LMModel(nn.Module):
         self.out_norm = nn.LayerNorm(c.dim, eps=c.norm_eps)
         self.linears = nn.ModuleList(nn.Linear(c.dim, c.card, bias=False) for _ in range(c.num_codebooks))
         self.register_buffer("positions", sinusoidal_positions(c.max_positions, c.dim), persistent=False)
+        self._packed_heads: tuple[tuple, PackedLinear] | None = None
 
     @property
     def special_token(self) -> int:
@@ -140,19 +142,37 @@ class LMModel(nn.Module):
             x = x * condition_mask.to(x.dtype)[..., None]
         return x
 
-    def embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        """``tokens [B, K, n]`` at positions ``start..start+n`` -> ``[B, n, dim]`` (embeddings+positions)."""
+    def embed(self, tokens: torch.Tensor, start: int | torch.Tensor) -> torch.Tensor:
+        """``tokens [B, K, n]`` at positions ``start..start+n`` -> ``[B, n, dim]`` (embeddings+positions).
+        ``start`` may be a ``[n]`` long tensor of positions (static shapes for CUDA graphs)."""
         x = self.emb[0](tokens[:, 0])
         for k in range(1, len(self.emb)):
             x = x + self.emb[k](tokens[:, k])
         if self.config.embed_scale != 1.0:
             x = x * self.config.embed_scale
+        if isinstance(start, torch.Tensor):
+            return x + self.positions.index_select(0, start)
         return x + self.positions[start: start + tokens.shape[-1]]
 
-    def heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, n, dim] -> [B, K, n, card]`` (final norm then one head per codebook)."""
+    def heads(self, x: torch.Tensor, kernel: str | None = None) -> torch.Tensor:
+        """``[B, n, dim] -> [B, K, n, card]`` (final norm then one head per codebook). ``kernel``: the K
+        heads as one fused product through that :mod:`~musicgen.modules.fast_linear` kernel."""
         x = self.out_norm(x)
-        return torch.stack([lin(x) for lin in self.linears], dim=1)
+        if kernel is None:
+            return torch.stack([lin(x) for lin in self.linears], dim=1)
+        b, n, _ = x.shape
+        logits = self.packed_heads(kernel)(x)  # [B, n, K * card]
+        return logits.view(b, n, self.config.num_codebooks, self.config.card).transpose(1, 2)
+
+    def packed_heads(self, kernel: str) -> PackedLinear:
+        """The K heads fused into one ``[K * card, dim]`` product, cached until a head weight changes."""
+        key = (kernel, *((w.data_ptr(), w._version, w.dtype) for w in (lin.weight for lin in self.linears)))
+        if self._packed_heads is None or self._packed_heads[0] != key:
+            self._packed_heads = None
+            with torch.no_grad():
+                self._packed_heads = (key, PackedLinear(fused_weight(*(lin.weight for lin in self.linears)),
+                                                        kernel))
+        return self._packed_heads[1]
 
     def check_tokens(self, tokens: torch.Tensor, what: str = "tokens") -> None:
         c = self.config
@@ -169,12 +189,14 @@ class LMModel(nn.Module):
             raise ValueError(f"prefix must be [{batch}, P, {self.config.dim}], got {tuple(prefix.shape)}")
 
     def start_state(self, batch: int, max_length: int, condition: torch.Tensor | None,
-                    condition_mask: torch.Tensor | None, prefix_mask: torch.Tensor | None) -> DecodeState:
+                    condition_mask: torch.Tensor | None, prefix_mask: torch.Tensor | None,
+                    kernel: str | None = None) -> DecodeState:
         if max_length > self.config.max_positions:
             raise ValueError(f"{max_length} positions exceed the model's max_positions="
                              f"{self.config.max_positions}")
         cross = self.project_condition(condition, condition_mask)
-        return self.transformer.start_decoding(batch, max_length, cross, condition_mask, prefix_mask)
+        return self.transformer.start_decoding(batch, max_length, cross, condition_mask, prefix_mask,
+                                               kernel=kernel)
 
     # --- public API ---------------------------------------------------------------------------------
     def forward(self, tokens: torch.Tensor, condition: torch.Tensor | None = None,

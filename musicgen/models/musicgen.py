@@ -114,8 +114,11 @@ class MusicGen(nn.Module):
     def set_generation_params(self, duration_s: float = 10.0, top_k: int = 250, top_p: float = 0.0,
                               temperature: float = 1.0, cfg_coef: float = 3.0, two_step_cfg: bool = False,
                               use_sampling: bool = True, extend_stride_s: float | None | str = "auto",
-                              ) -> None:
+                              kernel: str = "gemm", compile: bool = False) -> None:
         """Sampling and duration settings used by every ``generate*`` call.
+
+        ``kernel`` / ``compile``: decode-speed options of :func:`musicgen.models.generation.generate`
+        (``"rowwise"``: fastest fp32 at batch 1 on CPU and bit-identical clips whatever the batch size).
 
         ``extend_stride_s``: seconds added per window beyond ``max_duration_s`` (``"auto"`` = 60 % of
         ``max_duration_s``, audiocraft's 18 s of 30 s; ``None`` = no extension).
@@ -135,11 +138,15 @@ class MusicGen(nn.Module):
         if top_k < 0 or not 0.0 <= top_p <= 1.0 or temperature < 0:
             raise ValueError(f"need top_k >= 0, 0 <= top_p <= 1, temperature >= 0; got top_k={top_k}, "
                              f"top_p={top_p}, temperature={temperature}")
+        from musicgen.modules.fast_linear import LINEAR_KERNELS
+
+        if kernel not in LINEAR_KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; expected one of {LINEAR_KERNELS}")
         self.duration_s = float(duration_s)
         self.extend_stride_s = extend_stride_s
         self.generation_params = dict(top_k=int(top_k), top_p=float(top_p), temperature=float(temperature),
                                       cfg_coef=float(cfg_coef), two_step_cfg=bool(two_step_cfg),
-                                      use_sampling=bool(use_sampling))
+                                      use_sampling=bool(use_sampling), kernel=kernel, compile=bool(compile))
 
     # --- conditioning ----------------------------------------------------------------------------
     def _text_condition(self, texts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musicgen.modules.fast_linear import PackedLinear, fused_weight
+
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 
 
@@ -72,17 +74,24 @@ class Attention(nn.Module):
         b, s, _ = x.shape
         return x.view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected keys and values ``[B, H, L, Dh]`` of ``x [B, L, D]``."""
+    def keys_values(self, x: torch.Tensor,
+                    packed: PackedLayer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected keys and values ``[B, H, L, Dh]`` of ``x [B, L, D]`` (cross-attention keys/values
+        through ``packed`` when given)."""
+        if packed is not None:
+            return self.split_heads(packed.cross_k(x)), self.split_heads(packed.cross_v(x))
         return self.split_heads(self.k_proj(x)), self.split_heads(self.v_proj(x))
 
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               mask: torch.Tensor | None, is_causal: bool = False) -> torch.Tensor:
-        """Queries from ``x [B, S, D]`` over ``k, v [B, H, L, Dh]`` -> ``[B, S, D]``."""
-        q = self.split_heads(self.q_proj(x))
+               mask: torch.Tensor | None, is_causal: bool = False, q: torch.Tensor | None = None,
+               out_proj: PackedLinear | None = None) -> torch.Tensor:
+        """Queries from ``x [B, S, D]`` (or given projected ``q [B, S, D]``) over ``k, v [B, H, L, Dh]``
+        -> ``[B, S, D]``."""
+        q = self.split_heads(self.q_proj(x) if q is None else q)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
         b, _, s, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, s, -1))
+        out = out.transpose(1, 2).reshape(b, s, -1)
+        return self.out_proj(out) if out_proj is None else out_proj(out)
 
 
 class DecoderLayer(nn.Module):
@@ -102,15 +111,36 @@ class DecoderLayer(nn.Module):
         self.linear1 = nn.Linear(dim, ffn_dim, bias=False)
         self.linear2 = nn.Linear(ffn_dim, dim, bias=False)
 
-    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.linear1(self.norm2(x))
+    def feed_forward(self, x: torch.Tensor, packed: PackedLayer | None = None) -> torch.Tensor:
+        n = self.norm2(x)
+        h = self.linear1(n) if packed is None else packed.linear1(n)
         if self.activation == "gelu":
             h = F.gelu(h)
         elif self.activation == "gelu_tanh":
             h = F.gelu(h, approximate="tanh")
         else:
             h = F.relu(h)
-        return x + self.linear2(h)
+        return x + (self.linear2(h) if packed is None else packed.linear2(h))
+
+
+class PackedLayer:
+    """The projections of one :class:`DecoderLayer` prepared for decoding (see
+    :mod:`musicgen.modules.fast_linear`): self-attention q/k/v fused into one ``[3D, D]`` product (a
+    copy of those weights); the other weights are shared with the modules (int8: quantized copies).
+    Cross-attention k/v run once per generation, so they are not fused."""
+
+    def __init__(self, layer: DecoderLayer, kernel: str):
+        sa, ca = layer.self_attn, layer.cross_attn
+        self.qkv = PackedLinear(fused_weight(sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight), kernel)
+        self.out = PackedLinear(sa.out_proj.weight, kernel)
+        self.cross_q = self.cross_k = self.cross_v = self.cross_out = None
+        if ca is not None:
+            self.cross_q = PackedLinear(ca.q_proj.weight, kernel)
+            self.cross_k = PackedLinear(ca.k_proj.weight, kernel)
+            self.cross_v = PackedLinear(ca.v_proj.weight, kernel)
+            self.cross_out = PackedLinear(ca.out_proj.weight, kernel)
+        self.linear1 = PackedLinear(layer.linear1.weight, kernel)
+        self.linear2 = PackedLinear(layer.linear2.weight, kernel)
 
 
 @dataclass
@@ -130,6 +160,7 @@ class DecodeState:
     cross_mask: torch.Tensor | None = None
     key_mask: torch.Tensor | None = None
     length: int = 0
+    packed: list[PackedLayer] | None = None
 
     @property
     def capacity(self) -> int:
@@ -148,6 +179,26 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(
             DecoderLayer(dim, num_heads, ffn_dim, activation, cross_attention, norm_eps)
             for _ in range(num_layers))
+        self._packed: tuple[tuple, list[PackedLayer]] | None = None
+        self._compiled_step = None
+
+    def compiled_step(self):
+        """``torch.compile(self.step, dynamic=True)``, built once (positions and batch size are symbolic,
+        so a new step position does not recompile). The first call compiles: minutes for a full-size
+        model on a small CPU."""
+        if self._compiled_step is None:
+            self._compiled_step = torch.compile(self.step, dynamic=True)
+        return self._compiled_step
+
+    def packed_layers(self, kernel: str) -> list[PackedLayer]:
+        """Per-layer :class:`PackedLayer` for ``kernel``; built once and reused until a parameter
+        changes (in place or replaced: keyed by kernel, data pointers, versions, dtypes, devices)."""
+        key = (kernel, *((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters()))
+        if self._packed is None or self._packed[0] != key:
+            self._packed = None  # free the old copies before building new ones
+            with torch.no_grad():
+                self._packed = (key, [PackedLayer(layer, kernel) for layer in self.layers])
+        return self._packed[1]
 
     def forward(self, x: torch.Tensor, cross: torch.Tensor | None = None,
                 cross_keep: torch.Tensor | None = None, key_keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,11 +209,13 @@ class Transformer(nn.Module):
 
     def start_decoding(self, batch_size: int, max_length: int, cross: torch.Tensor | None = None,
                        cross_keep: torch.Tensor | None = None, key_keep: torch.Tensor | None = None,
-                       dtype: torch.dtype | None = None) -> DecodeState:
+                       dtype: torch.dtype | None = None, kernel: str | None = None) -> DecodeState:
         """Allocate static caches for ``max_length`` positions and compute cross-attention K/V once.
 
         ``key_keep [B, P]`` (P <= max_length) marks which of the first P self-attention keys may be
-        attended (a padded prefix); later positions are always attendable.
+        attended (a padded prefix); later positions are always attendable. ``kernel`` (one of
+        :data:`musicgen.modules.fast_linear.LINEAR_KERNELS`): decode with packed weights (fused q/k/v)
+        through that kernel; None: the modules' own ``nn.Linear`` (training, autograd).
         """
         if self.cross_attention and cross is None:
             raise ValueError("this transformer has cross-attention: a condition tensor [B, L, D] is required")
@@ -171,12 +224,16 @@ class Transformer(nn.Module):
         p = next(self.parameters())
         dtype = dtype or p.dtype
         shape = (batch_size, self.num_heads, max_length, self.dim // self.num_heads)
+        # zeros, not empty: static steps attend to unwritten positions under a mask, and NaN garbage
+        # times a zero attention weight would still be NaN
         state = DecodeState(
-            self_k=[torch.empty(shape, dtype=dtype, device=p.device) for _ in self.layers],
-            self_v=[torch.empty(shape, dtype=dtype, device=p.device) for _ in self.layers])
+            self_k=[torch.zeros(shape, dtype=dtype, device=p.device) for _ in self.layers],
+            self_v=[torch.zeros(shape, dtype=dtype, device=p.device) for _ in self.layers])
+        if kernel is not None:
+            state.packed = self.packed_layers(kernel)
         if cross is not None:
-            for layer in self.layers:
-                k, v = layer.cross_attn.keys_values(cross)
+            for i, layer in enumerate(self.layers):
+                k, v = layer.cross_attn.keys_values(cross, state.packed[i] if state.packed else None)
                 state.cross_k.append(k)
                 state.cross_v.append(v)
             if cross_keep is not None:
@@ -194,19 +251,53 @@ class Transformer(nn.Module):
         if end > state.capacity:
             raise ValueError(f"decode cache holds {state.capacity} positions, asked for {end}")
         mask = self._self_mask(state, start, n, x.dtype, x.device)
-        is_causal = mask is None and n > 1
-        for i, layer in enumerate(self.layers):
-            h = layer.norm1(x)
-            k, v = layer.self_attn.keys_values(h)
-            state.self_k[i][:, :, start:end] = k
-            state.self_v[i][:, :, start:end] = v
-            x = x + layer.self_attn.attend(
-                h, state.self_k[i][:, :, :end], state.self_v[i][:, :, :end], mask, is_causal)
-            if layer.cross_attn is not None:
-                x = x + layer.cross_attn.attend(
-                    layer.norm_cross(x), state.cross_k[i], state.cross_v[i], state.cross_mask)
-            x = layer.feed_forward(x)
+        x = self._layers(x, state, slice(start, end), end, mask, mask is None and n > 1)
         state.length = end
+        return x
+
+    def step_static(self, x: torch.Tensor, state: DecodeState, position: torch.Tensor) -> torch.Tensor:
+        """One position ``x [B, 1, D]`` at ``position`` (a ``[1]`` long tensor on the device) with shapes
+        that do not change from step to step, as CUDA graphs need: keys/values are written with
+        ``index_copy_`` and attention runs over the whole cache under a mask of the positions after
+        ``position``. Does not advance ``state.length`` (the caller does). Same values as :meth:`step`
+        up to float rounding (masked keys add exact zeros, but the kernel may sum in another order).
+        """
+        cap = state.capacity
+        neg = torch.finfo(x.dtype).min
+        later = torch.arange(cap, device=x.device) > position
+        mask = torch.zeros(cap, dtype=x.dtype, device=x.device).masked_fill(later, neg).view(1, 1, 1, cap)
+        if state.key_mask is not None:
+            mask = torch.clamp_min(mask + state.key_mask, neg)
+        return self._layers(x, state, position, None, mask, False)
+
+    def _layers(self, x: torch.Tensor, state: DecodeState, where: slice | torch.Tensor, end: int | None,
+                mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
+        """All layers; new keys/values go to cache positions ``where`` (a slice, or an index tensor
+        written with ``index_copy_``); attention over the first ``end`` positions (None: all)."""
+        for i, layer in enumerate(self.layers):
+            sa = layer.self_attn
+            h = layer.norm1(x)
+            p = state.packed[i] if state.packed is not None else None
+            if p is None:
+                q, k, v = sa.q_proj(h), sa.k_proj(h), sa.v_proj(h)
+            else:
+                q, k, v = p.qkv(h).chunk(3, dim=-1)
+            cache_k, cache_v = state.self_k[i], state.self_v[i]
+            if isinstance(where, slice):
+                cache_k[:, :, where] = sa.split_heads(k)
+                cache_v[:, :, where] = sa.split_heads(v)
+                cache_k, cache_v = cache_k[:, :, :end], cache_v[:, :, :end]
+            else:
+                cache_k.index_copy_(2, where, sa.split_heads(k))
+                cache_v.index_copy_(2, where, sa.split_heads(v))
+            out_proj = None if p is None else p.out
+            x = x + sa.attend(h, cache_k, cache_v, mask, is_causal, q=q, out_proj=out_proj)
+            if layer.cross_attn is not None:
+                c = layer.norm_cross(x)
+                x = x + layer.cross_attn.attend(
+                    c, state.cross_k[i], state.cross_v[i], state.cross_mask,
+                    q=None if p is None else p.cross_q(c), out_proj=None if p is None else p.cross_out)
+            x = layer.feed_forward(x, p)
         return x
 
     @staticmethod
