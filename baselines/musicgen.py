@@ -7,6 +7,12 @@ params in braces, so that an ablation ``matrix:`` over ``pattern`` and ``size`` 
 cell: ``checkpoint: "models/{size}-{pattern}"``. ``pattern`` and ``size`` are recorded with every
 result. Sampling defaults follow the paper (top-k 250, temperature 1, CFG 3).
 
+Train-or-reuse: ``recipe:`` (a shipped LM recipe name or a recipe file next to the suite) instead of
+``checkpoint:`` trains the model on first use and reuses it afterwards, cached in the run's
+``cache/models/<recipe digest>/``; ``overrides`` (nested recipe keys), ``pattern`` and ``size`` (a name
+of ``baselines.trained_models.SIZES``) change the recipe and so the digest. See
+``baselines.trained_models``.
+
 Seeds: each prompt samples from its own torch generator seeded ``prompt_seed(seed, prompt.id)``
 (``MusicGen.generate(seed=[...])`` seeds row by row), so a clip does not depend on its batch.
 With ``melody: true`` each prompt's ``melody_path`` conditions through ``generate_with_chroma``
@@ -19,11 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from baselines._common import fingerprint_of, fit_length, missing_packages, prompt_seed, weights_digest
+from baselines.trained_models import check_recipe, recipe_digest, resolve_recipe, trained_model
 from bench.api import AudioClip, Generator, Params, Prompt
 
 CODE_VERSION = "1"
@@ -32,7 +40,11 @@ MELODY_RATE = 32000
 
 class MusicGenGenerator(Generator):
     class Params(Params):
-        checkpoint: str = Field(description="folder, file or local hub id; may use {size}, {pattern}")
+        checkpoint: str | None = Field(default=None,
+                                       description="folder, file or local hub id; may use {size}, {pattern}")
+        recipe: str | None = Field(default=None, description="LM recipe to train or reuse (instead of "
+                                                             "checkpoint): shipped name or file")
+        overrides: dict[str, Any] = Field(default_factory=dict, description="recipe keys to change")
         size: str | None = None
         pattern: str | None = None
         top_k: int = Field(default=250, ge=0)
@@ -43,10 +55,22 @@ class MusicGenGenerator(Generator):
         use_sampling: bool = True
         melody: bool = False
 
+        @model_validator(mode="after")
+        def _one_source(self) -> MusicGenGenerator.Params:
+            if (self.checkpoint is None) == (self.recipe is None):
+                raise ValueError("give exactly one of checkpoint (released or saved weights) or recipe "
+                                 "(train-or-reuse)")
+            if self.overrides and self.recipe is None:
+                raise ValueError("overrides change a recipe: they need recipe, not checkpoint")
+            return self
+
     _model = None
+    _trained: Path | None = None
 
     @property
     def checkpoint(self) -> str:
+        if self.params.recipe is not None:
+            return f"recipe:{self.params.recipe}@{recipe_digest(self._recipe())[:16]}"
         fields = self.params.model_dump()
         try:
             return self.context.resolve(self.params.checkpoint.format(**fields))
@@ -54,7 +78,18 @@ class MusicGenGenerator(Generator):
             raise ValueError(f"checkpoint {self.params.checkpoint!r} names an unknown parameter {e}; "
                              f"known: {', '.join(fields)}") from e
 
+    def _recipe(self) -> dict[str, Any]:
+        p = self.params
+        return resolve_recipe(p.recipe, self.context.base_dir, p.overrides, pattern=p.pattern, size=p.size)
+
     def _folder(self) -> Path:
+        if self.params.recipe is not None:
+            if self._trained is None:
+                if self.context.cache_dir is None:
+                    raise ValueError(f"recipe {self.params.recipe!r}: training needs a run directory")
+                self._trained = trained_model(self._recipe(), self.context.cache_dir, self.context.device,
+                                              source=self.params.recipe)
+            return self._trained
         from musicgen.checkpoints.files import resolve_local
 
         return resolve_local(self.checkpoint)
@@ -63,6 +98,13 @@ class MusicGenGenerator(Generator):
         if missing_packages("musicgen.models.musicgen"):
             return ["musicgen.models.musicgen is not available in this installation (the MusicGen "
                     "pipeline has not landed)"]
+        if self.params.recipe is not None:
+            if missing_packages("musicgen.train.run"):
+                return ["musicgen.train is not available in this installation (training has not landed)"]
+            try:
+                return check_recipe(self._recipe(), self.params.recipe)
+            except ValueError as e:
+                return [str(e)]
         try:
             self._folder()
         except (FileNotFoundError, ValueError) as e:
