@@ -1,7 +1,8 @@
 """``musicgen``: our MusicGen (``musicgen.MusicGen.from_pretrained``) as a generator.
 
 ``checkpoint`` is anything ``MusicGen.from_pretrained`` accepts (our native folder, a transformers
-folder, an audiocraft folder, or a hub id found in the local Hugging Face cache); a relative path
+folder, an audiocraft folder, a hub id found in the local Hugging Face cache, or ``builtin:NAME`` for a
+model shipped in ``musicgen/builtin/NAME``); a relative path
 that exists next to the suite file is taken from there. It may name other
 params in braces, so that an ablation ``matrix:`` over ``pattern`` and ``size`` picks a checkpoint per
 cell: ``checkpoint: "models/{size}-{pattern}"``. ``pattern`` and ``size`` are recorded with every
@@ -90,6 +91,10 @@ class MusicGenGenerator(Generator):
                 self._trained = trained_model(self._recipe(), self.context.cache_dir, self.context.device,
                                               source=self.params.recipe)
             return self._trained
+        if self.checkpoint.startswith("builtin:"):  # a model shipped inside the package
+            from musicgen.train.run import builtin_path
+
+            return builtin_path(self.checkpoint)
         from musicgen.checkpoints.files import resolve_local
 
         return resolve_local(self.checkpoint)
