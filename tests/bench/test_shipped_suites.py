@@ -1,0 +1,61 @@
+"""Every suite under suites/ validates (``bench validate``), except those that need downloaded weights or
+data, whose errors must list every missing file. Download suites are validated from a copy in an
+empty folder with an empty Hugging Face cache, so files present on a developer's machine do not count.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.suite import load_suite
+from bench.yamlsource import SuiteError
+
+SUITES = Path(__file__).resolve().parents[2] / "suites"
+
+#: suites that need downloads -> what their error must name (files, hub ids, folders)
+NEEDS_DOWNLOADS: dict[str, list[str]] = {
+    "musiccaps": [
+        "musiccaps-public.csv",
+        "facebook/musicgen-small", "facebook/musicgen-medium", "facebook/musicgen-large",
+        "facebook/musicgen-melody",
+        "vggish-10086976.pth", "passt-s-f128-20sec-p16-s10-ap.474-swa.pt",
+        "music_audioset_epoch_15_esc_90.14.pt",
+        "riffusion-model-v1", "diffusers", "mousai.ckpt", "audio-diffusion-pytorch",
+    ],
+    "melody": ["facebook/musicgen-melody"],
+}
+
+
+def _suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITES.glob("*.yaml"))
+
+
+def test_the_issue_suites_are_all_there():
+    assert {"ci", "demo", "musiccaps", "melody", "memorization", "ablation_patterns",
+            "ablation_sizes", "controls"} <= set(_suite_names())
+    assert set(NEEDS_DOWNLOADS) <= set(_suite_names())
+
+
+@pytest.mark.parametrize("name", [n for n in _suite_names() if n not in NEEDS_DOWNLOADS])
+def test_offline_suite_validates(name, tmp_path):
+    planned = load_suite(SUITES / f"{name}.yaml", run_dir=tmp_path / name)
+    assert planned.generators and planned.suite.name == name
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_DOWNLOADS))
+def test_download_suite_lists_every_missing_file(name, tmp_path, monkeypatch):
+    (tmp_path / "suites").mkdir()
+    shutil.copy(SUITES / f"{name}.yaml", tmp_path / "suites" / f"{name}.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    with pytest.raises(SuiteError) as err:
+        load_suite(tmp_path / "suites" / f"{name}.yaml", run_dir=tmp_path / "run")
+    text = str(err.value)
+    absent = [thing for thing in NEEDS_DOWNLOADS[name] if thing not in text]
+    assert not absent, f"bench validate {name}.yaml does not name {absent}:\n{text}"
+    # one problem per line, each pointing at the suite file and a line number
+    for line in text.splitlines()[1:]:
+        assert f"{name}.yaml:" in line
