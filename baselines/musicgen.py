@@ -24,6 +24,7 @@ codec.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ class MusicGenGenerator(Generator):
                 if self.context.cache_dir is None:
                     raise ValueError(f"recipe {self.params.recipe!r}: training needs a run directory")
                 self._trained = trained_model(self._recipe(), self.context.cache_dir, self.context.device,
-                                              source=self.params.recipe)
+                                              source=self.params.recipe, progress=sys.stderr.isatty())
             return self._trained
         if self.checkpoint.startswith("builtin:"):  # a model shipped inside the package
             from musicgen.train.run import builtin_path
