@@ -10,4 +10,7 @@ BUILTIN_EMBEDDERS: dict[str, str] = {
     "passt": "bench.embedders.passt:PasstEmbedder",
     "clap": "bench.embedders.clap:ClapEmbedder",
     "encodec": "bench.embedders.encodec:EncodecEmbedder",
+    "synth-tagger": "bench.embedders.synth:SynthTaggerEmbedder",
+    "synth-tagger-logits": "bench.embedders.synth:SynthTaggerLogitsEmbedder",
+    "synth-clap": "bench.embedders.synth:SynthClapEmbedder",
 }
