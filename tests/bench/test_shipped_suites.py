@@ -5,6 +5,7 @@ empty folder with an empty Hugging Face cache, so files present on a developer's
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -59,3 +60,41 @@ def test_download_suite_lists_every_missing_file(name, tmp_path, monkeypatch):
     # one problem per line, each pointing at the suite file and a line number
     for line in text.splitlines()[1:]:
         assert f"{name}.yaml:" in line
+
+
+# Table 4 of the paper: autoregressive steps for 30 s (T = 1500 frames, K = 4 codebooks)
+TABLE4_STEPS = {"delay": 1500, "partial_delay": 1500, "parallel": 1500, "partial_flattening": 3000,
+                "coarse_first": 3000, "flattening": 6000}
+
+
+def test_pattern_ablation_covers_table4_with_its_step_ratios():
+    from baselines.trained_models import resolve_recipe
+    from bench.report import autoregressive_steps
+
+    planned = load_suite(SUITES / "ablation_patterns.yaml", check=False)
+    trained = [g for g in planned.generators if g.name == "musicgen"]
+    patterns = [g.params.pattern for g in trained]
+    assert sorted(patterns) == sorted(TABLE4_STEPS)
+    duration = planned.suite.generation.duration_s
+    steps = {p: autoregressive_steps(p, {"duration_s": duration}, {}) for p in patterns}
+    assert {p: s / steps["delay"] for p, s in steps.items()} == \
+        {p: s / TABLE4_STEPS["delay"] for p, s in TABLE4_STEPS.items()}
+    for g in trained:  # one recipe, one training budget; the LM can hold the longest sequence
+        recipe = resolve_recipe(g.params.recipe, planned.path.parent, g.params.overrides,
+                                pattern=g.params.pattern)
+        assert recipe["pattern"] == {"name": g.params.pattern}
+        assert recipe["model"]["overrides"]["max_positions"] >= steps[g.params.pattern] + 4
+    assert len({json.dumps(g.params.overrides, sort_keys=True) for g in trained}) == 1
+
+
+def test_size_ablation_grows_the_model_with_one_training_budget():
+    from baselines.trained_models import SIZES, resolve_recipe
+
+    planned = load_suite(SUITES / "ablation_sizes.yaml", check=False)
+    trained = [g for g in planned.generators if g.name == "musicgen"]
+    assert [g.params.size for g in trained] == list(SIZES)
+    models = [resolve_recipe(g.params.recipe, planned.path.parent, g.params.overrides, size=g.params.size)
+              for g in trained]
+    widths = [(m["model"]["overrides"]["dim"], m["model"]["overrides"]["num_layers"]) for m in models]
+    assert widths == sorted(widths) and len(set(widths)) == len(widths)
+    assert len({json.dumps(m["train"], sort_keys=True) for m in models}) == 1
