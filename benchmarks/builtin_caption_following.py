@@ -79,8 +79,9 @@ def main() -> None:
     print(f"{'model':<10} {'scale frac':>10} {'key hit':>8} {'tempo hit':>10} {'tempo x2/÷2':>12} (n tempo)")
     for name, model in (("builtin", trained), ("untrained", untrained)):
         s = evaluate(model.eval(), metas, args.duration, args.seed)
+        nan = float("nan")
         print(f"{name:<10} {s['scale_fraction']:>10.3f} {s['key_hit_rate']:>8.2f} "
-              f"{s.get('tempo_hit_rate', float('nan')):>10.2f} {s.get('tempo_octave_hit_rate', float('nan')):>12.2f}"
+              f"{s.get('tempo_hit_rate', nan):>10.2f} {s.get('tempo_octave_hit_rate', nan):>12.2f}"
               f" ({s.get('tempo_n', 0)})")
 
 
