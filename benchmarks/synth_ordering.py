@@ -1,9 +1,10 @@
 """Do the synth evaluators order the controls? FAD/KL/CLAP score of reference, retrieval and noise.
 
-``python benchmarks/synth_ordering.py [--corpus DIR] [--split test]`` builds (or reuses) the default
-synthcaps corpus (300 clips, seed 0, 10 s) and prints one table, computed through the metric classes
-(``FrechetAudioDistance`` on ``synth-tagger``, ``KLDivergence`` on ``synth-tagger-logits``,
-``ClapScore`` on ``synth-clap``) over the prompts of one split:
+``python -m benchmarks.synth_ordering [--corpus DIR] [--split test]`` (from the repository root)
+builds (or reuses) the default synthcaps corpus (300 clips, seed 0, 10 s) and prints one table,
+computed through the metric classes (``FrechetAudioDistance`` on ``synth-tagger``,
+``KLDivergence`` on ``synth-tagger-logits``, ``ClapScore`` on ``synth-clap``) over the prompts of
+one split:
 
 - every prompt's reference clip (FAD's reference set, KL's pair) is the FIRST half of its own audio;
 - ``reference`` returns the SECOND half of the prompt's own audio (same piece, other excerpt: a
@@ -43,7 +44,7 @@ def read_corpus(root: Path) -> list[dict]:
         row = json.loads(line)
         wav, sr = read_audio(root / row["path"])
         meta = json.loads((root / row["path"]).with_suffix(".json").read_text())
-        rows.append({**row, "text": meta["description"], "wav": to_mono(wav), "sr": sr})
+        rows.append({**row, "text": meta["description"], "meta": meta, "wav": to_mono(wav), "sr": sr})
     return rows
 
 
@@ -82,8 +83,10 @@ def control_clips(rows: list[dict], prompt_splits: tuple[str, ...], pool_splits:
 
 
 def embed_all(embedders: dict, clip: AudioClip) -> dict[str, np.ndarray]:
-    return {name: e.embed(resample(to_mono(clip.wav), clip.sample_rate, e.sample_rate))
-            for name, e in embedders.items()}
+    """Each embedder's features of ``clip`` (resampled once per embedder rate, as the runner does)."""
+    mono = {rate: resample(to_mono(clip.wav), clip.sample_rate, rate)
+            for rate in {e.sample_rate for e in embedders.values()}}
+    return {name: e.embed(mono[e.sample_rate]) for name, e in embedders.items()}
 
 
 def ordering_table(rows: list[dict], prompt_splits: tuple[str, ...] = ("test",),
@@ -97,15 +100,18 @@ def ordering_table(rows: list[dict], prompt_splits: tuple[str, ...] = ("test",),
         embedders[name] = e
     prompts, refs, controls = control_clips(rows, prompt_splits, pool_splits)
     ref_feats = [embed_all(embedders, c) for c in refs]
-    table: dict[str, dict[str, float]] = {}
+    gen_feats = {control: [embed_all(embedders, c) for c in clips] for control, clips in controls.items()}
     perm = derangement(len(prompts), seed=0)
-    for control, clips in [*controls.items(), ("shuffled", [controls["reference"][i] for i in perm])]:
+    controls["shuffled"] = [controls["reference"][i] for i in perm]
+    gen_feats["shuffled"] = [gen_feats["reference"][i] for i in perm]
+    table: dict[str, dict[str, float]] = {}
+    for control, clips in controls.items():
         fad = FrechetAudioDistance(FADParams(embedder="synth-tagger", n_bootstrap=2))
         kl = KLDivergence(KLParams(embedder="synth-tagger-logits", n_bootstrap=2))
         clap = ClapScore(ClapScoreParams(embedder="synth-clap", n_bootstrap=2))
         clap.set_text_encoder(embedders["synth-clap"].embed_text)
-        for prompt, ref, ref_f, clip in zip(prompts, refs, ref_feats, clips, strict=True):
-            gen_f = embed_all(embedders, clip)
+        for prompt, ref, ref_f, clip, gen_f in zip(prompts, refs, ref_feats, clips, gen_feats[control],
+                                                   strict=True):
             feats = {n: {"generated": gen_f[n], "reference": ref_f[n]} for n in embedders}
             item = MetricItem(prompt, clip, ref)
             clap.update(item, feats)
@@ -114,7 +120,7 @@ def ordering_table(rows: list[dict], prompt_splits: tuple[str, ...] = ("test",),
                 kl.update(item, feats)
         row = {"clap_score": clap.compute()["clap_score"].value}
         if control != "shuffled":
-            row["fad"] = fad.compute()["fad"].value
+            row["fad"] = fad.compute()["fad_synth-tagger"].value
             row["kl"] = kl.compute()["kl"].value
         table[control] = row
     return table

@@ -126,7 +126,8 @@ class SynthTaggerEmbedder(_SynthEmbedder):
 
     @torch.no_grad()
     def embed(self, wav: np.ndarray) -> np.ndarray:
-        emb, _ = self.model(self._mel(wav))
+        mel = self._mel(wav)
+        emb, _ = self.model(mel)
         return emb[0].cpu().numpy()
 
 
@@ -157,7 +158,8 @@ class SynthTaggerLogitsEmbedder(SynthTaggerEmbedder):
 
     @torch.no_grad()
     def embed(self, wav: np.ndarray) -> np.ndarray:
-        _, logits = self.model(self._mel(wav))
+        mel = self._mel(wav)
+        _, logits = self.model(mel)
         return logits[self.params.head][0].cpu().numpy()
 
 
@@ -180,7 +182,8 @@ class SynthClapEmbedder(_SynthEmbedder):
 
     @torch.no_grad()
     def embed(self, wav: np.ndarray) -> np.ndarray:
-        return self.model.embed_audio(self._mel(wav)).cpu().numpy()
+        mel = self._mel(wav)
+        return self.model.embed_audio(mel).cpu().numpy()
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> np.ndarray:
