@@ -98,3 +98,14 @@ def test_size_ablation_grows_the_model_with_one_training_budget():
     widths = [(m["model"]["overrides"]["dim"], m["model"]["overrides"]["num_layers"]) for m in models]
     assert widths == sorted(widths) and len(set(widths)) == len(widths)
     assert len({json.dumps(m["train"], sort_keys=True) for m in models}) == 1
+
+
+def test_ci_baseline_covers_every_generator_and_metric_of_the_ci_suite():
+    from bench.compare import load_baseline
+
+    planned = load_suite(SUITES / "ci.yaml", check=False)
+    baseline = load_baseline(SUITES / "baselines" / "ci.json")
+    for g in planned.generators:
+        for m in planned.metrics:  # a metric may record several values: fad_synth-tagger, kl_reverse, ...
+            assert any(e.generator == g.label and e.metric.startswith(m.name) for e in baseline.entries), \
+                f"{g.label}/{m.name} is not in suites/baselines/ci.json"
