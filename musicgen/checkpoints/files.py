@@ -27,16 +27,34 @@ def _hub_cache() -> Path:
     return home / "hub"
 
 
+BUILTIN_PREFIX = "builtin:"
+
+
+def builtin_folder(name: str) -> Path:
+    """The folder of the built-in model ``name`` shipped in ``musicgen/builtin/``."""
+    root = Path(__file__).resolve().parents[1] / "builtin"
+    folder = root / name
+    if not name or not folder.is_dir():
+        known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise MissingCheckpointFile(
+            f"{BUILTIN_PREFIX}{name}: no built-in model of that name (known: {known or 'none'}); "
+            f"built-ins are trained with the recipes in musicgen/recipes/ (`musicgen train RECIPE`)")
+    return folder
+
+
 def resolve_local(path_or_id: str | os.PathLike[str]) -> Path:
     """A local directory or file for ``path_or_id``, never downloading.
 
-    An existing path is returned as is. Otherwise ``owner/name`` is looked up as a snapshot in the
-    local Hugging Face cache (the newest snapshot, or the one ``refs/main`` names).
+    ``builtin:NAME`` names a model shipped in ``musicgen/builtin/``. An existing path is returned
+    as is. Otherwise ``owner/name`` is looked up as a snapshot in the local Hugging Face cache (the
+    newest snapshot, or the one ``refs/main`` names).
     """
+    text = str(path_or_id)
+    if text.startswith(BUILTIN_PREFIX):
+        return builtin_folder(text[len(BUILTIN_PREFIX):])
     p = Path(path_or_id).expanduser()
     if p.exists():
         return p
-    text = str(path_or_id)
     if text.count("/") == 1 and not text.startswith((".", "/")):
         repo = _hub_cache() / ("models--" + text.replace("/", "--"))
         ref = repo / "refs" / "main"

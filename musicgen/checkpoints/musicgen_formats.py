@@ -67,7 +67,9 @@ def load_musicgen(path_or_id: str | Path, t5_path: str | Path | None = None) -> 
 
 # --- native -------------------------------------------------------------------------------------
 
-def save_musicgen(model: MusicGen, folder: str | Path) -> Path:
+def save_musicgen(model: MusicGen, folder: str | Path, codec_ref: str | None = None) -> Path:
+    """Write ``model`` in our native format. With ``codec_ref`` (a path or ``builtin:NAME`` whose
+    codec has the very same weights) the folder records the reference instead of a ``codec/`` copy."""
     from safetensors.torch import save_file
 
     from musicgen.checkpoints.lm_native import save_lm
@@ -78,7 +80,17 @@ def save_musicgen(model: MusicGen, folder: str | Path) -> Path:
     save_lm(model.lm, folder / "lm")
     codec = model.codec
     stereo = codec.channels == 2 and hasattr(codec, "model")
-    (codec.model if stereo else codec).save_pretrained(folder / "codec")
+    mono = codec.model if stereo else codec
+    if codec_ref is None:
+        mono.save_pretrained(folder / "codec")
+    else:
+        from musicgen.checkpoints.files import state_dict_digest
+        from musicgen.models.codec import CompressionModel
+
+        ref = CompressionModel.from_pretrained(resolve_local(codec_ref))
+        if state_dict_digest(ref.state_dict()) != state_dict_digest(mono.state_dict()):
+            raise ValueError(f"codec_ref {codec_ref!r} has other weights than this model's codec; "
+                             f"save without codec_ref to copy the codec")
     if model.text_conditioner is not None:
         save_text_conditioner(model.text_conditioner, folder / "text")
     if model.melody is not None:
@@ -87,7 +99,7 @@ def save_musicgen(model: MusicGen, folder: str | Path) -> Path:
     doc = {"format": FORMAT, "version": VERSION, "name": model.name,
            "pattern": getattr(model.pattern, "name", "delay"),
            "max_duration_s": model.max_duration_s, "mask_cross_attention": model.mask_cross_attention,
-           "stereo": stereo, "text": model.text_conditioner is not None,
+           "stereo": stereo, "text": model.text_conditioner is not None, "codec": codec_ref,
            "melody": model.melody.config() if model.melody is not None else None}
     (folder / CONFIG_NAME).write_text(json.dumps(doc, indent=1))
     return folder
@@ -102,12 +114,14 @@ def load_native(folder: Path) -> MusicGen:
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise ValueError(f"{folder / CONFIG_NAME}: format {doc.get('format')!r} version "
                          f"{doc.get('version')!r}; expected {FORMAT!r} version {VERSION}")
-    for sub in ("lm", "codec") + (("text",) if doc.get("text") else ()):
+    codec_ref = doc.get("codec")
+    for sub in ("lm",) + (() if codec_ref else ("codec",)) + (("text",) if doc.get("text") else ()):
         if not (folder / sub).is_dir():
             raise MissingCheckpointFile(f"missing checkpoint folder {str(folder / sub)!r} "
                                         f"(written by MusicGen.save_pretrained)")
     lm = load_lm(folder / "lm")
-    codec = CompressionModel.from_pretrained(folder / "codec", stereo=bool(doc.get("stereo")))
+    codec_folder = resolve_local(codec_ref) if codec_ref else folder / "codec"
+    codec = CompressionModel.from_pretrained(codec_folder, stereo=bool(doc.get("stereo")))
     text = load_text_conditioner(folder / "text") if doc.get("text") else None
     melody = None
     if doc.get("melody"):

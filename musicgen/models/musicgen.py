@@ -331,11 +331,12 @@ class MusicGen(nn.Module):
 
         return load_musicgen(path_or_id).to(device).eval()
 
-    def save_pretrained(self, folder: str) -> None:
-        """Write our native format (see ``musicgen.checkpoints.musicgen_formats``)."""
+    def save_pretrained(self, folder: str, codec_ref: str | None = None) -> None:
+        """Write our native format (see ``musicgen.checkpoints.musicgen_formats``). ``codec_ref``
+        (e.g. ``"builtin:codec-small"``) records where the codec is instead of copying it."""
         from musicgen.checkpoints.musicgen_formats import save_musicgen
 
-        save_musicgen(self, folder)
+        save_musicgen(self, folder, codec_ref=codec_ref)
 
 
 def _progress_callback(progress: ProgressFn | bool | None, total: int, start: int) -> Callable | None:

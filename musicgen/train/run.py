@@ -39,16 +39,9 @@ def prepare_data(spec: Any, sample_rate: int) -> Path:
 
 def builtin_path(path: str | Path) -> Path:
     """``builtin:NAME`` -> the package folder ``musicgen/builtin/NAME``; other paths unchanged."""
-    text = str(path)
-    if not text.startswith("builtin:"):
-        return Path(path)
-    import importlib.resources
+    from musicgen.checkpoints.files import BUILTIN_PREFIX, resolve_local
 
-    folder = Path(str(importlib.resources.files("musicgen"))) / "builtin" / text.split(":", 1)[1]
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{text}: no built-in model folder {folder}; train it with its recipe "
-                                f"(musicgen/recipes/) or use another codec path")
-    return folder
+    return resolve_local(path) if str(path).startswith(BUILTIN_PREFIX) else Path(path)
 
 
 def build_codec(ref: CodecRef) -> torch.nn.Module:
@@ -150,7 +143,8 @@ def export_lm(solver: Any, recipe: LMRecipe) -> Path:
     with solver.ema.swapped(solver.model):
         model = MusicGen(solver.lm, solver.codec, solver.conditioner, pattern=solver.pattern,
                          name=Path(recipe.run_dir).name)
-        model.save_pretrained(str(folder))
+        codec_ref = recipe.codec.path if str(recipe.codec.path or "").startswith("builtin:") else None
+        model.save_pretrained(str(folder), codec_ref=codec_ref)
     return folder
 
 
