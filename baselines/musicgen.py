@@ -92,11 +92,7 @@ class MusicGenGenerator(Generator):
                 self._trained = trained_model(self._recipe(), self.context.cache_dir, self.context.device,
                                               source=self.params.recipe, progress=sys.stderr.isatty())
             return self._trained
-        if self.checkpoint.startswith("builtin:"):  # a model shipped inside the package
-            from musicgen.train.run import builtin_path
-
-            return builtin_path(self.checkpoint)
-        from musicgen.checkpoints.files import resolve_local
+        from musicgen.checkpoints.files import resolve_local  # also builtin:NAME
 
         return resolve_local(self.checkpoint)
 
@@ -127,9 +123,24 @@ class MusicGenGenerator(Generator):
     def fingerprint(self) -> str:
         import musicgen
 
+        folder = self._folder()
         return fingerprint_of("musicgen", CODE_VERSION, self.params, checkpoint=self.checkpoint,
                               musicgen=musicgen.__version__,
-                              weights=weights_digest(self._folder(), self.context.cache_dir))
+                              weights=weights_digest(folder, self.context.cache_dir),
+                              codec=self._referenced_codec_digest(folder))
+
+    def _referenced_codec_digest(self, folder: Path) -> str | None:
+        """Digest of the codec a native folder references (``"codec": "builtin:codec-small"`` in
+        ``musicgen.json``) instead of holding a copy: its weights are part of the model too."""
+        import json
+
+        from musicgen.checkpoints.files import resolve_local
+
+        config = Path(folder) / "musicgen.json"
+        ref = json.loads(config.read_text()).get("codec") if config.is_file() else None
+        if not isinstance(ref, str):
+            return None
+        return weights_digest(resolve_local(ref), self.context.cache_dir)  # as the loader resolves it
 
     def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         """Reference audio ``[C, T]`` -> tokens ``[K, T_frames]`` with the model's own codec (channels

@@ -96,3 +96,22 @@ def test_bad_recipe_params_are_reported_by_check(tmp_path):
         MusicGenGenerator.Params(checkpoint="x", recipe=name)
     with pytest.raises(ValidationError, match="exactly one of checkpoint"):
         MusicGenGenerator.Params()
+
+
+def test_fingerprint_covers_a_referenced_codec(tmp_path):
+    """A native folder that references its codec (``"codec": PATH`` in musicgen.json) changes
+    fingerprint when that codec's weights change, though the folder itself did not."""
+    from musicgen.checkpoints.musicgen_formats import save_musicgen
+    from musicgen.testing import tiny_musicgen
+
+    model = tiny_musicgen(seed=0)
+    codec_dir = tmp_path / "codec"
+    model.codec.save_pretrained(str(codec_dir))
+
+    save_musicgen(model, tmp_path / "mg", codec_ref=str(codec_dir))
+    gen = _generator(tmp_path, checkpoint=str(tmp_path / "mg"))
+    before = gen.fingerprint()
+    assert gen.fingerprint() == before
+    weights = next(p for p in codec_dir.rglob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes() + b"\0")  # another file: another digest
+    assert _generator(tmp_path, checkpoint=str(tmp_path / "mg")).fingerprint() != before
