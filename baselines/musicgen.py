@@ -1,11 +1,18 @@
 """``musicgen``: our MusicGen (``musicgen.MusicGen.from_pretrained``) as a generator.
 
 ``checkpoint`` is anything ``MusicGen.from_pretrained`` accepts (our native folder, a transformers
-folder, an audiocraft folder, or a hub id found in the local Hugging Face cache); a relative path
+folder, an audiocraft folder, a hub id found in the local Hugging Face cache, or ``builtin:NAME`` for a
+model shipped in ``musicgen/builtin/NAME``); a relative path
 that exists next to the suite file is taken from there. It may name other
 params in braces, so that an ablation ``matrix:`` over ``pattern`` and ``size`` picks a checkpoint per
 cell: ``checkpoint: "models/{size}-{pattern}"``. ``pattern`` and ``size`` are recorded with every
 result. Sampling defaults follow the paper (top-k 250, temperature 1, CFG 3).
+
+Train-or-reuse: ``recipe:`` (a shipped LM recipe name or a recipe file next to the suite) instead of
+``checkpoint:`` trains the model on first use and reuses it afterwards, cached in the run's
+``cache/models/<recipe digest>/``; ``overrides`` (nested recipe keys), ``pattern`` and ``size`` (a name
+of ``baselines.trained_models.SIZES``) change the recipe and so the digest. See
+``baselines.trained_models``.
 
 Seeds: each prompt samples from its own torch generator seeded ``prompt_seed(seed, prompt.id)``
 (``MusicGen.generate(seed=[...])`` seeds row by row), so a clip does not depend on its batch.
@@ -17,13 +24,16 @@ codec.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from baselines._common import fingerprint_of, fit_length, missing_packages, prompt_seed, weights_digest
+from baselines.trained_models import check_recipe, recipe_digest, resolve_recipe, trained_model
 from bench.api import AudioClip, Generator, Params, Prompt
 
 CODE_VERSION = "1"
@@ -32,7 +42,11 @@ MELODY_RATE = 32000
 
 class MusicGenGenerator(Generator):
     class Params(Params):
-        checkpoint: str = Field(description="folder, file or local hub id; may use {size}, {pattern}")
+        checkpoint: str | None = Field(default=None,
+                                       description="folder, file or local hub id; may use {size}, {pattern}")
+        recipe: str | None = Field(default=None, description="LM recipe to train or reuse (instead of "
+                                                             "checkpoint): shipped name or file")
+        overrides: dict[str, Any] = Field(default_factory=dict, description="recipe keys to change")
         size: str | None = None
         pattern: str | None = None
         top_k: int = Field(default=250, ge=0)
@@ -43,10 +57,22 @@ class MusicGenGenerator(Generator):
         use_sampling: bool = True
         melody: bool = False
 
+        @model_validator(mode="after")
+        def _one_source(self) -> MusicGenGenerator.Params:
+            if (self.checkpoint is None) == (self.recipe is None):
+                raise ValueError("give exactly one of checkpoint (released or saved weights) or recipe "
+                                 "(train-or-reuse)")
+            if self.overrides and self.recipe is None:
+                raise ValueError("overrides change a recipe: they need recipe, not checkpoint")
+            return self
+
     _model = None
+    _trained: Path | None = None
 
     @property
     def checkpoint(self) -> str:
+        if self.params.recipe is not None:
+            return f"recipe:{self.params.recipe}@{recipe_digest(self._recipe())[:16]}"
         fields = self.params.model_dump()
         try:
             return self.context.resolve(self.params.checkpoint.format(**fields))
@@ -54,8 +80,19 @@ class MusicGenGenerator(Generator):
             raise ValueError(f"checkpoint {self.params.checkpoint!r} names an unknown parameter {e}; "
                              f"known: {', '.join(fields)}") from e
 
+    def _recipe(self) -> dict[str, Any]:
+        p = self.params
+        return resolve_recipe(p.recipe, self.context.base_dir, p.overrides, pattern=p.pattern, size=p.size)
+
     def _folder(self) -> Path:
-        from musicgen.checkpoints.files import resolve_local
+        if self.params.recipe is not None:
+            if self._trained is None:
+                if self.context.cache_dir is None:
+                    raise ValueError(f"recipe {self.params.recipe!r}: training needs a run directory")
+                self._trained = trained_model(self._recipe(), self.context.cache_dir, self.context.device,
+                                              source=self.params.recipe, progress=sys.stderr.isatty())
+            return self._trained
+        from musicgen.checkpoints.files import resolve_local  # also builtin:NAME
 
         return resolve_local(self.checkpoint)
 
@@ -63,6 +100,13 @@ class MusicGenGenerator(Generator):
         if missing_packages("musicgen.models.musicgen"):
             return ["musicgen.models.musicgen is not available in this installation (the MusicGen "
                     "pipeline has not landed)"]
+        if self.params.recipe is not None:
+            if missing_packages("musicgen.train.run"):
+                return ["musicgen.train is not available in this installation (training has not landed)"]
+            try:
+                return check_recipe(self._recipe(), self.params.recipe)
+            except ValueError as e:
+                return [str(e)]
         try:
             self._folder()
         except (FileNotFoundError, ValueError) as e:
@@ -79,9 +123,24 @@ class MusicGenGenerator(Generator):
     def fingerprint(self) -> str:
         import musicgen
 
+        folder = self._folder()
         return fingerprint_of("musicgen", CODE_VERSION, self.params, checkpoint=self.checkpoint,
                               musicgen=musicgen.__version__,
-                              weights=weights_digest(self._folder(), self.context.cache_dir))
+                              weights=weights_digest(folder, self.context.cache_dir),
+                              codec=self._referenced_codec_digest(folder))
+
+    def _referenced_codec_digest(self, folder: Path) -> str | None:
+        """Digest of the codec a native folder references (``"codec": "builtin:codec-small"`` in
+        ``musicgen.json``) instead of holding a copy: its weights are part of the model too."""
+        import json
+
+        from musicgen.checkpoints.files import resolve_local
+
+        config = Path(folder) / "musicgen.json"
+        ref = json.loads(config.read_text()).get("codec") if config.is_file() else None
+        if not isinstance(ref, str):
+            return None
+        return weights_digest(resolve_local(ref), self.context.cache_dir)  # as the loader resolves it
 
     def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         """Reference audio ``[C, T]`` -> tokens ``[K, T_frames]`` with the model's own codec (channels
