@@ -46,6 +46,15 @@ def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tup
     return float(lo), float(hi)
 
 
+def bias_corrected_interval(estimate: float, replicates: np.ndarray,
+                            confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``replicates`` shifted by the bootstrap bias ``mean(replicates) -
+    estimate``, clipped at 0 (for non-negative statistics such as FAD)."""
+    lo, hi = percentile_interval(replicates, confidence)
+    bias = float(np.mean(np.asarray(replicates, dtype=np.float64))) - float(estimate)
+    return max(0.0, lo - bias), max(0.0, hi - bias)
+
+
 def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float] = np.mean,
                  n_replicates: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Classic seeded bootstrap (resampling items with replacement) of ``statistic`` over

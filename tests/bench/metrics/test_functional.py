@@ -209,3 +209,14 @@ def test_audio_flags():
     assert F.audio_flags(np.zeros((1, 100))) == ["silent"]
     assert F.audio_flags(np.array([0.1, np.nan])) == ["nonfinite"]
     assert F.audio_flags(np.array([0.1, -0.2])) == []
+
+
+def test_bias_corrected_interval_recentres_on_the_estimate():
+    from bench.metrics.functional.bootstrap import bias_corrected_interval, percentile_interval
+
+    reps = np.linspace(50.0, 600.0, 101)  # replicates all far above the estimate, as FAD's can be
+    lo, hi = bias_corrected_interval(4.5, reps)
+    plo, phi = percentile_interval(reps)
+    assert lo <= 4.5 <= hi
+    assert hi - lo <= phi - plo  # the clip at 0 can only narrow it
+    assert lo == 0.0 and hi == pytest.approx(phi - (reps.mean() - 4.5))
