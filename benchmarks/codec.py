@@ -24,30 +24,9 @@ def build_pair(seed: int = 0):
         convert_transformers_codec_state,
     )
     from musicgen.models.codec import CompressionModel, load_codec_state
+    from musicgen.testing import ENCODEC_32KHZ
 
-    config = EncodecConfig(
-        audio_channels=1,
-        sampling_rate=32000,
-        num_filters=64,
-        upsampling_ratios=[8, 5, 4, 4],
-        codebook_size=2048,
-        codebook_dim=128,
-        hidden_size=128,
-        num_lstm_layers=2,
-        num_residual_layers=1,
-        kernel_size=7,
-        last_kernel_size=7,
-        residual_kernel_size=3,
-        dilation_growth_rate=2,
-        compress=2,
-        norm_type="weight_norm",
-        pad_mode="reflect",
-        use_causal_conv=False,
-        use_conv_shortcut=False,
-        normalize=False,
-        target_bandwidths=[2.2],
-        chunk_length_s=None,
-    )
+    config = EncodecConfig(**ENCODEC_32KHZ)
     torch.manual_seed(seed)
     hf = EncodecModel(config).eval()
     with torch.no_grad():

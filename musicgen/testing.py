@@ -198,3 +198,14 @@ def tiny_musicgen(seed: int = 0, stereo: bool = False, melody: bool = False, max
         chroma = ChromaConditioner(lm.config.dim, chroma_length=8, sample_rate=8000, n_fft=2048,
                                    hop_length=512)
     return MusicGen(lm, codec, text, None, chroma, name="tiny").eval()
+
+
+# transformers' EncodecConfig fields of facebook/encodec_32khz (REFERENCE.md), for parity tests and
+# benchmarks that build the released codec's architecture with random weights.
+ENCODEC_32KHZ = dict(
+    audio_channels=1, sampling_rate=32000, num_filters=64, upsampling_ratios=[8, 5, 4, 4],
+    codebook_size=2048, codebook_dim=128, hidden_size=128, num_lstm_layers=2, num_residual_layers=1,
+    kernel_size=7, last_kernel_size=7, residual_kernel_size=3, dilation_growth_rate=2, compress=2,
+    norm_type="weight_norm", pad_mode="reflect", use_causal_conv=False, use_conv_shortcut=False,
+    normalize=False, target_bandwidths=[2.2], chunk_length_s=None,
+)

@@ -23,30 +23,9 @@ from musicgen.checkpoints.codec_transformers import (  # noqa: E402
     convert_transformers_codec_state,
 )
 from musicgen.models.codec import load_codec_state  # noqa: E402
+from musicgen.testing import ENCODEC_32KHZ  # noqa: E402
 
-MUSICGEN_32KHZ = dict(  # REFERENCE.md, facebook/encodec_32khz
-    audio_channels=1,
-    sampling_rate=32000,
-    num_filters=64,
-    upsampling_ratios=[8, 5, 4, 4],
-    codebook_size=2048,
-    codebook_dim=128,
-    hidden_size=128,
-    num_lstm_layers=2,
-    num_residual_layers=1,
-    kernel_size=7,
-    last_kernel_size=7,
-    residual_kernel_size=3,
-    dilation_growth_rate=2,
-    compress=2,
-    norm_type="weight_norm",
-    pad_mode="reflect",
-    use_causal_conv=False,
-    use_conv_shortcut=False,
-    normalize=False,
-    target_bandwidths=[2.2],
-    chunk_length_s=None,
-)
+MUSICGEN_32KHZ = ENCODEC_32KHZ  # REFERENCE.md, facebook/encodec_32khz
 TINY = dict(
     MUSICGEN_32KHZ,
     sampling_rate=8000,
