@@ -8,15 +8,6 @@ from musicgen.checkpoints.lm_native import load_lm, save_lm
 from musicgen.modules.patterns import get_pattern, pattern_names
 from musicgen.testing import tiny_lm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run far faster on one thread than on a contended pool (2 shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 K = 4
 
 

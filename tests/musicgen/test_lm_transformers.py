@@ -13,15 +13,6 @@ from musicgen.modules.patterns import get_pattern
 from musicgen.testing import tiny_transformers_musicgen, tiny_transformers_musicgen_melody
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run far faster on one thread than on a contended pool (2 shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def hf(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf_musicgen")
