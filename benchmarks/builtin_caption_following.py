@@ -1,12 +1,25 @@
-"""How often generated audio follows a synthcaps caption: built-in model vs the same model untrained.
+"""How often audio follows a synthcaps caption: reference audio, codec round trip, built-in, untrained.
 
-For each caption of the synthcaps test split, generate ``--duration`` seconds with a fixed seed and
-measure, with librosa:
+Rows (``--rows``, default all four), each scored the same way on the first ``--duration`` seconds:
 
-- scale fraction: share of chroma energy on the caption's key scale (7 of 12 pitch classes; about 0.58
-  for audio that ignores the key); a "key hit" is a chroma argmax on the scale;
-- tempo hit: librosa's global tempo estimate within 5 % of the caption's BPM (or of half/double it,
-  counted separately as an octave hit), for captions with drums.
+- ``reference``: the real synthcaps test clip (the ceiling of what the scoring can see);
+- ``codec``: that clip encoded and decoded by the model's codec (the ceiling of what any LM over this
+  codec's tokens can reach);
+- ``builtin``: the model generating from the clip's caption (seed ``--seed + i``, top-k 250, CFG 3);
+- ``untrained``: the same model with its LM and text conditioner re-initialised (seeded).
+
+Scores per clip, with librosa (chroma_stft, n_fft 4096, hop 1024, tuning fixed at 0):
+
+- ``scale frac``: share of chroma energy on the caption's key scale (7 of 12 pitch classes; about
+  0.58 for audio that ignores the key);
+- ``scale match``: the diatonic scale (12 rotations of the major scale; relative major/minor share
+  one) holding the most chroma energy is the caption's scale (chance 1/12);
+- ``key hit``: chroma argmax on the caption's scale (chance 7/12; weak, kept for comparison);
+- ``tempo hit``: librosa's global tempo within 5 % of the caption's BPM (``x2/÷2`` also accepts half
+  or double), for captions with a regular beat (four-on-the-floor, backbeat, boom bap).
+
+Each cell is the mean over clips with a 95 % bootstrap interval (2000 resamples of clips); the last
+lines give the paired bootstrap interval of ``builtin - untrained`` on the same captions.
 
 Usage: python benchmarks/builtin_caption_following.py MODEL_FOLDER --corpus runs/data/synthcaps
 """
@@ -15,44 +28,117 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+BEAT_DRUMS = ("four_on_the_floor", "backbeat", "boom_bap")
+ROWS = ("reference", "codec", "builtin", "untrained")
+METRICS = (("scale_fraction", "scale frac", "{:.3f}"), ("scale_match", "scale match", "{:.2f}"),
+           ("key_hit", "key hit", "{:.2f}"), ("tempo_hit", "tempo hit", "{:.2f}"),
+           ("tempo_octave_hit", "tempo x2/÷2", "{:.2f}"))
+
+
+def best_scale(chroma: np.ndarray) -> frozenset[int]:
+    """The pitch classes of the diatonic scale (of 12) holding the most of ``chroma [12]``."""
+    sets = [frozenset((r + s) % 12 for s in MAJOR) for r in range(12)]
+    return max(sets, key=lambda s: float(chroma[list(s)].sum()))
 
 
 def score(wav: np.ndarray, sr: int, meta: dict) -> dict:
+    """The scores of one mono clip ``wav [T]`` against its caption's attributes ``meta``."""
     import librosa
 
     chroma = librosa.feature.chroma_stft(y=wav, sr=sr, n_fft=4096, hop_length=1024, tuning=0.0).sum(1)
     scale = [NAMES.index(p) for p in meta["scale"]]
     out = {"scale_fraction": float(chroma[scale].sum() / max(chroma.sum(), 1e-9)),
-           "key_hit": int(np.argmax(chroma)) in scale}
-    if meta["drums"] in ("four_on_the_floor", "backbeat", "boom_bap"):
+           "scale_match": float(best_scale(chroma) == frozenset(scale)),
+           "key_hit": float(int(np.argmax(chroma)) in scale)}
+    if meta["drums"] in BEAT_DRUMS:
         onset = librosa.onset.onset_strength(y=wav, sr=sr)
         tempo = float(librosa.feature.tempo(onset_envelope=onset, sr=sr)[0])
         bpm = meta["bpm"]
-        out["tempo_hit"] = abs(tempo - bpm) / bpm < 0.05
-        out["tempo_octave_hit"] = any(abs(tempo - f * bpm) / (f * bpm) < 0.05 for f in (0.5, 1.0, 2.0))
+        out["tempo_hit"] = float(abs(tempo - bpm) / bpm < 0.05)
+        out["tempo_octave_hit"] = float(any(abs(tempo - f * bpm) / (f * bpm) < 0.05 for f in (0.5, 1.0, 2.0)))
     return out
 
 
-def evaluate(model, metas: list[dict], duration_s: float, seed: int) -> dict:
-    model.set_generation_params(duration_s=duration_s)
-    rows = []
+def bootstrap(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of ``values [N]``."""
+    means = values[rng.integers(0, len(values), size=(n, len(values)))].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def reference_audio(corpus: Path, metas: list[dict], duration_s: float) -> Iterator[tuple[np.ndarray, int]]:
+    import soundfile as sf
+
+    for meta in metas:
+        wav, sr = sf.read(corpus / meta["split"] / f"{meta['id']}.wav", dtype="float32")
+        if wav.ndim > 1:
+            wav = wav.mean(1)
+        need = int(round(duration_s * sr))
+        if wav.shape[0] < need:
+            raise ValueError(f"{meta['id']} is {wav.shape[0] / sr:g} s, shorter than --duration "
+                             f"{duration_s:g}")
+        yield wav[:need], sr
+
+
+def codec_audio(codec: torch.nn.Module, corpus: Path, metas: list[dict], duration_s: float
+                ) -> Iterator[tuple[np.ndarray, int]]:
+    for wav, sr in reference_audio(corpus, metas, duration_s):
+        x = torch.from_numpy(wav)[None, None]
+        with torch.no_grad():
+            y = codec.decode(codec.encode(x, sr), length=x.shape[-1])
+        yield y[0].mean(0).numpy(), codec.sample_rate
+
+
+def generated_audio(model, metas: list[dict], duration_s: float, seed: int
+                    ) -> Iterator[tuple[np.ndarray, int]]:
+    model.set_generation_params(duration_s=duration_s, top_k=250, cfg_coef=3.0)
     for i, meta in enumerate(metas):
-        wav = model.generate([meta["description"]], seed=seed + i)[0].mean(0).numpy()
-        rows.append(score(wav, model.sample_rate, meta))
-    summary = {"n": len(rows), "scale_fraction": float(np.mean([r["scale_fraction"] for r in rows])),
-               "key_hit_rate": float(np.mean([r["key_hit"] for r in rows]))}
-    tempo = [r for r in rows if "tempo_hit" in r]
-    if tempo:
-        summary["tempo_n"] = len(tempo)
-        summary["tempo_hit_rate"] = float(np.mean([r["tempo_hit"] for r in tempo]))
-        summary["tempo_octave_hit_rate"] = float(np.mean([r["tempo_octave_hit"] for r in tempo]))
-    return summary
+        yield model.generate([meta["description"]], seed=seed + i)[0].mean(0).numpy(), model.sample_rate
+
+
+def untrained_copy(folder: str, seed: int):
+    """The model at ``folder`` with its LM and text conditioner re-initialised (seeded)."""
+    from musicgen.models.musicgen import MusicGen
+
+    model = MusicGen.from_pretrained(folder)
+    torch.manual_seed(seed)
+    for module in (model.lm, model.text_conditioner):
+        for m in module.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return model.eval()
+
+
+def table(rows: dict[str, list[dict]], seed: int) -> list[str]:
+    """Mean [95 % bootstrap interval] per row and metric, then paired builtin - untrained."""
+    rng = np.random.default_rng(seed)
+    lines = [f"{'row':<10} " + " ".join(f"{label:>20}" for _, label, _ in METRICS)]
+    for name, scores in rows.items():
+        cells = []
+        for key, _, fmt in METRICS:
+            vals = np.array([s[key] for s in scores if key in s])
+            if not len(vals):
+                cells.append(f"{'-':>20}")
+                continue
+            lo, hi = bootstrap(vals, rng)
+            cells.append(f"{fmt.format(vals.mean())} [{fmt.format(lo)},{fmt.format(hi)}]".rjust(20))
+        lines.append(f"{name:<10} " + " ".join(cells))
+    if "builtin" in rows and "untrained" in rows:
+        lines.append("paired builtin - untrained, mean [95 % bootstrap interval]:")
+        for key, label, _ in METRICS:
+            pairs = [(a[key], b[key]) for a, b in zip(rows["builtin"], rows["untrained"]) if key in a]
+            if pairs:
+                d = np.array([a - b for a, b in pairs])
+                lo, hi = bootstrap(d, rng)
+                lines.append(f"  {label:<12} {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] (n={len(d)})")
+    return lines
 
 
 def main() -> None:
@@ -64,25 +150,34 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
+    parser.add_argument("--json", type=Path, default=None, help="also write the per-clip scores here")
     args = parser.parse_args()
+    rows = args.rows.split(",")
+    if unknown := sorted(set(rows) - set(ROWS)):
+        parser.error(f"unknown rows {unknown}; expected a subset of {ROWS}")
     torch.set_num_threads(1)
     corpus = Path(args.corpus)
-    metas = [json.loads(p.read_text()) for p in sorted((corpus / "test").glob("*.json"))][: args.limit]
-    trained = MusicGen.from_pretrained(args.model)
-    untrained = MusicGen.from_pretrained(args.model)
-    torch.manual_seed(args.seed)
-    for module in (untrained.lm, untrained.text_conditioner):
-        for m in module.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-    print(f"{len(metas)} synthcaps test captions, {args.duration} s each, seeds {args.seed}..")
-    print(f"{'model':<10} {'scale frac':>10} {'key hit':>8} {'tempo hit':>10} {'tempo x2/÷2':>12} (n tempo)")
-    for name, model in (("builtin", trained), ("untrained", untrained)):
-        s = evaluate(model.eval(), metas, args.duration, args.seed)
-        nan = float("nan")
-        print(f"{name:<10} {s['scale_fraction']:>10.3f} {s['key_hit_rate']:>8.2f} "
-              f"{s.get('tempo_hit_rate', nan):>10.2f} {s.get('tempo_octave_hit_rate', nan):>12.2f}"
-              f" ({s.get('tempo_n', 0)})")
+    metas = [json.loads(p.read_text()) for p in sorted((corpus / "test").glob("sc*.json"))][: args.limit]
+    if not metas:
+        raise SystemExit(f"no test clips in {corpus / 'test'}")
+    trained = MusicGen.from_pretrained(args.model).eval()
+    sources: dict[str, Callable[[], Iterator[tuple[np.ndarray, int]]]] = {
+        "reference": lambda: reference_audio(corpus, metas, args.duration),
+        "codec": lambda: codec_audio(trained.codec, corpus, metas, args.duration),
+        "builtin": lambda: generated_audio(trained, metas, args.duration, args.seed),
+        "untrained": lambda: generated_audio(untrained_copy(args.model, args.seed), metas, args.duration,
+                                             args.seed),
+    }
+    n_beat = sum(m["drums"] in BEAT_DRUMS for m in metas)
+    print(f"{len(metas)} synthcaps test captions of {corpus} ({n_beat} with a beat), "
+          f"first {args.duration:g} s, seeds {args.seed}..{args.seed + len(metas) - 1}, top-k 250, CFG 3.0")
+    scores = {name: [score(wav, sr, meta) for (wav, sr), meta in zip(sources[name](), metas)]
+              for name in rows}
+    print("\n".join(table(scores, args.seed)))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                         "ids": [m["id"] for m in metas], "scores": scores}, indent=1))
 
 
 if __name__ == "__main__":

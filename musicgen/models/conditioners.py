@@ -117,18 +117,26 @@ class TextConditioner(nn.Module):
 
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\d+(?:\.\d+)?", re.UNICODE)
+_WORD_SHARP = re.compile(r"[^\W_]+(?:['’][^\W_]+)*#?|\d+(?:\.\d+)?", re.UNICODE)
 
 
-def split_words(text: str) -> list[str]:
+def split_words(text: str, keep_sharps: bool = False) -> list[str]:
     """Lower-cased word tokens: letters/digits runs, punctuation dropped (``"Lo-fi, 90 BPM!"`` ->
-    ``["lo", "fi", "90", "bpm"]``)."""
+    ``["lo", "fi", "90", "bpm"]``).
+
+    ``keep_sharps``: a ``#`` (or ``♯``) right after a word stays part of it, so the keys ``C#`` and
+    ``C`` are different words (``"C# minor"`` -> ``["c#", "minor"]``; without it ``["c", "minor"]``).
+    """
+    if keep_sharps:
+        return _WORD_SHARP.findall(text.lower().replace("♯", "#"))
     return _WORD.findall(text.lower())
 
 
-def build_vocabulary(corpus: Iterable[str], min_count: int = 1, max_size: int | None = None) -> list[str]:
+def build_vocabulary(corpus: Iterable[str], min_count: int = 1, max_size: int | None = None,
+                     keep_sharps: bool = False) -> list[str]:
     """Words of ``corpus`` seen at least ``min_count`` times, most frequent first (ties sorted),
     at most ``max_size``; ``["<pad>", "<unk>"]`` come first (ids 0 and 1)."""
-    counts = Counter(w for text in corpus for w in split_words(text))
+    counts = Counter(w for text in corpus for w in split_words(text, keep_sharps))
     words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
     if max_size is not None:
         words = words[: max(0, max_size - 2)]
@@ -139,12 +147,14 @@ class LUTConditioner(TextConditioner):
     """Whitespace words -> learned embeddings ``[B, L, dim]`` -> linear projection to ``output_dim``.
 
     Words not in ``vocabulary`` map to ``<unk>`` (id 1); ``<pad>`` (id 0) fills short rows and is
-    masked. ``max_length`` words are kept at most.
+    masked. ``max_length`` words are kept at most. ``keep_sharps`` chooses the word splitting of
+    :func:`split_words` (saved in the config; older configs without it split sharps off).
     """
 
     kind = "lut"
 
-    def __init__(self, vocabulary: Sequence[str], dim: int, output_dim: int, max_length: int = 64) -> None:
+    def __init__(self, vocabulary: Sequence[str], dim: int, output_dim: int, max_length: int = 64,
+                 keep_sharps: bool = False) -> None:
         super().__init__()
         vocabulary = list(vocabulary)
         if vocabulary[:2] != ["<pad>", "<unk>"]:
@@ -158,17 +168,20 @@ class LUTConditioner(TextConditioner):
         self.vocabulary = vocabulary
         self.index = {w: i for i, w in enumerate(vocabulary)}
         self.dim, self.output_dim, self.max_length = int(dim), int(output_dim), int(max_length)
+        self.keep_sharps = bool(keep_sharps)
         self.embed = nn.Embedding(len(vocabulary), dim)
         self.output_proj = nn.Linear(dim, output_dim)
 
     @classmethod
     def from_corpus(cls, corpus: Iterable[str], dim: int, output_dim: int, min_count: int = 1,
-                    max_size: int | None = None, max_length: int = 64) -> LUTConditioner:
-        return cls(build_vocabulary(corpus, min_count, max_size), dim, output_dim, max_length)
+                    max_size: int | None = None, max_length: int = 64, keep_sharps: bool = False
+                    ) -> LUTConditioner:
+        return cls(build_vocabulary(corpus, min_count, max_size, keep_sharps), dim, output_dim, max_length,
+                   keep_sharps)
 
     def tokenize(self, texts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """``texts`` -> ``(ids [B, L] long, mask [B, L] long)``; ``L >= 1``."""
-        rows = [[self.index.get(w, UNK_ID) for w in split_words(t or "")][: self.max_length]
+        rows = [[self.index.get(w, UNK_ID) for w in split_words(t or "", self.keep_sharps)][: self.max_length]
                 for t in _check_texts(texts)]
         length = max(1, max(len(r) for r in rows))
         ids = torch.full((len(rows), length), PAD_ID, dtype=torch.long)
@@ -184,8 +197,11 @@ class LUTConditioner(TextConditioner):
         return Condition(embeds, mask)
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.kind, "vocabulary": self.vocabulary, "dim": self.dim,
-                "output_dim": self.output_dim, "max_length": self.max_length}
+        config = {"type": self.kind, "vocabulary": self.vocabulary, "dim": self.dim,
+                  "output_dim": self.output_dim, "max_length": self.max_length}
+        if self.keep_sharps:  # absent = False, so configs written before the option read the same
+            config["keep_sharps"] = True
+        return config
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,7 +216,7 @@ def build_text_conditioner(config: dict[str, Any], folder: Path | None = None) -
     kind = config.get("type")
     if kind == "lut":
         return LUTConditioner(config["vocabulary"], config["dim"], config["output_dim"],
-                              config.get("max_length", 64))
+                              config.get("max_length", 64), bool(config.get("keep_sharps", False)))
     if kind in ("t5", "sentence"):
         from musicgen.models.text_conditioners import SentenceConditioner, T5Conditioner
 

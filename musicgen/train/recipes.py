@@ -92,6 +92,7 @@ class ConditionerSpec(_Strict):
     dim: int = Field(64, ge=1)
     max_length: int = Field(64, ge=1)
     min_count: int = Field(1, ge=1)
+    keep_sharps: bool = False  # "C#" and "C" are different words (see conditioners.split_words)
 
 
 class TextSpec(_Strict):

@@ -118,7 +118,8 @@ def build_lm_solver(recipe: LMRecipe, device: str | None = None):
         cond_dim = int(overrides.pop("cond_dim", recipe.conditioner.dim))
         conditioner = LUTConditioner.from_corpus(corpus, recipe.conditioner.dim, cond_dim,
                                                  min_count=recipe.conditioner.min_count,
-                                                 max_length=recipe.conditioner.max_length)
+                                                 max_length=recipe.conditioner.max_length,
+                                                 keep_sharps=recipe.conditioner.keep_sharps)
         overrides.update(cross_attention=True, cond_dim=cond_dim)
     else:
         overrides.update(cross_attention=False, cond_dim=None)

@@ -113,6 +113,23 @@ def test_lut_save_load_round_trip(tmp_path):
         load_text_conditioner(tmp_path / "c")
 
 
+def test_lut_keep_sharps_tells_keys_apart_and_survives_save_load(tmp_path):
+    assert split_words("A C# minor tune in C♯, not C") == ["a", "c", "minor", "tune", "in", "c", "not", "c"]
+    assert split_words("A C# minor tune in C♯, not C", keep_sharps=True) == [
+        "a", "c#", "minor", "tune", "in", "c#", "not", "c"]
+    torch.manual_seed(0)
+    cond = LUTConditioner.from_corpus(["C# minor", "C major"], dim=8, output_dim=6, keep_sharps=True)
+    assert "c#" in cond.vocabulary and "c" in cond.vocabulary
+    ids, _ = cond.tokenize(["c# major", "c major"])
+    assert ids[0, 0] != ids[1, 0]
+    save_text_conditioner(cond, tmp_path / "c")
+    loaded = load_text_conditioner(tmp_path / "c")
+    assert loaded.keep_sharps and torch.equal(loaded.tokenize(["c# major"])[0], ids[:1])
+    # a config written without the option splits sharps off, as before it existed
+    plain = LUTConditioner.from_corpus(["C# minor"], dim=8, output_dim=6)
+    assert "keep_sharps" not in plain.config() and "c#" not in plain.vocabulary
+
+
 def test_t5_save_load_round_trip(tmp_path, t5_dir):
     torch.manual_seed(0)
     cond = T5Conditioner.from_pretrained(t5_dir, output_dim=12)
