@@ -144,7 +144,7 @@ def export_lm(solver: Any, recipe: LMRecipe) -> Path:
     with solver.ema.swapped(solver.model):
         model = MusicGen(solver.lm, solver.codec, solver.conditioner, pattern=solver.pattern,
                          name=Path(recipe.run_dir).name)
-        codec_ref = recipe.codec.path if str(recipe.codec.path or "").startswith("builtin:") else None
+        codec_ref = str(recipe.codec.path) if str(recipe.codec.path or "").startswith("builtin:") else None
         model.save_pretrained(str(folder), codec_ref=codec_ref)
     return folder
 
