@@ -152,6 +152,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     parser.add_argument("--json", type=Path, default=None, help="also write the per-clip scores here")
+    parser.add_argument("--load", type=Path, action="append", default=[],
+                        help="take rows from an earlier --json file (same captions) instead of computing "
+                             "them (rows computed in parallel processes; repeatable)")
     args = parser.parse_args()
     rows = args.rows.split(",")
     if unknown := sorted(set(rows) - set(ROWS)):
@@ -172,8 +175,15 @@ def main() -> None:
     n_beat = sum(m["drums"] in BEAT_DRUMS for m in metas)
     print(f"{len(metas)} synthcaps test captions of {corpus} ({n_beat} with a beat), "
           f"first {args.duration:g} s, seeds {args.seed}..{args.seed + len(metas) - 1}, top-k 250, CFG 3.0")
-    scores = {name: [score(wav, sr, meta) for (wav, sr), meta in zip(sources[name](), metas)]
-              for name in rows}
+    loaded: dict[str, list[dict]] = {}
+    for path in args.load:
+        doc = json.loads(path.read_text())
+        if doc["ids"] != [m["id"] for m in metas]:
+            raise SystemExit(f"{path} scored other captions than these {len(metas)} "
+                             "(--corpus / --limit differ)")
+        loaded.update(doc["scores"])
+    scores = {name: loaded[name] if name in loaded else
+              [score(wav, sr, meta) for (wav, sr), meta in zip(sources[name](), metas)] for name in rows}
     print("\n".join(table(scores, args.seed)))
     if args.json is not None:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
