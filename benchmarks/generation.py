@@ -182,7 +182,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     dtypes = {d: dtypes[d] for d in args.dtypes.split(",")}
 
     from musicgen.checkpoints.lm_transformers import lm_from_transformers_state
