@@ -23,8 +23,9 @@ both channels for the stereo patterns; default 4, and 8 for ``stereo_*``: the bu
 codecs have 4 codebooks per channel). Where the duration is unknown the column shows the formula
 only. ``tests/bench/test_report_steps.py`` checks both against ``musicgen.modules.patterns``.
 
-Usage: ``bench report RUN_DIR [--out FILE] [--title TEXT] [--samples NAME] [--no-paper-numbers]``.
-The default output is ``RUN_DIR/report.html``.
+Usage: ``bench report RUN_DIR [--out FILE] [--title TEXT] [--samples NAME] [--no-paper-numbers]
+[--markdown]``. The default output is ``RUN_DIR/report.html``; ``--markdown`` also prints the
+ablation tables as one markdown table (``pivot_markdown``).
 """
 
 from __future__ import annotations
@@ -238,6 +239,38 @@ def pivots(records: list[Record]) -> list[Pivot]:
     return out
 
 
+def pivot_markdown(records: list[Record]) -> str:
+    """Every ablation pivot of ``records`` as one markdown table (for notes and papers): a row per
+    (pattern, size) cell, the steps column as in the report, then one column per metric and protocol
+    with ``value [ci_low, ci_high]`` (``–`` where a cell has no record). Empty when there is no pivot."""
+    tables = pivots(records)
+    if not tables:
+        return ""
+    rows = _ordered([p for t in tables for p in t.patterns], PATTERN_ORDER)
+    sizes = _ordered([s for t in tables for s in t.sizes], SIZE_ORDER)
+    names = [t.metric for t in tables]
+    heads = [f"{t.metric}{'' if names.count(t.metric) == 1 else f' ({t.digest})'} "
+             f"{'↑' if t.higher_is_better else '↓'}" for t in tables]
+    lines = ["| pattern | size | steps | × delay | " + " | ".join(heads) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(tables)]
+    for pattern in rows:
+        for size in sizes:
+            if not any((pattern, size) in t.cells for t in tables):
+                continue
+            first = next(t for t in tables if pattern in t.steps)
+            steps = first.steps.get(pattern)
+            tail = first.tails.get(pattern, 0)
+            step_text = "" if steps is None else f"{steps} ({steps_formula(pattern)}" + \
+                (f" + {tail} tail)" if tail else ")")
+            values = []
+            for t in tables:
+                found = t.cells.get((pattern, size)) or []
+                values.append("; ".join(f"{fmt(c.record.value)} {c.ci}".strip() for c in found) or "–")
+            lines.append(f"| {pattern} | {size} | {step_text} | {first.ratio(pattern)} | "
+                         + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _pivot_plot(pivot: Pivot) -> str:
     by_pattern = len(pivot.patterns) > 1 or len(pivot.sizes) == 1
     cats, groups = (pivot.patterns, pivot.sizes) if by_pattern else (pivot.sizes, pivot.patterns)
@@ -348,11 +381,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--samples", help="per-sample table file in RUN_DIR (default: metadata.samples_table, "
                     "else samples.csv)")
     ap.add_argument("--no-paper-numbers", action="store_true", help="leave out the published-numbers block")
+    ap.add_argument("--markdown", action="store_true",
+                    help="also print the ablation tables (pattern x size) as one markdown table")
     args = ap.parse_args(argv)
     try:
         path = write_report(args.run_dir, args.out, args.title, not args.no_paper_numbers, args.samples)
+        table = pivot_markdown(load_results(args.run_dir).records) if args.markdown else ""
     except ResultsError as err:
         print(f"bench report: {err}", file=sys.stderr)
         return 2
     print(path)
+    if args.markdown:
+        print(table or "(no ablation table: no record has params.pattern or params.size)")
     return 0

@@ -71,3 +71,24 @@ def test_rendered_pattern_table_has_one_row_per_pattern_with_its_steps(tmp_path)
         exact = get_pattern(name, num_codebooks=_codebooks(name)).num_steps(150)
         assert int(td.attrs["data-steps"]) + int(td.attrs["data-tail"]) == exact
         assert ("tail" in td.text()) == (int(td.attrs["data-tail"]) > 0)
+
+
+def test_markdown_table_has_a_row_per_pattern_with_steps_and_every_metric(tmp_path, capsys):
+    from bench.cli import main as bench_main
+
+    recs = _pattern_records(3.0)
+    recs += [record(f"pattern-{p}", "kl", 0.5, False, {"generation": {"duration_s": 3.0}},
+                    {"pattern": p, "size": None}, ci=None) for p in ("delay", "flattening")]
+    run = make_run(tmp_path, records=recs, with_samples=False)
+    assert bench_main(["report", str(run), "--markdown"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("|")]
+    assert lines[0].split("|")[1:-1] == [" pattern ", " size ", " steps ", " × delay ", " fad ↓ ", " kl ↓ "]
+    rows = {x.split("|")[1].strip(): [c.strip() for c in x.split("|")[2:-1]] for x in lines[2:]}
+    assert list(rows) == list(PATTERN_ORDER)
+    fad = {p: 1.0 + i for i, p in enumerate(pattern_names())}  # as _pattern_records writes them
+    flat = fad["flattening"]
+    assert rows["flattening"][1:] == ["600 (K·T)", "4", f"{flat:g} [{flat - 0.1:g}, {flat + 0.1:g}]", "0.5"]
+    assert rows["delay"][1:3] == ["150 (T + 3 tail)", "1"]
+    assert rows["delay"][3].startswith(f"{fad['delay']:g} [")
+    assert rows["parallel"][-1] == "–"  # no kl record for it: shown as missing, not dropped
+    assert rows["stereo_delay"][1] == "150 (T + 3 tail)"
