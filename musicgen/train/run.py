@@ -155,7 +155,8 @@ def export_lm(solver: Any, recipe: LMRecipe) -> Path:
     with solver.ema.swapped(solver.model):
         model = MusicGen(solver.lm, solver.codec, solver.conditioner, pattern=solver.pattern,
                          name=Path(recipe.run_dir).name)
-        codec_ref = recipe.codec.path if str(recipe.codec.path or "").startswith("builtin:") else None
+        ref = str(recipe.codec.path or "")  # a Path in the recipe; the folder records it as text
+        codec_ref = ref if ref.startswith("builtin:") else None
         model.save_pretrained(str(folder), codec_ref=codec_ref)
     return folder
 
