@@ -241,8 +241,9 @@ def pivots(records: list[Record]) -> list[Pivot]:
 
 def pivot_markdown(records: list[Record]) -> str:
     """Every ablation pivot of ``records`` as one markdown table (for notes and papers): a row per
-    (pattern, size) cell, the steps column as in the report, then one column per metric and protocol
-    with ``value [ci_low, ci_high]`` (``–`` where a cell has no record). Empty when there is no pivot."""
+    (pattern, size) cell (no size column when no record has a size), the steps column as in the
+    report, then one column per metric and protocol with ``value [ci_low, ci_high]`` (``–`` where a
+    cell has no record). Empty when there is no pivot."""
     tables = pivots(records)
     if not tables:
         return ""
@@ -251,8 +252,10 @@ def pivot_markdown(records: list[Record]) -> str:
     names = [t.metric for t in tables]
     heads = [f"{t.metric}{'' if names.count(t.metric) == 1 else f' ({t.digest})'} "
              f"{'↑' if t.higher_is_better else '↓'}" for t in tables]
-    lines = ["| pattern | size | steps | × delay | " + " | ".join(heads) + " |",
-             "|---|---|---:|---:|" + "---:|" * len(tables)]
+    with_size = sizes != ["–"]  # a pattern-only ablation has no size column
+    lines = ["| pattern |" + (" size |" if with_size else "") + " steps | × delay | "
+             + " | ".join(heads) + " |",
+             "|---|" + ("---|" if with_size else "") + "---:|---:|" + "---:|" * len(tables)]
     for pattern in rows:
         for size in sizes:
             if not any((pattern, size) in t.cells for t in tables):
@@ -266,8 +269,8 @@ def pivot_markdown(records: list[Record]) -> str:
             for t in tables:
                 found = t.cells.get((pattern, size)) or []
                 values.append("; ".join(f"{fmt(c.record.value)} {c.ci}".strip() for c in found) or "–")
-            lines.append(f"| {pattern} | {size} | {step_text} | {first.ratio(pattern)} | "
-                         + " | ".join(values) + " |")
+            lines.append(f"| {pattern} |" + (f" {size} |" if with_size else "")
+                         + f" {step_text} | {first.ratio(pattern)} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
