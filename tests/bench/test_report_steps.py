@@ -92,3 +92,13 @@ def test_markdown_table_has_a_row_per_pattern_with_steps_and_every_metric(tmp_pa
     assert rows["delay"][2].startswith(f"{fad['delay']:g} [")
     assert rows["parallel"][-1] == "–"  # no kl record for it: shown as missing, not dropped
     assert rows["stereo_delay"][0] == "150 (T + 3 tail)"
+
+
+def test_markdown_table_of_a_pattern_by_size_grid_has_a_size_column():
+    from bench.report import pivot_markdown
+    from tests.bench.report_fixture import PATTERNS, SIZES, ablation_records
+
+    lines = pivot_markdown([parse_record(r, "fixture") for r in ablation_records()]).splitlines()
+    assert lines[0].startswith("| pattern | size | steps |")
+    cells = [[c.strip() for c in x.split("|")[1:3]] for x in lines[2:]]
+    assert cells == [[p, s] for p in PATTERNS for s in SIZES]
