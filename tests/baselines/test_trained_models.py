@@ -117,7 +117,6 @@ def test_fingerprint_covers_a_referenced_codec(tmp_path):
     assert _generator(tmp_path, checkpoint=str(tmp_path / "mg")).fingerprint() != before
 
 
-@pytest.mark.slow
 def test_stereo_pattern_trains_on_stereo_tokens_and_generates_stereo(tmp_path):
     """``codec.stereo`` runs the codec on L and R (2K codebooks, mono clips read as dual mono); a
     stereo pattern without it is a reported problem, not a model trained on the wrong layout."""

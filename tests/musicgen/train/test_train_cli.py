@@ -86,7 +86,6 @@ def test_codec_recipe_trains_and_exports(tmp_path):
     assert [m["split"] for m in metrics] == ["train", "train", "valid"]
 
 
-@pytest.mark.slow
 def test_recipe_on_the_builtin_codec_exports_a_folder_that_references_it(tmp_path):
     """``codec: {path: builtin:codec-small}`` (the shipped recipes' codec): the export records the
     reference as text instead of copying the codec, and loads back with that codec."""
