@@ -13,14 +13,19 @@ Values from different protocols (``bench.run_results.protocol_digest``) are neve
 each (metric, protocol) pair gets its own table.
 
 Steps per pattern (paper, Table 4): delay, partial delay, parallel (and their stereo forms) take T
-steps for T frames (T + max delay, exactly; the paper rounds to T), partial flattening and coarse
-first 2T, flattening K*T. T = duration_s * frame_rate (keys ``duration_s``/``duration`` and
-``frame_rate`` of ``params``, ``protocol`` or ``protocol.generation``, in that order of precedence;
-default 50 Hz); K = ``num_codebooks`` (default 4).
-Where the duration is unknown the column shows the formula only.
+steps for T frames, partial flattening and coarse first 2T, flattening K*T. The steps column shows
+these nominal counts (so its ratios are Table 4's) and, for the delay patterns, the delay tail the
+paper leaves out: exactly ``CodebooksPattern.num_steps(T)`` = T + max delay (delay K-1, partial delay
+1, stereo delay K/2-1, stereo partial delay 1). T = duration_s * frame_rate (keys
+``duration_s``/``duration`` and ``frame_rate`` of ``params``, ``protocol`` or
+``protocol.generation``, in that order of precedence; default 50 Hz); K = ``num_codebooks`` (total,
+both channels for the stereo patterns; default 4, and 8 for ``stereo_*``: the built-in and released
+codecs have 4 codebooks per channel). Where the duration is unknown the column shows the formula
+only. ``tests/bench/test_report_steps.py`` checks both against ``musicgen.modules.patterns``.
 
-Usage: ``bench report RUN_DIR [--out FILE] [--title TEXT] [--samples NAME] [--no-paper-numbers]``.
-The default output is ``RUN_DIR/report.html``.
+Usage: ``bench report RUN_DIR [--out FILE] [--title TEXT] [--samples NAME] [--no-paper-numbers]
+[--markdown]``. The default output is ``RUN_DIR/report.html``; ``--markdown`` also prints the
+ablation tables as one markdown table (``pivot_markdown``).
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ _STEP_RULE: dict[str, tuple[int, bool]] = {
     "stereo_delay": (1, False), "stereo_partial_delay": (1, False),
     "partial_flattening": (2, False), "coarse_first": (2, False), "flattening": (1, True),
 }
+#: extra steps after the last frame (max delay) of the delay patterns, given K
+_DELAY_TAIL: dict[str, Any] = {
+    "delay": lambda k: k - 1, "partial_delay": lambda k: 1,
+    "stereo_delay": lambda k: k // 2 - 1, "stereo_partial_delay": lambda k: 1,
+}
 SIZE_ORDER = ("tiny", "xs", "xsmall", "small", "base", "medium", "large", "xl",
               "300M", "1.5B", "3.3B")
 
@@ -77,19 +87,34 @@ def steps_formula(pattern: str) -> str:
     return "K·T" if by_k else ("T" if mult == 1 else f"{mult}T") if mult else "?"
 
 
+def _settings(params: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    generation = protocol.get("generation") if isinstance(protocol.get("generation"), dict) else {}
+    return {**generation, **protocol, **params}
+
+
+def _num_codebooks(pattern: str, both: dict[str, Any]) -> int:
+    return int(both.get("num_codebooks", 8 if pattern.startswith("stereo_") else 4))
+
+
 def autoregressive_steps(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int | None:
     """Nominal autoregressive steps of ``pattern`` for the record's duration (see module docstring);
     None when the pattern or the duration is unknown."""
     if pattern not in _STEP_RULE:
         return None
-    generation = protocol.get("generation") if isinstance(protocol.get("generation"), dict) else {}
-    both = {**generation, **protocol, **params}
+    both = _settings(params, protocol)
     duration = both.get("duration_s", both.get("duration"))
     if not isinstance(duration, int | float) or isinstance(duration, bool):
         return None
     frames = round(float(duration) * float(both.get("frame_rate", 50)))
     mult, by_k = _STEP_RULE[pattern]
-    return frames * (int(both.get("num_codebooks", 4)) if by_k else mult)
+    return frames * (_num_codebooks(pattern, both) if by_k else mult)
+
+
+def delay_tail(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int:
+    """Steps after the last frame (the pattern's max delay; 0 for the others): nominal steps + tail is
+    the exact sequence length the LM generates."""
+    rule = _DELAY_TAIL.get(pattern)
+    return int(rule(_num_codebooks(pattern, _settings(params, protocol)))) if rule else 0
 
 
 def _ordered(values: list[str], order: tuple[str, ...]) -> list[str]:
@@ -138,6 +163,7 @@ class Pivot:
     sizes: list[str]
     cells: dict[tuple[str, str], list[Cell]]
     steps: dict[str, int | None]
+    tails: dict[str, int] = field(default_factory=dict)
     svg: Markup = field(default_factory=lambda: Markup(""))
 
     def formula(self, pattern: str) -> str:
@@ -200,15 +226,52 @@ def pivots(records: list[Record]) -> list[Pivot]:
             continue
         cells: dict[tuple[str, str], list[Cell]] = defaultdict(list)
         steps: dict[str, int | None] = {}
+        tails: dict[str, int] = {}
         for r in recs:
             p, s = _axis(r, "pattern"), _axis(r, "size")
             cells[(p, s)].append(Cell(r))
             steps.setdefault(p, autoregressive_steps(p, r.params, r.protocol))
+            tails.setdefault(p, delay_tail(p, r.params, r.protocol))
         _mark_best([c for cs in cells.values() for c in cs], hib)
-        pivot = Pivot(metric, digest, hib, patterns, sizes, dict(cells), steps)
+        pivot = Pivot(metric, digest, hib, patterns, sizes, dict(cells), steps, tails)
         pivot.svg = Markup(_pivot_plot(pivot))
         out.append(pivot)
     return out
+
+
+def pivot_markdown(records: list[Record]) -> str:
+    """Every ablation pivot of ``records`` as one markdown table (for notes and papers): a row per
+    (pattern, size) cell (no size column when no record has a size), the steps column as in the
+    report, then one column per metric and protocol with ``value [ci_low, ci_high]`` (``–`` where a
+    cell has no record). Empty when there is no pivot."""
+    tables = pivots(records)
+    if not tables:
+        return ""
+    rows = _ordered([p for t in tables for p in t.patterns], PATTERN_ORDER)
+    sizes = _ordered([s for t in tables for s in t.sizes], SIZE_ORDER)
+    names = [t.metric for t in tables]
+    heads = [f"{t.metric}{'' if names.count(t.metric) == 1 else f' ({t.digest})'} "
+             f"{'↑' if t.higher_is_better else '↓'}" for t in tables]
+    with_size = sizes != ["–"]  # a pattern-only ablation has no size column
+    lines = ["| pattern |" + (" size |" if with_size else "") + " steps | × delay | "
+             + " | ".join(heads) + " |",
+             "|---|" + ("---|" if with_size else "") + "---:|---:|" + "---:|" * len(tables)]
+    for pattern in rows:
+        for size in sizes:
+            if not any((pattern, size) in t.cells for t in tables):
+                continue
+            first = next(t for t in tables if pattern in t.steps)
+            steps = first.steps.get(pattern)
+            tail = first.tails.get(pattern, 0)
+            step_text = "" if steps is None else f"{steps} ({steps_formula(pattern)}" + \
+                (f" + {tail} tail)" if tail else ")")
+            values = []
+            for t in tables:
+                found = t.cells.get((pattern, size)) or []
+                values.append("; ".join(f"{fmt(c.record.value)} {c.ci}".strip() for c in found) or "–")
+            lines.append(f"| {pattern} |" + (f" {size} |" if with_size else "")
+                         + f" {step_text} | {first.ratio(pattern)} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _pivot_plot(pivot: Pivot) -> str:
@@ -321,11 +384,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--samples", help="per-sample table file in RUN_DIR (default: metadata.samples_table, "
                     "else samples.csv)")
     ap.add_argument("--no-paper-numbers", action="store_true", help="leave out the published-numbers block")
+    ap.add_argument("--markdown", action="store_true",
+                    help="also print the ablation tables (pattern x size) as one markdown table")
     args = ap.parse_args(argv)
     try:
         path = write_report(args.run_dir, args.out, args.title, not args.no_paper_numbers, args.samples)
+        table = pivot_markdown(load_results(args.run_dir).records) if args.markdown else ""
     except ResultsError as err:
         print(f"bench report: {err}", file=sys.stderr)
         return 2
     print(path)
+    if args.markdown:
+        print(table or "(no ablation table: no record has params.pattern or params.size)")
     return 0

@@ -11,9 +11,10 @@ For each dtype (fp32, then bf16: both models converted) and batch size, first gr
 CFG 3.0 for every implementation (also the warm-up): the script asserts (fp32) that every exact option
 of ours gives the codes of transformers, and reports it for bf16. Then it times sampling (CFG 3.0,
 top-k 250, delay pattern) alternating the implementations, ``--repeats`` rounds, and keeps the best
-time of each. Ours: ``kernel="gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant;
-fp32 batch <= 4 and bf16 batch 1 only, it reads the weights once per row), ``"weight_left"``
-(batch 1), ``"int8"`` (fp32 only, approximate, batch 1).
+time of each. Ours: ``kernel="auto"`` (the default: ``"weight_left"`` for fp32 on CPU up to 64 rows,
+else ``"gemm"``), ``"gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant; fp32
+batch <= 4 and bf16 batch 1 only, it reads the weights once per row), ``"int8"`` (fp32 only,
+approximate, batch 1).
 
 Columns: steps/s counts sequence steps (one forward of the ``[cond; null]`` batch each; 4 codebooks per
 step); audio s/s = steps/s x batch / 50 (50 frames per second); "x tf" = steps/s over transformers' in the
@@ -146,11 +147,9 @@ def weight_bytes_per_step(lm, dtype: torch.dtype, int8: bool = False) -> int:
 
 
 def implementations(batch: int, dtype: torch.dtype) -> list[str]:
-    names = ["transformers", "ours gemm"]
+    names = ["transformers", "ours auto", "ours gemm"]
     if batch <= (4 if dtype == torch.float32 else 1):  # bf16 rows one at a time are slow on AVX2 CPUs
         names.append("ours rowwise")
-    if batch == 1:
-        names.append("ours weight_left")
     if batch == 1 and dtype == torch.float32:
         names.append("ours int8")
     return names
@@ -183,7 +182,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     dtypes = {d: dtypes[d] for d in args.dtypes.split(",")}
 
     from musicgen.checkpoints.lm_transformers import lm_from_transformers_state
@@ -231,7 +230,7 @@ def main() -> None:
                                  bw=nbytes * sps / 1e9 / bandwidth))
                 print(f"  measured {dname} batch {batch} {n}: {sps:.2f} steps/s", file=sys.stderr, flush=True)
     for dname in dtypes:
-        for n in ("ours gemm", "ours rowwise"):  # (weight_left runs at batch 1 only)
+        for n in ("ours auto", "ours gemm", "ours rowwise"):
             a, b = first_rows.get((dname, n, 1)), first_rows.get((dname, n, 4))
             if a is not None and b is not None:
                 notes.append(f"{dname} {n}: seed-0 clip identical at batch 1 and batch 4: "
@@ -249,7 +248,7 @@ def main() -> None:
         tf = next(x["sps"] for x in rows if x["dtype"] == r["dtype"] and x["batch"] == r["batch"]
                   and x["name"] == "transformers")
         base = max((x["sps"] for x in rows if x["dtype"] == "fp32" and x["batch"] == r["batch"]
-                    and x["name"] in ("ours gemm", "ours rowwise", "ours weight_left")), default=float("nan"))
+                    and x["name"] in ("ours auto", "ours gemm", "ours rowwise")), default=float("nan"))
         print(f"| {r['dtype']} | {r['batch']} | {r['name']} | {r['sps']:.2f} | "
               f"{r['sps'] * r['batch'] / FRAME_RATE:.3f} | {r['sps'] / tf:.2f} | {r['sps'] / base:.2f} | "
               f"{r['bw']:.2f} | {r['mem'] / 2**20:.0f} |")

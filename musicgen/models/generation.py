@@ -22,9 +22,9 @@ CUDA graphs) are written device-generically but have NOT been run on a GPU in th
 
 Reproducibility: each row samples from its own ``torch.Generator`` (``seeds=[...]`` or
 ``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours. Bit for bit
-that holds with ``kernel="rowwise"`` (each row's products computed alone); with ``"gemm"`` the BLAS
-picks its blocking by the number of rows, so at full model size a row's logits can differ in the last
-bits between batch sizes, and a sampled token can (rarely) flip.
+that holds with ``kernel="rowwise"`` (each row's products computed alone); with ``"auto"`` (the
+default) and ``"gemm"`` the BLAS picks its blocking by the number of rows, so at full model size a
+row's logits can differ in the last bits between batch sizes, and a sampled token can (rarely) flip.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
              cfg_coef: float = 3.0, two_step_cfg: bool = False,
              use_sampling: bool = True, temperature: float = 1.0, top_k: int = 250, top_p: float = 0.0,
              seeds: Sequence[int] | None = None, generators: Sequence[torch.Generator] | None = None,
-             callback: Callable[[int, int], None] | None = None, kernel: str = "gemm",
+             callback: Callable[[int, int], None] | None = None, kernel: str = "auto",
              compile: bool = False, static_shapes: bool = False, cuda_graph: bool = False) -> torch.Tensor:
     """Generate codes ``[B, K, num_frames]`` (long, values in ``0..card-1``).
 
@@ -91,10 +91,11 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         cfg_coef: guidance coefficient; 1.0 switches guidance off (no null rows are run).
         seeds / generators: one per row, for per-row reproducible sampling.
         callback: ``callback(done_steps, total_steps)`` after every generated step.
-        kernel: how the weight products run, see :mod:`musicgen.modules.fast_linear`: ``"gemm"``
-            (default; bit-identical to transformers' MusicGen), ``"rowwise"`` (one batch row at a
-            time: a clip never depends on its batch neighbours, bit for bit; fastest at batch 1 on
-            CPU), ``"int8"`` (int8 weights, approximate, CPU). All fuse q/k/v and the K heads.
+        kernel: how the weight products run, see :mod:`musicgen.modules.fast_linear`: ``"auto"``
+            (default: the fastest exact kernel for the device, dtype and row count), ``"gemm"``
+            (bit-identical to transformers' MusicGen), ``"rowwise"`` (one batch row at a time: a clip
+            never depends on its batch neighbours, bit for bit), ``"weight_left"``, ``"int8"`` (int8
+            weights, approximate, CPU). All fuse q/k/v and the K heads.
         compile: run the transformer step through ``torch.compile`` (inductor). Same tokens as eager
             on the tiny test models; the first generation pays the compilation (minutes on a small CPU).
         static_shapes: decode steps with shapes that never change (attention over the whole cache

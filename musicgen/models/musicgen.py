@@ -114,11 +114,12 @@ class MusicGen(nn.Module):
     def set_generation_params(self, duration_s: float = 10.0, top_k: int = 250, top_p: float = 0.0,
                               temperature: float = 1.0, cfg_coef: float = 3.0, two_step_cfg: bool = False,
                               use_sampling: bool = True, extend_stride_s: float | None | str = "auto",
-                              kernel: str = "gemm", compile: bool = False) -> None:
+                              kernel: str = "auto", compile: bool = False) -> None:
         """Sampling and duration settings used by every ``generate*`` call.
 
         ``kernel`` / ``compile``: decode-speed options of :func:`musicgen.models.generation.generate`
-        (``"rowwise"``: fastest fp32 at batch 1 on CPU and bit-identical clips whatever the batch size).
+        (``"auto"``: the fastest exact kernel; ``"rowwise"``: bit-identical clips whatever the batch size;
+        ``"gemm"``: bit-identical to transformers' MusicGen).
 
         ``extend_stride_s``: seconds added per window beyond ``max_duration_s`` (``"auto"`` = 60 % of
         ``max_duration_s``, audiocraft's 18 s of 30 s; ``None`` = no extension).

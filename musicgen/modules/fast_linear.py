@@ -6,6 +6,12 @@ How fast a BLAS reads them at 2 rows depends on the kernel: on the AMD EPYC (AVX
 was measured on, MKL's ``sgemm`` for 2 x 1024 by 1024 x 4096 reads the weights several times slower
 than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per generation:
 
+``"auto"`` (the default of :func:`musicgen.models.generation.generate`)
+    ``"weight_left"`` for float32 weights on CPU when a call has at most :data:`AUTO_MAX_ROWS` rows
+    (decoding at batch <= 32 with CFG), ``"gemm"`` otherwise (bf16/fp16, CUDA, long prompts). The
+    choice is made per call from the row count, so a prompt's prefill and its decode steps may use
+    different kernels. Greedy codes equal transformers' in ``benchmarks/generation.py``; logits are
+    not bit-identical to it (use ``"gemm"`` for that).
 ``"gemm"``
     ``F.linear`` on all rows at once: the arithmetic of transformers' MusicGen (same BLAS call), so
     logits are bit-identical to it. A row's result may depend, in the last bits, on how many rows
@@ -37,7 +43,11 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-LINEAR_KERNELS = ("gemm", "rowwise", "weight_left", "int8")
+LINEAR_KERNELS = ("auto", "gemm", "rowwise", "weight_left", "int8")
+# Up to this many rows per product, "auto" multiplies float32 CPU weights from the left. Measured with
+# 2 threads on an AMD EPYC (AVX2, MKL), 4096x1024 and 1024x4096 weights: (W x^T)^T took 0.4-0.7x the
+# time of F.linear at 2-32 rows, about the same at 64-512 rows.
+AUTO_MAX_ROWS = 64
 
 
 class PackedLinear:
@@ -57,20 +67,31 @@ class PackedLinear:
             self.weight = None  # the fp32 copy is not kept: that is the point of int8
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == "gemm":
+        kernel = self.kernel
+        if kernel == "auto":
+            kernel = "weight_left" if self.left_multiplies(x) else "gemm"
+        if kernel == "gemm":
             return F.linear(x, self.weight)
-        if self.kernel == "rowwise":
+        if kernel == "rowwise":
             if torch.is_grad_enabled() and x.requires_grad:  # out= does not record autograd
                 return torch.stack([F.linear(row, self.weight) for row in x])
             out = x.new_empty(*x.shape[:-1], self.out_features)
             for b in range(x.shape[0]):
                 torch.mm(x[b], self.weight.t(), out=out[b])
             return out
-        if self.kernel == "weight_left":  # (W x^T)^T: the BLAS sees a tall-skinny product
+        if kernel == "weight_left":  # (W x^T)^T: the BLAS sees a tall-skinny product
             flat = x.reshape(-1, x.shape[-1])
-            return (self.weight @ flat.T).T.reshape(*x.shape[:-1], self.out_features)
+            # contiguous: a transposed result would send attention (SDPA) to its slow math kernel
+            return (self.weight @ flat.T).T.contiguous().reshape(*x.shape[:-1], self.out_features)
         y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]).float(), self.packed)
         return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+
+    def left_multiplies(self, x: torch.Tensor) -> bool:
+        """Whether ``"auto"`` runs ``x`` through ``"weight_left"``: float32 CPU weights, few rows."""
+        rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+        return (self.weight.device.type == "cpu" and self.weight.dtype == torch.float32
+                and rows <= AUTO_MAX_ROWS)
 
 
 def _int8_prepack(weight: torch.Tensor):

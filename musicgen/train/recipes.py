@@ -11,6 +11,7 @@ An LM recipe::
     run_dir: runs/lm-small            # metrics.jsonl, checkpoints/, the exported model
     data: {kind: synthcaps, root: data/synthcaps, num_clips: 300}   # or {kind: audio_folder, root: ...}
     codec: {path: musicgen/builtin/codec-small}                     # or {preset: tiny, seed: 0} (random)
+                                                                    # stereo: true -> L/R interleaved, 2K
     model: {preset: tiny, overrides: {dim: 64}}                     # LMConfig preset + fields
     pattern: {name: delay}
     conditioner: {kind: lut, dim: 64}                               # or {kind: none}
@@ -63,12 +64,18 @@ DataSpec = Annotated[SynthcapsData | AudioFolderData, Field(discriminator="kind"
 
 
 class CodecRef(_Strict):
-    """The codec that makes the tokens: a saved model folder, or a preset with random weights."""
+    """The codec that makes the tokens: a saved model folder, or a preset with random weights.
+
+    ``stereo: true`` runs the (mono) codec on the left and the right channel, as MusicGen's stereo
+    models do (``StereoCompressionModel``: codes ``[L0, R0, L1, R1, ...]``, so the LM sees 2 K
+    codebooks); mono audio files are then read as dual mono (left = right). ``num_codebooks`` counts
+    the codebooks of one channel."""
 
     path: Path | None = None
     preset: str | None = None
     seed: int = 0
     num_codebooks: int | None = Field(None, ge=1)
+    stereo: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> CodecRef:

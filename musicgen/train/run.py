@@ -48,16 +48,27 @@ def build_codec(ref: CodecRef) -> torch.nn.Module:
     from musicgen.models import codec as codec_module
 
     if ref.path is not None:
-        model = codec_module.CompressionModel.from_pretrained(builtin_path(ref.path))
+        model = codec_module.CompressionModel.from_pretrained(builtin_path(ref.path),
+                                                              stereo=True if ref.stereo else None)
     else:
         presets = {"tiny": codec_module.tiny_config, "musicgen_32khz": codec_module.musicgen_32khz_config}
         if ref.preset not in presets:
             raise RecipeError(f"codec.preset must be one of {sorted(presets)}, got {ref.preset!r}")
         torch.manual_seed(ref.seed)
         model = codec_module.CompressionModel(presets[ref.preset]())
+        if ref.stereo:
+            model = codec_module.StereoCompressionModel(model)
     if ref.num_codebooks is not None:
         model.set_num_codebooks(ref.num_codebooks)
     return model.eval()
+
+
+def check_pattern_channels(pattern: str, codec_channels: int, source: str = "recipe") -> None:
+    """A stereo pattern (``stereo_*``) places left/right codebook pairs: it needs stereo tokens."""
+    if pattern.startswith("stereo_") and codec_channels != 2:
+        raise RecipeError(f"{source}: pattern.name {pattern!r} needs stereo tokens (the codec on L and R, "
+                          f"2K codebooks) but the codec gives {codec_channels} channel(s); set "
+                          "codec.stereo: true")
 
 
 def _metadata_for_text(meta: dict) -> dict:
@@ -92,6 +103,7 @@ def build_lm_solver(recipe: LMRecipe, device: str | None = None):
     from musicgen.train.token_cache import TokenCache, build_token_cache
 
     codec = build_codec(recipe.codec)
+    check_pattern_channels(recipe.pattern.name, codec.channels, str(recipe.run_dir))
     root = prepare_data(recipe.data, codec.sample_rate)
     cache_root = recipe.token_cache or root / ".tokens"
     manifest = getattr(recipe.data, "manifest", None)
@@ -144,7 +156,8 @@ def export_lm(solver: Any, recipe: LMRecipe) -> Path:
     with solver.ema.swapped(solver.model):
         model = MusicGen(solver.lm, solver.codec, solver.conditioner, pattern=solver.pattern,
                          name=Path(recipe.run_dir).name)
-        codec_ref = str(recipe.codec.path) if str(recipe.codec.path or "").startswith("builtin:") else None
+        ref = str(recipe.codec.path or "")  # a Path in the recipe; the folder records it as text
+        codec_ref = ref if ref.startswith("builtin:") else None
         model.save_pretrained(str(folder), codec_ref=codec_ref)
     return folder
 

@@ -115,3 +115,21 @@ def test_fingerprint_covers_a_referenced_codec(tmp_path):
     weights = next(p for p in codec_dir.rglob("*.safetensors"))
     weights.write_bytes(weights.read_bytes() + b"\0")  # another file: another digest
     assert _generator(tmp_path, checkpoint=str(tmp_path / "mg")).fingerprint() != before
+
+
+def test_stereo_pattern_trains_on_stereo_tokens_and_generates_stereo(tmp_path):
+    """``codec.stereo`` runs the codec on L and R (2K codebooks, mono clips read as dual mono); a
+    stereo pattern without it is a reported problem, not a model trained on the wrong layout."""
+    name = _tiny_recipe(tmp_path)
+    mono = _generator(tmp_path, recipe=name, pattern="stereo_delay").check()
+    assert len(mono) == 1 and "codec.stereo: true" in mono[0] and "stereo_delay" in mono[0]
+    gen = _generator(tmp_path, recipe=name, pattern="stereo_partial_delay",
+                     overrides={"codec": {"stereo": True}, "train": {"steps": 2}})
+    assert gen.check() == []
+    folder = gen._folder()
+    config = json.loads((folder / "musicgen.json").read_text())
+    assert config["stereo"] is True and config["pattern"] == "stereo_partial_delay"
+    index = json.loads(next((folder.parents[2] / "data").rglob("index.json")).read_text())
+    assert index["num_codebooks"] == 8  # tiny codec: 4 per channel, interleaved L/R
+    clips = gen.generate([Prompt("p0", "a calm ambient piece in A minor")], seed=0, duration_s=0.2)
+    assert clips[0].wav.shape[0] == 2 and clips[0].tokens.shape[0] == 8

@@ -67,24 +67,40 @@ TABLE4_STEPS = {"delay": 1500, "partial_delay": 1500, "parallel": 1500, "partial
                 "coarse_first": 3000, "flattening": 6000}
 
 
-def test_pattern_ablation_covers_table4_with_its_step_ratios():
+def test_pattern_ablation_covers_every_pattern_with_table4_step_ratios():
     from baselines.trained_models import resolve_recipe
-    from bench.report import autoregressive_steps
+    from bench.report import autoregressive_steps, delay_tail
+    from musicgen.modules.patterns import pattern_names
 
     planned = load_suite(SUITES / "ablation_patterns.yaml", check=False)
     trained = [g for g in planned.generators if g.name == "musicgen"]
     patterns = [g.params.pattern for g in trained]
-    assert sorted(patterns) == sorted(TABLE4_STEPS)
+    assert sorted(patterns) == sorted(pattern_names())  # Table 4's six and the two stereo forms
+    assert set(TABLE4_STEPS) < set(patterns)
     duration = planned.suite.generation.duration_s
     steps = {p: autoregressive_steps(p, {"duration_s": duration}, {}) for p in patterns}
-    assert {p: s / steps["delay"] for p, s in steps.items()} == \
+    assert {p: steps[p] / steps["delay"] for p in TABLE4_STEPS} == \
         {p: s / TABLE4_STEPS["delay"] for p, s in TABLE4_STEPS.items()}
+    recipes = []
     for g in trained:  # one recipe, one training budget; the LM can hold the longest sequence
         recipe = resolve_recipe(g.params.recipe, planned.path.parent, g.params.overrides,
                                 pattern=g.params.pattern)
         assert recipe["pattern"] == {"name": g.params.pattern}
-        assert recipe["model"]["overrides"]["max_positions"] >= steps[g.params.pattern] + 4
-    assert len({json.dumps(g.params.overrides, sort_keys=True) for g in trained}) == 1
+        need = steps[g.params.pattern] + delay_tail(g.params.pattern, {}, {})
+        assert recipe["model"]["overrides"]["max_positions"] >= need
+        # stereo patterns need stereo tokens; nothing else may differ between the models
+        assert bool(recipe["codec"].get("stereo")) == g.params.pattern.startswith("stereo_")
+        recipes.append({k: v for k, v in recipe.items() if k != "pattern"}
+                       | {"codec": {k: v for k, v in recipe["codec"].items() if k != "stereo"}})
+    assert len({json.dumps(r, sort_keys=True) for r in recipes}) == 1
+    # the held-out prompts come from the very corpus the models train on (same clips, same splits)
+    data = recipes[0]["data"]
+    dataset = planned.suite.dataset.params
+    assert dataset["split"] == "test"
+    assert {k: dataset[k] for k in ("num_clips", "seed", "duration_s")} == \
+        {k: data[k] for k in ("num_clips", "seed", "duration_s")}
+    # generated clips are as long as the training crops: no pattern generates past what it saw
+    assert round(duration * 50) == recipes[0]["train"]["segment_frames"]
 
 
 def test_size_ablation_grows_the_model_with_one_training_budget():
@@ -98,6 +114,14 @@ def test_size_ablation_grows_the_model_with_one_training_budget():
     widths = [(m["model"]["overrides"]["dim"], m["model"]["overrides"]["num_layers"]) for m in models]
     assert widths == sorted(widths) and len(set(widths)) == len(widths)
     assert len({json.dumps(m["train"], sort_keys=True) for m in models}) == 1
+    # the medium model is the pattern ablation's delay model: one digest, so its cache can be reused
+    from baselines.trained_models import recipe_digest
+
+    patterns = load_suite(SUITES / "ablation_patterns.yaml", check=False)
+    delay = next(g for g in patterns.generators if g.name == "musicgen" and g.params.pattern == "delay")
+    delay_recipe = resolve_recipe(delay.params.recipe, patterns.path.parent, delay.params.overrides,
+                                  pattern="delay")
+    assert recipe_digest(models[list(SIZES).index("medium")]) == recipe_digest(delay_recipe)
 
 
 def test_ci_baseline_covers_every_generator_and_metric_of_the_ci_suite():

@@ -54,8 +54,22 @@ def test_kernels_generate_the_same_greedy_codes(lm):
     pattern = get_pattern("delay", num_codebooks=K)
     cond, mask = _cond(2, seed=3)
     out = {k: lm.generate(pattern, 10, condition=cond, condition_mask=mask, use_sampling=False, kernel=k)
-           for k in ("gemm", "rowwise", "weight_left")}
-    assert torch.equal(out["gemm"], out["rowwise"]) and torch.equal(out["gemm"], out["weight_left"])
+           for k in ("gemm", "rowwise", "weight_left", "auto")}
+    assert all(torch.equal(out["gemm"], out[k]) for k in ("rowwise", "weight_left", "auto"))
+
+
+def test_auto_kernel_picks_weight_left_for_few_float32_cpu_rows():
+    from musicgen.modules.fast_linear import AUTO_MAX_ROWS
+
+    w = torch.randn(96, 40, generator=torch.Generator().manual_seed(0))
+    few = torch.randn(2, 1, 40, generator=torch.Generator().manual_seed(1))
+    many = torch.randn(2, AUTO_MAX_ROWS, 40, generator=torch.Generator().manual_seed(2))
+    auto = PackedLinear(w, "auto")
+    assert torch.equal(auto(few), PackedLinear(w, "weight_left")(few))
+    assert auto(few).is_contiguous()  # a transposed result would send SDPA to its slow math kernel
+    assert torch.equal(auto(many), PackedLinear(w, "gemm")(many))
+    half = PackedLinear(w.bfloat16(), "auto")
+    assert torch.equal(half(few.bfloat16()), PackedLinear(w.bfloat16(), "gemm")(few.bfloat16()))
 
 
 def test_rowwise_is_bit_exact_whatever_the_batch():
@@ -156,3 +170,20 @@ def test_compiled_step_gives_the_same_tokens(lm):
     one = lm.generate(pattern, 10, compile=True, **{**kw, "condition": cond[1:], "condition_mask": mask[1:],
                                                       "seeds": [2]})
     assert torch.equal(one[0], eager[1])
+
+
+def test_half_weights_on_cpu_attend_in_float32(lm):
+    """bf16 weights on CPU: caches and attention in float32 (attention_dtype), products in bf16; the
+    step logits stay within bf16 rounding of the float32 model's."""
+    import copy
+
+    cond, mask = _cond(2, seed=4)
+    tokens = torch.randint(0, 17, (2, K, 5), generator=torch.Generator().manual_seed(5))
+    ref = _step_logits(lm, "auto", cond, mask, tokens)
+    half = copy.deepcopy(lm).to(torch.bfloat16)
+    state = half.start_state(2, 5, cond.bfloat16(), mask, None, kernel="auto")
+    assert state.self_k[0].dtype == torch.float32 and state.cross_k[0].dtype == torch.float32
+    out = half.heads(half.transformer.step(half.embed(tokens, 0), state), "auto")
+    assert out.dtype == torch.bfloat16
+    err = (out.float() - ref).abs().max() / ref.abs().max()
+    assert 0 < err < 0.05

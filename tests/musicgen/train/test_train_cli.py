@@ -84,3 +84,21 @@ def test_codec_recipe_trains_and_exports(tmp_path):
     assert codec.sample_rate == 8000 and codec.config.n_filters == 4
     metrics = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["split"] for m in metrics] == ["train", "train", "valid"]
+
+
+def test_recipe_on_the_builtin_codec_exports_a_folder_that_references_it(tmp_path):
+    """``codec: {path: builtin:codec-small}`` (the shipped recipes' codec): the export records the
+    reference as text instead of copying the codec, and loads back with that codec."""
+    _needs("musicgen.models.conditioners", "musicgen.models.musicgen")
+    from musicgen.models.musicgen import MusicGen
+
+    recipe = _recipe(tmp_path, "lut", steps=2)
+    recipe["codec"] = {"path": "builtin:codec-small"}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert musicgen_main(["train", str(path), "--no-progress"]) == 0
+    folder = tmp_path / "run" / "model"
+    assert json.loads((folder / "musicgen.json").read_text())["codec"] == "builtin:codec-small"
+    assert not (folder / "codec").exists()
+    model = MusicGen.from_pretrained(str(folder))
+    assert model.sample_rate == 16000 and model.codec.num_codebooks == 4

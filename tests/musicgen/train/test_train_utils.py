@@ -142,27 +142,3 @@ def test_shipped_recipes_validate():
         load_recipe(path)
     with pytest.raises(RecipeError, match="shipped recipes"):
         recipe_path("no-such-recipe")
-
-
-def test_export_lm_references_a_builtin_codec_by_name(tmp_path):
-    """An LM recipe on ``builtin:codec-small`` exports a folder that names the codec (not a copy)."""
-    import json
-    from types import SimpleNamespace
-
-    from musicgen import MusicGen
-    from musicgen.modules.patterns import get_pattern
-    from musicgen.testing import tiny_lm
-    from musicgen.train.ema import EMA
-    from musicgen.train.recipes import CodecRef
-    from musicgen.train.run import build_codec, export_lm
-
-    codec = build_codec(CodecRef(path="builtin:codec-small"))
-    lm = tiny_lm(card=codec.cardinality, num_codebooks=codec.num_codebooks, cross_attention=False,
-                 cond_dim=None)
-    solver = SimpleNamespace(lm=lm, model=lm, codec=codec, conditioner=None, ema=EMA(lm),
-                             pattern=get_pattern("delay", num_codebooks=codec.num_codebooks))
-    recipe = parse_recipe(_lm_recipe(codec={"path": "builtin:codec-small"}, export=str(tmp_path / "m")))
-    folder = export_lm(solver, recipe)
-    assert json.loads((folder / "musicgen.json").read_text())["codec"] == "builtin:codec-small"
-    assert not (folder / "codec").exists()
-    assert MusicGen.from_pretrained(str(folder)).codec.sample_rate == codec.sample_rate
