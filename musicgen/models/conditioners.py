@@ -37,6 +37,7 @@ from torch import nn
 
 PAD_ID = 0
 UNK_ID = 1
+NUM_WORD = "<num>"  # the one vocabulary entry of every number when number features are on
 CONFIG_NAME = "text_conditioner.json"
 WEIGHTS_NAME = "text_conditioner.safetensors"
 
@@ -118,6 +119,7 @@ class TextConditioner(nn.Module):
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\d+(?:\.\d+)?", re.UNICODE)
 _WORD_SHARP = re.compile(r"[^\W_]+(?:['’][^\W_]+)*#?|\d+(?:\.\d+)?", re.UNICODE)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def split_words(text: str, keep_sharps: bool = False) -> list[str]:
@@ -133,14 +135,33 @@ def split_words(text: str, keep_sharps: bool = False) -> list[str]:
 
 
 def build_vocabulary(corpus: Iterable[str], min_count: int = 1, max_size: int | None = None,
-                     keep_sharps: bool = False) -> list[str]:
+                     keep_sharps: bool = False, numbers: bool = False) -> list[str]:
     """Words of ``corpus`` seen at least ``min_count`` times, most frequent first (ties sorted),
-    at most ``max_size``; ``["<pad>", "<unk>"]`` come first (ids 0 and 1)."""
-    counts = Counter(w for text in corpus for w in split_words(text, keep_sharps))
+    at most ``max_size``; ``["<pad>", "<unk>"]`` come first (ids 0 and 1).
+
+    ``numbers``: number words (``"128"``) are not entries of their own; ``"<num>"`` (id 2) stands for
+    all of them (see ``LUTConditioner``'s ``number_features``)."""
+    counts = Counter(w for text in corpus for w in split_words(text, keep_sharps)
+                     if not (numbers and _NUMBER.fullmatch(w)))
     words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    head = ["<pad>", "<unk>", NUM_WORD] if numbers else ["<pad>", "<unk>"]
     if max_size is not None:
-        words = words[: max(0, max_size - 2)]
-    return ["<pad>", "<unk>", *words]
+        words = words[: max(0, max_size - len(head))]
+    return [*head, *words]
+
+
+def number_features(values: torch.Tensor, size: int) -> torch.Tensor:
+    """Fixed features of positive numbers on a log scale: ``values [...]`` -> ``[..., 2 * size]``.
+
+    ``u = log2(value)``; features ``sin(w_j u), cos(w_j u)`` with ``w_j = 2 pi 2**j / 8`` for
+    ``j < size``: periods of 8, 4, 2, 1, 1/2 ... octaves, so close tempos (120 and 124 BPM) get close
+    features and a learned projection can interpolate between numbers it saw rarely. Values <= 0 use
+    ``u = 0``.
+    """
+    u = torch.log2(values.clamp_min(1.0))
+    freqs = 2 * torch.pi * 2.0 ** torch.arange(size, dtype=u.dtype, device=u.device) / 8
+    angles = u[..., None] * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
 class LUTConditioner(TextConditioner):
@@ -149,12 +170,17 @@ class LUTConditioner(TextConditioner):
     Words not in ``vocabulary`` map to ``<unk>`` (id 1); ``<pad>`` (id 0) fills short rows and is
     masked. ``max_length`` words are kept at most. ``keep_sharps`` chooses the word splitting of
     :func:`split_words` (saved in the config; older configs without it split sharps off).
+
+    ``number_features`` (0 = off): every number word (a BPM such as ``"128"``) is looked up as
+    ``"<num>"`` and gets ``number_proj(number_features(value))`` added to its embedding, so the value
+    reaches the LM as a quantity on a log scale instead of as one rare word per value. The vocabulary
+    must then hold ``"<num>"`` (``build_vocabulary(..., numbers=True)``).
     """
 
     kind = "lut"
 
     def __init__(self, vocabulary: Sequence[str], dim: int, output_dim: int, max_length: int = 64,
-                 keep_sharps: bool = False) -> None:
+                 keep_sharps: bool = False, number_features: int = 0) -> None:
         super().__init__()
         vocabulary = list(vocabulary)
         if vocabulary[:2] != ["<pad>", "<unk>"]:
@@ -169,38 +195,69 @@ class LUTConditioner(TextConditioner):
         self.index = {w: i for i, w in enumerate(vocabulary)}
         self.dim, self.output_dim, self.max_length = int(dim), int(output_dim), int(max_length)
         self.keep_sharps = bool(keep_sharps)
+        self.number_features = int(number_features)
+        if self.number_features < 0:
+            raise ValueError(f"number_features must be >= 0 (0 = off), got {number_features}")
+        if self.number_features and NUM_WORD not in self.index:
+            raise ValueError(f"number_features needs {NUM_WORD!r} in the vocabulary; "
+                             f"build it with build_vocabulary(..., numbers=True)")
         self.embed = nn.Embedding(len(vocabulary), dim)
+        self.number_proj = nn.Linear(2 * self.number_features, dim) if self.number_features else None
         self.output_proj = nn.Linear(dim, output_dim)
 
     @classmethod
     def from_corpus(cls, corpus: Iterable[str], dim: int, output_dim: int, min_count: int = 1,
-                    max_size: int | None = None, max_length: int = 64, keep_sharps: bool = False
-                    ) -> LUTConditioner:
-        return cls(build_vocabulary(corpus, min_count, max_size, keep_sharps), dim, output_dim, max_length,
-                   keep_sharps)
+                    max_size: int | None = None, max_length: int = 64, keep_sharps: bool = False,
+                    number_features: int = 0) -> LUTConditioner:
+        vocabulary = build_vocabulary(corpus, min_count, max_size, keep_sharps, numbers=number_features > 0)
+        return cls(vocabulary, dim, output_dim, max_length, keep_sharps, number_features)
 
-    def tokenize(self, texts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``texts`` -> ``(ids [B, L] long, mask [B, L] long)``; ``L >= 1``."""
-        rows = [[self.index.get(w, UNK_ID) for w in split_words(t or "", self.keep_sharps)][: self.max_length]
+    def _word_id(self, word: str) -> tuple[int, float]:
+        if self.number_features and _NUMBER.fullmatch(word):
+            return self.index[NUM_WORD], float(word)
+        return self.index.get(word, UNK_ID), 0.0
+
+    def tokenize_values(self, texts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``texts`` -> ``(ids [B, L] long, mask [B, L] long, values [B, L] float)``; ``L >= 1``.
+
+        ``values`` holds each number word's value (0 elsewhere, and everywhere when number features
+        are off)."""
+        rows = [[self._word_id(w) for w in split_words(t or "", self.keep_sharps)][: self.max_length]
                 for t in _check_texts(texts)]
         length = max(1, max(len(r) for r in rows))
         ids = torch.full((len(rows), length), PAD_ID, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
+        values = torch.zeros((len(rows), length), dtype=torch.float32)
         for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            if r:
+                ids[i, : len(r)] = torch.tensor([w for w, _ in r], dtype=torch.long)
+                values[i, : len(r)] = torch.tensor([v for _, v in r], dtype=torch.float32)
             mask[i, : len(r)] = 1
-        return ids.to(self.embed.weight.device), mask.to(self.embed.weight.device)
+        device = self.embed.weight.device
+        return ids.to(device), mask.to(device), values.to(device)
+
+    def tokenize(self, texts: Sequence[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``texts`` -> ``(ids [B, L] long, mask [B, L] long)``; ``L >= 1``."""
+        ids, mask, _ = self.tokenize_values(texts)
+        return ids, mask
 
     def forward(self, texts: Sequence[str | None]) -> Condition:
-        ids, mask = self.tokenize(texts)
-        embeds = self.output_proj(self.embed(ids)) * mask[..., None].to(self.embed.weight.dtype)
+        ids, mask, values = self.tokenize_values(texts)
+        x = self.embed(ids)
+        if self.number_proj is not None:
+            is_number = (ids == self.index[NUM_WORD])[..., None].to(x.dtype)
+            x = x + self.number_proj(number_features(values, self.number_features).to(x.dtype)) * is_number
+        embeds = self.output_proj(x) * mask[..., None].to(self.embed.weight.dtype)
         return Condition(embeds, mask)
 
     def config(self) -> dict[str, Any]:
         config = {"type": self.kind, "vocabulary": self.vocabulary, "dim": self.dim,
                   "output_dim": self.output_dim, "max_length": self.max_length}
-        if self.keep_sharps:  # absent = False, so configs written before the option read the same
+        # Options are written only when on, so configs written before them read the same.
+        if self.keep_sharps:
             config["keep_sharps"] = True
+        if self.number_features:
+            config["number_features"] = self.number_features
         return config
 
 
@@ -216,7 +273,8 @@ def build_text_conditioner(config: dict[str, Any], folder: Path | None = None) -
     kind = config.get("type")
     if kind == "lut":
         return LUTConditioner(config["vocabulary"], config["dim"], config["output_dim"],
-                              config.get("max_length", 64), bool(config.get("keep_sharps", False)))
+                              config.get("max_length", 64), bool(config.get("keep_sharps", False)),
+                              int(config.get("number_features", 0)))
     if kind in ("t5", "sentence"):
         from musicgen.models.text_conditioners import SentenceConditioner, T5Conditioner
 

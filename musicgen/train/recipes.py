@@ -100,6 +100,7 @@ class ConditionerSpec(_Strict):
     max_length: int = Field(64, ge=1)
     min_count: int = Field(1, ge=1)
     keep_sharps: bool = False  # "C#" and "C" are different words (see conditioners.split_words)
+    number_features: int = Field(0, ge=0)  # numbers (BPM) as log-scale features, 0 = off (LUTConditioner)
 
 
 class TextSpec(_Strict):

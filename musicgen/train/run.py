@@ -131,7 +131,8 @@ def build_lm_solver(recipe: LMRecipe, device: str | None = None):
         conditioner = LUTConditioner.from_corpus(corpus, recipe.conditioner.dim, cond_dim,
                                                  min_count=recipe.conditioner.min_count,
                                                  max_length=recipe.conditioner.max_length,
-                                                 keep_sharps=recipe.conditioner.keep_sharps)
+                                                 keep_sharps=recipe.conditioner.keep_sharps,
+                                                 number_features=recipe.conditioner.number_features)
         overrides.update(cross_attention=True, cond_dim=cond_dim)
     else:
         overrides.update(cross_attention=False, cond_dim=None)

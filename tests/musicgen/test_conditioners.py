@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from musicgen.models.conditioners import (
     build_vocabulary,
     cat_conditions,
     load_text_conditioner,
+    number_features,
     save_text_conditioner,
     split_words,
 )
@@ -128,6 +131,41 @@ def test_lut_keep_sharps_tells_keys_apart_and_survives_save_load(tmp_path):
     # a config written without the option splits sharps off, as before it existed
     plain = LUTConditioner.from_corpus(["C# minor"], dim=8, output_dim=6)
     assert "keep_sharps" not in plain.config() and "c#" not in plain.vocabulary
+
+
+def test_number_features_are_smooth_on_a_log_scale():
+    f = number_features(torch.tensor([120.0, 124.0, 90.0, 240.0]), 6)
+    assert f.shape == (4, 12)
+    # periods of 8, 4, 2, ... octaves: the first pair is sin/cos(2 pi log2(120) / 8), computed by hand
+    u = math.log2(120.0)
+    assert f[0, 0].item() == pytest.approx(math.sin(2 * math.pi * u / 8), abs=1e-5)
+    assert f[0, 6].item() == pytest.approx(math.cos(2 * math.pi * u / 8), abs=1e-5)
+    near, far, octave = ((f[0] - f[i]).norm().item() for i in (1, 2, 3))
+    assert near < far and near < octave
+
+
+def test_lut_number_features_share_one_entry_and_survive_save_load(tmp_path):
+    corpus = ["techno at 128 BPM", "hip hop, 90 bpm", "rock 104 beats per minute"]
+    assert "128" in build_vocabulary(corpus) and "<num>" not in build_vocabulary(corpus)
+    vocab = build_vocabulary(corpus, numbers=True)
+    assert vocab[:3] == ["<pad>", "<unk>", "<num>"] and not any(w.isdigit() for w in vocab)
+    torch.manual_seed(0)
+    cond = LUTConditioner.from_corpus(corpus, dim=8, output_dim=6, number_features=4)
+    ids, mask, values = cond.tokenize_values(["techno at 128 bpm", "techno at 131 bpm", "techno at 77 bpm"])
+    assert (ids[:, 2] == 2).all() and values[:, 2].tolist() == [128.0, 131.0, 77.0]
+    assert values[:, [0, 1, 3]].abs().max() == 0
+    out = cond(["techno at 128 bpm", "techno at 131 bpm", "techno at 77 bpm"]).embeds
+    # an unseen value (131, 77) is still a number: only its features differ, words around it do not
+    assert torch.equal(out[0, [0, 1, 3]], out[1, [0, 1, 3]])
+    x = cond.embed.weight[2] + cond.number_proj(number_features(torch.tensor(128.0), 4))
+    torch.testing.assert_close(out[0, 2], cond.output_proj(x))
+    save_text_conditioner(cond, tmp_path / "c")
+    loaded = load_text_conditioner(tmp_path / "c")
+    assert loaded.number_features == 4 and loaded.config()["number_features"] == 4
+    assert torch.equal(loaded(["rock at 128 bpm"]).embeds, cond(["rock at 128 bpm"]).embeds)
+    assert "number_features" not in LUTConditioner.from_corpus(corpus, dim=8, output_dim=6).config()
+    with pytest.raises(ValueError, match="<num>"):
+        LUTConditioner(build_vocabulary(corpus), 8, 6, number_features=4)
 
 
 def test_t5_save_load_round_trip(tmp_path, t5_dir):
