@@ -94,7 +94,8 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         kernel: how the weight products run, see :mod:`musicgen.modules.fast_linear`: ``"auto"``
             (default: the fastest exact kernel for the device, dtype and row count), ``"gemm"``
             (bit-identical to transformers' MusicGen), ``"rowwise"`` (one batch row at a time: a clip
-            never depends on its batch neighbours, bit for bit), ``"weight_left"``, ``"int8"`` (int8
+            never depends on its batch neighbours, bit for bit), ``"weight_left"``, ``"bf16_gemv"``
+            (bf16 weights on an AVX2 CPU, compiled on first use; batch-invariant), ``"int8"`` (int8
             weights, approximate, CPU). All fuse q/k/v and the K heads.
         compile: run the transformer step through ``torch.compile`` (inductor). Same tokens as eager
             on the tiny test models; the first generation pays the compilation (minutes on a small CPU).

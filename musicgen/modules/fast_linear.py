@@ -7,11 +7,12 @@ was measured on, MKL's ``sgemm`` for 2 x 1024 by 1024 x 4096 reads the weights s
 than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per generation:
 
 ``"auto"`` (the default of :func:`musicgen.models.generation.generate`)
-    ``"weight_left"`` for float32 weights on CPU when a call has at most :data:`AUTO_MAX_ROWS` rows
-    (decoding at batch <= 32 with CFG), ``"gemm"`` otherwise (bf16/fp16, CUDA, long prompts). The
-    choice is made per call from the row count, so a prompt's prefill and its decode steps may use
-    different kernels. Greedy codes equal transformers' in ``benchmarks/generation.py``; logits are
-    not bit-identical to it (use ``"gemm"`` for that).
+    On CPU, when a call has at most :data:`AUTO_MAX_ROWS` rows (decoding at batch <= 32 with CFG):
+    ``"weight_left"`` for float32 weights, ``"bf16_gemv"`` for bfloat16 weights where that kernel
+    can run (x86-64 with AVX2 and a C compiler; else ``"gemm"``). ``"gemm"`` otherwise (fp16, CUDA,
+    long prompts). The choice is made per call from the row count, so a prompt's prefill and its
+    decode steps may use different kernels. Greedy fp32 codes equal transformers' in
+    ``benchmarks/generation.py``; logits are not bit-identical to it (use ``"gemm"`` for that).
 ``"gemm"``
     ``F.linear`` on all rows at once: the arithmetic of transformers' MusicGen (same BLAS call), so
     logits are bit-identical to it. A row's result may depend, in the last bits, on how many rows
@@ -24,6 +25,12 @@ than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per gene
     ``(W x^T)^T``: the same product with the weight as the left operand, which BLAS libraries run
     with a different kernel (the rows become a narrow right operand). Reads the weights once; not
     bit-identical to ``"gemm"`` and, like it, not batch-invariant in the last bits.
+``"bf16_gemv"``
+    bfloat16 weights only, CPU only: :mod:`musicgen.modules.bf16_gemv`, a compiled AVX2 kernel that
+    reads the bf16 weights and multiplies in float32 (PyTorch's bf16 linear on CPUs without bf16
+    instructions is bound by its conversion, not by memory). Batch-invariant bit for bit (one fixed
+    float32 dot product per output), not bit-identical to ``"gemm"``. With autograd recording it
+    falls back to ``F.linear``.
 ``"int8"``
     Weight-only storage in int8 (per-output-channel scales) through fbgemm's dynamic quantized linear
     (activations are quantized per call, per tensor). Four times fewer weight bytes than fp32; outputs
@@ -43,7 +50,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-LINEAR_KERNELS = ("auto", "gemm", "rowwise", "weight_left", "int8")
+from musicgen.modules import bf16_gemv
+
+LINEAR_KERNELS = ("auto", "gemm", "rowwise", "weight_left", "bf16_gemv", "int8")
 # Up to this many rows per product, "auto" multiplies float32 CPU weights from the left. Measured with
 # 2 threads on an AMD EPYC (AVX2, MKL), 4096x1024 and 1024x4096 weights: (W x^T)^T took 0.4-0.7x the
 # time of F.linear at 2-32 rows, about the same at 64-512 rows.
@@ -62,6 +71,11 @@ class PackedLinear:
         self.out_features = weight.shape[0]
         self.weight = weight.detach().contiguous()
         self.packed = None
+        if kernel == "bf16_gemv":
+            if self.weight.dtype != torch.bfloat16 or self.weight.device.type != "cpu":
+                raise ValueError(f"the bf16_gemv kernel needs bfloat16 weights on CPU, got "
+                                 f"{self.weight.dtype} on {self.weight.device}")
+            bf16_gemv.load_library()  # compiles on first use; raises KernelUnavailable saying why
         if kernel == "int8":
             self.packed = _int8_prepack(self.weight)
             self.weight = None  # the fp32 copy is not kept: that is the point of int8
@@ -69,7 +83,11 @@ class PackedLinear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         kernel = self.kernel
         if kernel == "auto":
-            kernel = "weight_left" if self.left_multiplies(x) else "gemm"
+            kernel = self.auto_kernel(x)
+        if kernel == "bf16_gemv":
+            if torch.is_grad_enabled() and x.requires_grad:  # the compiled kernel has no backward
+                return F.linear(x, self.weight)
+            return bf16_gemv.bf16_linear(x, self.weight)
         if kernel == "gemm":
             return F.linear(x, self.weight)
         if kernel == "rowwise":
@@ -87,11 +105,17 @@ class PackedLinear:
         return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
 
-    def left_multiplies(self, x: torch.Tensor) -> bool:
-        """Whether ``"auto"`` runs ``x`` through ``"weight_left"``: float32 CPU weights, few rows."""
+    def auto_kernel(self, x: torch.Tensor) -> str:
+        """The kernel ``"auto"`` runs ``x`` through (see the module docstring)."""
         rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
-        return (self.weight.device.type == "cpu" and self.weight.dtype == torch.float32
-                and rows <= AUTO_MAX_ROWS)
+        if self.weight.device.type != "cpu" or rows > AUTO_MAX_ROWS:
+            return "gemm"
+        if self.weight.dtype == torch.float32:
+            return "weight_left"
+        if self.weight.dtype == torch.bfloat16 and not (torch.is_grad_enabled() and x.requires_grad) \
+                and bf16_gemv.available():
+            return "bf16_gemv"
+        return "gemm"
 
 
 def _int8_prepack(weight: torch.Tensor):
