@@ -11,8 +11,9 @@ For each dtype (fp32, then bf16: both models converted) and batch size, first gr
 CFG 3.0 for every implementation (also the warm-up): the script asserts (fp32) that every exact option
 of ours gives the codes of transformers, and reports it for bf16. Then it times sampling (CFG 3.0,
 top-k 250, delay pattern) alternating the implementations, ``--repeats`` rounds, and keeps the best
-time of each. Ours: ``kernel="auto"`` (the default: ``"weight_left"`` for fp32 on CPU up to 64 rows,
-else ``"gemm"``), ``"gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant; fp32
+time of each. Ours: ``kernel="auto"`` (the default: on CPU up to 64 rows ``"weight_left"`` for fp32
+and the compiled ``"bf16_gemv"`` for bf16 where it builds, else ``"gemm"``; a note line says which
+kernel auto ran), ``"gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant; fp32
 batch <= 4 and bf16 batch 1 only, it reads the weights once per row), ``"int8"`` (fp32 only,
 approximate, batch 1).
 
@@ -229,7 +230,12 @@ def main() -> None:
                 rows.append(dict(dtype=dname, batch=batch, name=n, sps=sps, mem=best[n][1],
                                  bw=nbytes * sps / 1e9 / bandwidth))
                 print(f"  measured {dname} batch {batch} {n}: {sps:.2f} steps/s", file=sys.stderr, flush=True)
-    for dname in dtypes:
+    from musicgen.modules.fast_linear import PackedLinear
+
+    for dname, dtype in dtypes.items():
+        probe = PackedLinear(torch.zeros(8, args.dim, dtype=dtype), "auto")
+        picks = {b: probe.auto_kernel(torch.zeros(2 * b, 1, args.dim, dtype=dtype)) for b in batches}
+        notes.append(f"{dname}: ours auto ran " + ", ".join(f"{k} at batch {b}" for b, k in picks.items()))
         for n in ("ours auto", "ours gemm", "ours rowwise"):
             a, b = first_rows.get((dname, n, 1)), first_rows.get((dname, n, 4))
             if a is not None and b is not None:
