@@ -85,8 +85,9 @@ def load_library() -> ctypes.CDLL:
         raise KernelUnavailable(str(err)) from err
     fn = lib.musicgen_bf16_gemv
     i64 = ctypes.c_int64
-    fn.argtypes = [ctypes.c_void_p, i64, ctypes.c_void_p, ctypes.c_void_p, i64, i64, i64, i64, ctypes.c_int]
-    fn.restype = None
+    c_int, ptr = ctypes.c_int, ctypes.c_void_p
+    fn.argtypes = [ptr, c_int, i64, ptr, ptr, c_int, i64, i64, i64, i64, c_int]
+    fn.restype = c_int
     _state["lib"] = lib
     return lib
 
@@ -103,7 +104,8 @@ def available() -> bool:
 def bf16_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x [..., K] @ weight[N, K]^T`` -> ``[..., N]`` in ``x``'s dtype, for a bf16 CPU ``weight``.
 
-    ``x`` is converted to float32 (it is small: a few rows); the weight is read as bf16. No autograd.
+    ``x`` (float32 or bfloat16; other dtypes are converted to float32) is read as it is, products are
+    accumulated in float32 and a bf16 result is rounded once, to nearest even. No autograd.
     """
     if weight.dtype != torch.bfloat16 or weight.device.type != "cpu" or weight.dim() != 2:
         raise ValueError(f"bf16_linear needs a 2-D bfloat16 CPU weight, got {weight.dtype} "
@@ -113,10 +115,12 @@ def bf16_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if not weight.is_contiguous():
         raise ValueError("bf16_linear needs a contiguous weight")
     fn = load_library().musicgen_bf16_gemv
-    rows = x.reshape(-1, x.shape[-1]).to(torch.float32).contiguous()
+    dtype = x.dtype if x.dtype in (torch.float32, torch.bfloat16) else torch.float32
+    rows = x.reshape(-1, x.shape[-1]).to(dtype).contiguous()
     n, k = weight.shape
-    out = torch.empty(rows.shape[0], n, dtype=torch.float32)
-    if rows.shape[0]:
-        fn(rows.data_ptr(), k, weight.data_ptr(), out.data_ptr(), n, rows.shape[0], n, k,
-           torch.get_num_threads())
+    out = torch.empty(rows.shape[0], n, dtype=dtype)
+    is_bf16 = int(dtype == torch.bfloat16)
+    if rows.shape[0] and fn(rows.data_ptr(), is_bf16, k, weight.data_ptr(), out.data_ptr(), is_bf16, n,
+                            rows.shape[0], n, k, torch.get_num_threads()):
+        raise MemoryError(f"bf16_gemv could not allocate a float32 copy of x {tuple(rows.shape)}")
     return out.reshape(*x.shape[:-1], n).to(x.dtype)

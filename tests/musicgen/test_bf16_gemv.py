@@ -79,3 +79,17 @@ def test_a_missing_compiler_is_a_clear_error_and_auto_falls_back(tmp_path, monke
     x = torch.randn(1, 8).bfloat16()
     assert PackedLinear(w, "auto").auto_kernel(x) == "gemm"
     assert torch.equal(PackedLinear(w, "auto")(x), torch.nn.functional.linear(x, w))
+
+
+def test_bf16_results_round_like_torch_including_ties():
+    _need_kernel()
+    # x times an identity weight is x exactly in float32; written as bf16 it must round like torch
+    bits = torch.tensor([0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0xBF818000, 0x7F7FFFFF,
+                         0x00008000, 0x3F800000], dtype=torch.int64).to(torch.int32)
+    x = bits.view(torch.float32)[None]
+    eye = torch.eye(x.shape[1]).bfloat16()
+    fn = bf16_gemv.load_library().musicgen_bf16_gemv
+    out = torch.empty(1, x.shape[1], dtype=torch.bfloat16)
+    assert fn(x.data_ptr(), 0, x.shape[1], eye.data_ptr(), out.data_ptr(), 1, x.shape[1], 1, x.shape[1],
+              x.shape[1], 1) == 0
+    assert torch.equal(out.view(torch.int16), x.bfloat16().view(torch.int16))
