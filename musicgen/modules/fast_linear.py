@@ -113,8 +113,8 @@ class PackedLinear:
         if self.weight.dtype == torch.float32:
             return "weight_left"
         if self.weight.dtype == torch.bfloat16 and not (torch.is_grad_enabled() and x.requires_grad) \
-                and bf16_gemv.available():
-            return "bf16_gemv"
+                and not torch.compiler.is_compiling() and bf16_gemv.available():
+            return "bf16_gemv"  # not under torch.compile: a ctypes call would break the graph
         return "gemm"
 
 

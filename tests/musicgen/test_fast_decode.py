@@ -158,6 +158,22 @@ def test_bf16_weights_generate(lm):
     assert torch.equal(codes, again)
 
 
+def test_bf16_clip_does_not_depend_on_the_batch_with_the_default_kernel():
+    from musicgen.modules import bf16_gemv
+
+    if not bf16_gemv.available():
+        pytest.skip("bf16 kernel unavailable here (no AVX2 or no C compiler): auto runs gemm")
+    lm16 = tiny_lm(seed=0).to(torch.bfloat16)
+    pattern = get_pattern("delay", num_codebooks=K)
+    cond, mask = _cond(3, seed=3)
+    kw = dict(top_k=5)
+    together = lm16.generate(pattern, 12, condition=cond, condition_mask=mask, seeds=[1, 2, 3], **kw)
+    for i in range(3):
+        alone = lm16.generate(pattern, 12, condition=cond[i : i + 1], condition_mask=mask[i : i + 1],
+                              seeds=[i + 1], **kw)
+        assert torch.equal(alone[0], together[i]), i
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MUSICGEN_TEST_COMPILE") != "1",
                     reason="inductor compilation takes minutes on a 2-core CPU; set MUSICGEN_TEST_COMPILE=1")
