@@ -273,7 +273,7 @@ def test_torchrun_two_ranks_train_the_same_weights_as_the_averaged_gradient(toke
                            "--nproc-per-node=2", str(script)], env=env, capture_output=True, text=True,
                           timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rank0, rank1 = (torch.load(run / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = (torch.load(run / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for name, value in rank0.items():
         assert torch.equal(rank1[name], value), name
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000004"]
