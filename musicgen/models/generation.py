@@ -22,9 +22,10 @@ CUDA graphs) are written device-generically but have NOT been run on a GPU in th
 
 Reproducibility: each row samples from its own ``torch.Generator`` (``seeds=[...]`` or
 ``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours. Bit for bit
-that holds with ``kernel="rowwise"`` (each row's products computed alone); with ``"auto"`` (the
-default) and ``"gemm"`` the BLAS picks its blocking by the number of rows, so at full model size a
-row's logits can differ in the last bits between batch sizes, and a sampled token can (rarely) flip.
+that holds with ``kernel="rowwise"`` (each row's products computed alone) and with ``"auto"`` on bf16
+CPU weights (``bf16_gemv``); with ``"auto"`` on float32 weights and with ``"gemm"`` the BLAS picks its
+blocking by the number of rows, so at full model size a row's logits can differ in the last bits
+between batch sizes, and a sampled token can (rarely) flip.
 """
 
 from __future__ import annotations

@@ -76,6 +76,9 @@ class PackedLinear:
                 raise ValueError(f"the bf16_gemv kernel needs bfloat16 weights on CPU, got "
                                  f"{self.weight.dtype} on {self.weight.device}")
             bf16_gemv.load_library()  # compiles on first use; raises KernelUnavailable saying why
+        # decided once here, not per call: "auto" asks for every product of every decode step
+        self.bf16_gemv_ready = (kernel == "auto" and self.weight.dtype == torch.bfloat16
+                                and self.weight.device.type == "cpu" and bf16_gemv.available())
         if kernel == "int8":
             self.packed = _int8_prepack(self.weight)
             self.weight = None  # the fp32 copy is not kept: that is the point of int8
@@ -104,7 +107,6 @@ class PackedLinear:
         y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]).float(), self.packed)
         return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
-
     def auto_kernel(self, x: torch.Tensor) -> str:
         """The kernel ``"auto"`` runs ``x`` through (see the module docstring)."""
         rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
@@ -112,8 +114,8 @@ class PackedLinear:
             return "gemm"
         if self.weight.dtype == torch.float32:
             return "weight_left"
-        if self.weight.dtype == torch.bfloat16 and not (torch.is_grad_enabled() and x.requires_grad) \
-                and not torch.compiler.is_compiling() and bf16_gemv.available():
+        if self.bf16_gemv_ready and not (torch.is_grad_enabled() and x.requires_grad) \
+                and not torch.compiler.is_compiling():
             return "bf16_gemv"  # not under torch.compile: a ctypes call would break the graph
         return "gemm"
 
