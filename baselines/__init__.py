@@ -6,6 +6,7 @@
 BUILTIN_GENERATORS: dict[str, str] = {
     "reference": "baselines.controls:ReferenceGenerator",
     "noise": "baselines.controls:NoiseGenerator",
+    "degrade": "baselines.degrade:DegradeGenerator",
     "silence": "baselines.controls:SilenceGenerator",
     "retrieval": "baselines.retrieval:RetrievalGenerator",
     "musicgen": "baselines.musicgen:MusicGenGenerator",

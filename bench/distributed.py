@@ -16,7 +16,9 @@ How the runner uses it (``bench.runner``):
 - after each phase every rank reports ``None`` or its error (``check``): one failed rank fails every
   rank with ``rank R failed: <error>``;
 - metric states (float64 sums) are added across ranks with ``all_reduce``; per-item lists that do
-  not add (``BaseMetric.flagged``) and per-sample rows are gathered (``all_gather_object``);
+  not add (``BaseMetric.flagged``), per-sample rows and a metric's ``gathered`` tables (state that
+  cannot be summed, e.g. KAD's embeddings; united with its ``add_gathered``) are gathered
+  (``all_gather_object``);
 - only rank 0 computes records and writes ``results.json``, the samples table and the report.
 
 ``BENCH_DIST_TIMEOUT_S`` (default 3600) bounds how long a rank waits for the others at a collective
@@ -130,6 +132,12 @@ class World:
                 for flag, keys in theirs.items():
                     merged.setdefault(flag, []).extend(keys)
             metric.flagged = {flag: sorted(keys) for flag, keys in merged.items()}
+        gathered = getattr(metric, "gathered", None)
+        if isinstance(gathered, dict) and hasattr(metric, "add_gathered"):  # state that does not add
+            parts = self.gather(gathered)
+            metric.gathered = {k: {} for k in gathered}
+            for part in parts:
+                metric.add_gathered(part)
 
     def close(self) -> None:
         if self.distributed:

@@ -49,7 +49,7 @@ from bench.store import RunStore, audio_digest, clip_key, embedding_key, referen
 from bench.suite import PlannedSuite, Plugin
 
 RESULTS_SCHEMA = ("generator", "params", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better",
-                  "protocol")
+                  "protocol", "details")
 
 
 class RunError(RuntimeError):
@@ -327,7 +327,7 @@ class Runner:
                         "ci_low": None if res.ci_low is None else float(res.ci_low),
                         "ci_high": None if res.ci_high is None else float(res.ci_high),
                         "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
-                        "protocol": protocol})
+                        "protocol": protocol, "details": dict(res.extra.get("details", {}))})
         return out
 
     # -- the whole run ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 BUILTIN_METRICS: dict[str, str] = {
     "fad": "bench.metrics.fad:FrechetAudioDistance",
+    "kad": "bench.metrics.kad:KernelAudioDistance",
     "kl": "bench.metrics.kl:KLDivergence",
     "clap_score": "bench.metrics.clap_score:ClapScore",
     "chroma_cosine": "bench.metrics.chroma:ChromaCosineSimilarity",

@@ -122,7 +122,12 @@ class BaseMetric(Metric):
                              f"({int(self.state['n_flagged'])} flagged)")
         value = float(self.state[f"{name}.sum"]) / weight
         lo = hi = None
+        extra = self.extra()
         if self.params.n_bootstrap > 0:
-            reps = weighted_mean_replicates(self.state[f"{name}.boot_sum"], self.state[f"{name}.boot_weight"])
+            boot_sum, boot_weight = self.state[f"{name}.boot_sum"], self.state[f"{name}.boot_weight"]
+            reps = weighted_mean_replicates(boot_sum, boot_weight)
             lo, hi = percentile_interval(reps, self.params.confidence)
-        return MetricResult(value=value, n=n, ci_low=lo, ci_high=hi, extra=self.extra())
+            # every replicate in order (None where it drew no item): analyses across generators pair them
+            extra["details"] = {"replicates": [float(s / w) if w > 0 else None
+                                               for s, w in zip(boot_sum, boot_weight)]}
+        return MetricResult(value=value, n=n, ci_low=lo, ci_high=hi, extra=extra)

@@ -35,6 +35,7 @@ from bench.metrics.functional.frechet import (
     gaussian_from_sums,
     gaussian_sums,
 )
+from bench.metrics.functional.sample_size import NEGATIVE_FAD_INF_NOTE
 
 
 class FADParams(MetricParams):
@@ -139,19 +140,22 @@ class FrechetAudioDistance(BaseMetric):
         mu_g, cov_g = self._fit("gen")
         det = frechet_details(mu_r, cov_r, mu_g, cov_g)
         lo = hi = None
+        aligned: list[float | None] = []  # every replicate in order, None where it cannot be fitted
         if self.params.n_bootstrap:
-            reps = []
             for b in range(self.params.n_bootstrap):
                 if min(self.state["ref.boot_n"][b], self.state["gen.boot_n"][b]) < 2:
+                    aligned.append(None)
                     continue
-                reps.append(frechet_distance_of(self._fit("ref", b, "boot_"), self._fit("gen", b, "boot_")))
+                aligned.append(frechet_distance_of(self._fit("ref", b, "boot_"),
+                                                   self._fit("gen", b, "boot_")))
+            reps = [r for r in aligned if r is not None]
             if reps:  # tiny sets can leave every replicate with < 2 frames: no interval then
                 lo, hi = bias_corrected_interval(det.value, np.asarray(reps), self.params.confidence)
         n = int(self.state["n_items"])
         extra = {**self.extra(), "regularised": det.regularised, "eps": det.eps,
                  "rank_deficient": det.rank_deficient, "mean_term": det.mean_term,
                  "trace_term": det.trace_term, "frames_reference": int(self.state["ref.n"]),
-                 "frames_generated": int(self.state["gen.n"])}
+                 "frames_generated": int(self.state["gen.n"]), "details": {"replicates": aligned}}
         out = {f"fad_{self.params.embedder}": MetricResult(det.value, n, lo, hi, extra)}
         ns, fads = [], []
         for k in range(len(self.params.fad_inf_fractions)):
@@ -160,9 +164,13 @@ class FrechetAudioDistance(BaseMetric):
                 fads.append(frechet_distance_of(self._fit("sub", k, ""), (mu_r, cov_r)))
         if len(ns) >= 2:
             inf = fad_inf_fit(ns, fads)
+            fit = {"intercept": inf.value, "slope": inf.slope, "r2": inf.r2, "x": "1 / frames",
+                   "frames": list(inf.ns), "fads": list(inf.fads)}
+            if inf.value < 0:
+                fit["note"] = NEGATIVE_FAD_INF_NOTE
             out[f"fad_inf_{self.params.embedder}"] = MetricResult(
                 inf.value, n, extra={"slope": inf.slope, "r2": inf.r2, "frames": list(inf.ns),
-                                     "fads": list(inf.fads)})
+                                     "fads": list(inf.fads), "details": {"fad_inf_fit": fit}})
         return out
 
 

@@ -1,5 +1,5 @@
-"""Pure metric functions (no state, no I/O): Frechet distance, bootstrap, KL, cosine scores,
-chroma, memorization and per-clip audio checks."""
+"""Pure metric functions (no state, no I/O): Frechet and kernel audio distances, bootstrap, KL,
+cosine scores, chroma, memorization and per-clip audio checks."""
 
 from bench.metrics.functional.audio_checks import audio_flags
 from bench.metrics.functional.bootstrap import bootstrap_ci, percentile_interval, poisson_weights
@@ -14,6 +14,7 @@ from bench.metrics.functional.frechet import (
     gaussian_sums,
     per_sample_fad,
 )
+from bench.metrics.functional.kernel import kernel_audio_distance, median_pair_distance
 from bench.metrics.functional.memorization import (
     nearest_neighbour_rate,
     token_match_fraction,
@@ -31,6 +32,7 @@ __all__ = [
     "audio_flags", "bootstrap_ci", "chroma_cosine_similarity", "chroma_cosine_sums", "chromagram",
     "clap_score", "clip_label_distribution", "cosine_similarity", "fad_inf_fit", "fad_inf_from_embeddings",
     "frechet_details", "frechet_distance", "gaussian_fit", "gaussian_from_sums", "gaussian_sums",
-    "kl_all_directions", "kl_divergence", "nearest_neighbour_rate", "per_sample_fad", "percentile_interval",
-    "poisson_weights", "token_match_fraction", "token_match_rates",
+    "kernel_audio_distance", "kl_all_directions", "kl_divergence", "median_pair_distance",
+    "nearest_neighbour_rate", "per_sample_fad", "percentile_interval", "poisson_weights",
+    "token_match_fraction", "token_match_rates",
 ]
