@@ -55,6 +55,7 @@ from bench.run_results import (
     load_samples,
     score_columns,
 )
+from bench.sanity_report import sanity_section
 from bench.svg_plot import Point, Series, errorbar_plot
 
 TEMPLATE = "report.html.j2"
@@ -355,7 +356,7 @@ def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str 
     return environment().get_template(TEMPLATE).render(
         title=title or f"musicgen-bench report: {results.suite or run_dir.name}",
         results=results, meta=shorten(results.meta), version=__version__,
-        tables=metric_tables(results.records),
+        tables=metric_tables(results.records), sanity=sanity_section(results.records),
         pivots=pivots(results.records), protocols=protocols(results.records),
         score_columns=scores, samples=rows,
         published=PUBLISHED_TABLES if paper_numbers else ())
