@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
+from bench.metrics.functional.sample_size import NEGATIVE_FAD_INF_NOTE
 from bench.run_results import Record
 from bench.sanity import (
     RHO_THRESHOLD,
@@ -95,6 +96,7 @@ class SanitySection:
     sample_size: list[dict[str, Any]] = field(default_factory=list)
     fad_inf: list[dict[str, Any]] = field(default_factory=list)
     threshold: float = RHO_THRESHOLD
+    negative_fad_inf: str = ""  # the explanation, when a sample-size fit's intercept is below zero
 
     def cell(self, metric: str, digest: str, degradation: str) -> Monotonicity | None:
         return self.cells.get((metric, digest, degradation))
@@ -168,4 +170,6 @@ def sanity_section(records: list[Record]) -> SanitySection | None:
             view["svg"] = Markup("")
         sample.append(view)
     fad_inf = [{"generator": r.generator, "metric": r.metric, "value": r.value, **fit} for r, fit in fits]
-    return SanitySection(metrics, degradations, cells, plots, sample, fad_inf)
+    negative = any((s["fit"].get("intercept") or 0.0) < 0 for s in sample)
+    return SanitySection(metrics, degradations, cells, plots, sample, fad_inf,
+                         negative_fad_inf=NEGATIVE_FAD_INF_NOTE if negative else "")

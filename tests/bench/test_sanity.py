@@ -112,6 +112,7 @@ def test_report_explains_a_negative_fad_inf_and_shows_sample_size_curves(tmp_pat
                rec("kad_synth", "none", None, 0.1, sample_size=curve)]
     html = write_run(tmp_path, records)
     assert 'id="sample-size"' in html and "FAD-inf &lt; 0: read it as ~0" in html
+    assert "a negative FAD-inf does not mean better than the reference" in html  # the sample-size fit's
     assert html.count('aria-label="clean: FAD vs N') == 1 and html.count('aria-label="clean: KAD vs N') == 1
     assert 'id="sanity"' not in html  # no degradation: no monotonicity table
 
