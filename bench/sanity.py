@@ -180,3 +180,47 @@ def fad_inf_fits(records: list[Record]) -> list[tuple[Record, dict[str, Any]]]:
     """Every FAD-inf record with its fit (intercept, slope, R², points; a note when below zero)."""
     return [(r, dict(r.details["fad_inf_fit"])) for r in records
             if isinstance(r.details.get("fad_inf_fit"), dict)]
+
+
+def monotonicity_markdown(records: list[Record]) -> str:
+    """The monotonicity table as markdown: a row per metric (and protocol, when a metric has several),
+    a column per degradation, each cell ``rho [ci_low, ci_high] verdict``. Empty when there is none."""
+    mono = monotonicity(records)
+    if not mono:
+        return ""
+    degs = list(dict.fromkeys(m.degradation for m in mono))
+    rows = list(dict.fromkeys((m.metric, m.digest) for m in mono))
+    names = [metric for metric, _ in rows]
+    cells = {(m.metric, m.digest, m.degradation): m for m in mono}
+    hib = {(m.metric, m.digest): m.higher_is_better for m in mono}
+    lines = ["| metric | " + " | ".join(degs) + " |", "|---|" + "---|" * len(degs)]
+    for metric, digest in rows:
+        out = []
+        for d in degs:
+            m = cells.get((metric, digest, d))
+            if m is None:
+                out.append("–")
+                continue
+            rho = "–" if m.rho is None else f"{m.rho:+.2f}"
+            ci = f" [{m.ci_low:+.2f}, {m.ci_high:+.2f}]" if m.ci_low is not None else ""
+            out.append(f"{rho}{ci} {m.verdict}")
+        label = metric if names.count(metric) == 1 else f"{metric} ({digest})"
+        arrow = "↑" if hib[(metric, digest)] else "↓"
+        lines.append(f"| {label} {arrow} | " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    from bench.run_results import ResultsError, load_results
+
+    if len(sys.argv) != 2:
+        print("usage: python -m bench.sanity RUN_DIR   (prints the monotonicity table as markdown)")
+        raise SystemExit(2)
+    try:
+        table = monotonicity_markdown(load_results(sys.argv[1]).records)
+    except ResultsError as err:
+        print(f"bench.sanity: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(table or "(no degradation records with a clean reference in this run)")

@@ -71,6 +71,15 @@ def test_rho_is_scipy_spearman_and_the_interval_pairs_replicates():
     assert m.n_replicates == 50
 
 
+def test_markdown_table_has_a_cell_per_metric_and_degradation():
+    from bench.sanity import monotonicity_markdown
+
+    text = monotonicity_markdown(family("good", [1, 2, 3, 4, 5, 6]) + family("stuck", [3.0] * 6))
+    assert text.splitlines() == ["| metric | white_noise |", "|---|---|",
+                                 "| good ↓ | +1.00 [+1.00, +1.00] right way |", "| stuck ↓ | – flat |"]
+    assert monotonicity_markdown([]) == ""
+
+
 def test_no_replicates_no_interval_and_the_threshold_verdict():
     records = [rec("fad_inf", "none", None, 1.0)] + [rec("fad_inf", "white_noise", lv, v)
                                                      for lv, v in zip(LEVELS, [2, 3, 5, 4, 6])]
