@@ -159,3 +159,28 @@ def test_params_record_severity_and_refuse_bad_levels():
     fp = {DegradeGenerator(DegradeGenerator.Params(degradation="reverb", level=x)).fingerprint()
           for x in (0.5, 1.0)}
     assert len(fp) == 2
+
+
+def test_codec_round_trip_through_a_transformers_encodec_folder(refs, tmp_path):
+    """The EnCodec 32 kHz path (a transformers folder, as in the local Hugging Face cache): the clip is
+    what transformers itself decodes from the first n codebooks of its own codes."""
+    import torch
+    from transformers import EncodecConfig, EncodecModel
+
+    torch.manual_seed(0)
+    cfg = EncodecConfig(sampling_rate=SR, audio_channels=1, num_filters=4, upsampling_ratios=[8, 5, 4, 4],
+                        hidden_size=16, codebook_size=32, codebook_dim=16, num_lstm_layers=1,
+                        target_bandwidths=[1.0], normalize=False, chunk_length_s=None)
+    model = EncodecModel(cfg).eval()
+    model.save_pretrained(tmp_path / "encodec")
+    params = DegradeGenerator.Params(degradation="codec", level=2, codec=str(tmp_path / "encodec"))
+    gen = DegradeGenerator(params)
+    clip = gen.generate(refs[:1], 0, 1.0)[0]
+    clean = DegradeGenerator(DegradeGenerator.Params(degradation="none")).generate(refs[:1], 0, 1.0)[0]
+    with torch.no_grad():
+        x = torch.from_numpy(clean.wav)[None]
+        codes = model.encode(x, bandwidth=1.0).audio_codes  # [1, 1, K, F]
+        assert codes.shape[2] >= 2
+        want = model.decode(codes[:, :, :2], [None]).audio_values[0, :, :x.shape[-1]].numpy()
+    peak = max(1.0, float(np.abs(want).max()))  # the generator scales a clip whose peak exceeds 1
+    np.testing.assert_allclose(clip.wav, want / peak, atol=2e-5)
