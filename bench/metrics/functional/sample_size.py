@@ -5,7 +5,10 @@ subset ``n`` of a draw is the first ``n`` clips of its order, so the subsets of 
 and scores each subset against the *whole* reference set: FAD (Gaussian fits, unbiased covariance)
 and KAD (at one fixed bandwidth, so only N changes). FAD is biased upwards at small N (its estimate
 of the evaluated covariance is noisy and the trace term cannot cancel the noise); KAD is unbiased, so
-its mean over draws stays flat up to noise. ``fad_inf`` is fadtk's extrapolation: the least-squares
+its mean over draws stays flat up to noise when rows are independent. Rows here are frame embeddings and
+the sampling unit is the clip: frames of one clip are alike, and the share of same-clip pairs in the
+within-set term falls as 1/N, so KAD drifts with N as well (most visibly when the sets are close).
+``fad_inf`` is fadtk's extrapolation: the least-squares
 line of FAD against ``1 / frames`` over every (subset, draw) point; its intercept is FAD-inf.
 
 Why FAD-inf can be negative: the fitted line extrapolates to ``1 / frames = 0``. When the evaluated and
