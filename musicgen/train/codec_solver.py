@@ -14,7 +14,6 @@ validation crops. ``export(folder)`` writes the codec with ``save_pretrained``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from musicgen.train.checkpoint import (
 )
 from musicgen.train.codec_trainer import CodecTrainConfig, CodecTrainer
 from musicgen.train.datasets import AudioDataset
-from musicgen.train.recipes import CodecRecipe, CodecSolverConfig
+from musicgen.train.recipes import CodecSolverConfig
 from musicgen.train.solver_loop import SolverLoop
 
 
@@ -136,27 +135,3 @@ class CodecSolver(SolverLoop):
     def export(self, folder: str | os.PathLike[str]) -> Path:
         self.codec.eval()
         return Path(self.codec.save_pretrained(folder))
-
-
-def build_codec_solver(recipe: CodecRecipe, device: str | None = None) -> CodecSolver:
-    """The codec, data and solver a codec recipe names (random initial weights seeded by ``seed``)."""
-    from musicgen.models import codec as codec_module
-    from musicgen.train.run import prepare_data
-
-    presets = {"tiny": codec_module.tiny_config,
-               "musicgen_32khz": lambda **kw: dataclasses.replace(codec_module.musicgen_32khz_config(), **kw)}
-    if recipe.model.preset not in presets:
-        raise ValueError(f"codec model.preset must be one of {sorted(presets)}, got {recipe.model.preset!r}")
-    torch.manual_seed(recipe.train.seed)
-    codec = codec_module.CompressionModel(presets[recipe.model.preset](**recipe.model.overrides))
-    root = prepare_data(recipe.data, codec.sample_rate)
-    manifest = getattr(recipe.data, "manifest", None)
-    kwargs = dict(duration_s=recipe.train.segment_s, sample_rate=codec.sample_rate, channels=codec.channels,
-                  seed=recipe.train.seed, manifest=manifest)
-    train = AudioDataset(root, "train", **kwargs)
-    try:
-        valid = AudioDataset(root, "valid", **kwargs)
-    except ValueError:
-        valid = None
-    return CodecSolver(codec, train, recipe.train, recipe.run_dir, valid=valid,
-                       device=device or recipe.device)
