@@ -14,7 +14,8 @@ The embedding model is any object with ``dim``, ``text_embedding(texts) -> [B, d
 ``audio_embedding(wav [B, C, T], sample_rate) -> [B, dim]``. ``TransformersClapEmbedder`` wraps a
 transformers ``ClapModel`` folder (e.g. laion/larger_clap_music converted, saved locally): no extra
 package is needed. The laion_clap checkpoint files used by audiocraft are NOT read here (that
-package pins numpy < 2); convert them to a transformers folder first (renames in REFERENCE.md).
+package pins numpy < 2); convert them to a transformers folder first (transformers'
+``models/clap/convert_clap_original_pytorch_to_hf.py`` holds the key renames).
 """
 
 from __future__ import annotations

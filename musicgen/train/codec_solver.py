@@ -1,10 +1,8 @@
 """The codec solver: the codec objective (``CodecTrainer``) on audio crops, with exact-resume checkpoints.
 
 Each step takes ``batch_size`` random crops of ``segment_s`` seconds (1 s in the paper) from the
-``AudioDataset``: which files and which offsets is a pure function of ``(seed, step)``. The objective is
-``musicgen.train.codec_trainer.CodecTrainer``: L1 on the waveform, multi-scale mel (and optional STFT)
-reconstruction through the loss balancer, the commitment loss, and the multi-scale STFT
-discriminator with feature matching when ``adversarial`` is set.
+``AudioDataset``: which files and which offsets is a pure function of ``(seed, step)``. The objective
+and the optimisers are ``musicgen.train.codec_trainer.CodecTrainer``'s.
 
 Checkpoints hold the codec (with the quantizer's EMA codebooks), the optimizers, the discriminator,
 the balancer's running norms, the RNG states (k-means initialisation and dead-code replacement draw

@@ -25,7 +25,7 @@ from musicgen.checkpoints.codec_transformers import (  # noqa: E402
 from musicgen.checkpoints.files import load_state_strict  # noqa: E402
 from musicgen.testing import ENCODEC_32KHZ  # noqa: E402
 
-MUSICGEN_32KHZ = ENCODEC_32KHZ  # REFERENCE.md, facebook/encodec_32khz
+MUSICGEN_32KHZ = ENCODEC_32KHZ  # the config.json of facebook/encodec_32khz
 TINY = dict(
     MUSICGEN_32KHZ,
     sampling_rate=8000,
