@@ -11,8 +11,8 @@ A run directory (written by ``bench run``, see ``bench.store``) holds:
                   "value": 3.1, "ci_low": 2.9, "ci_high": 3.3, "n": 100,
                   "higher_is_better": false, "protocol": {...}, "details": {...}}, ...]}
 
-``details`` (optional) holds a metric's diagnostics that are not part of its protocol: bootstrap
-replicates, FAD-inf's fit, KAD's bandwidth and sample-size curve.
+(``details``, optional: what the metric reported beside its value, never part of the protocol, e.g.
+FAD-inf's fit ``{"slope", "r2", "frames", "fads"}``, bootstrap ``replicates``, KAD's ``sample_size``.)
 
 (``"meta"`` is accepted as the name of the metadata block too.)
 
@@ -79,6 +79,7 @@ class Record:
     ci_high: float | None = None
     n: int | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: what the metric reported beside its value (e.g. FAD-inf's fit), never part of the protocol
     details: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -177,9 +177,10 @@ def sample_size_rows(records: list[Record]) -> list[SampleSizeRow]:
 
 
 def fad_inf_fits(records: list[Record]) -> list[tuple[Record, dict[str, Any]]]:
-    """Every FAD-inf record with its fit (intercept, slope, R², points; a note when below zero)."""
-    return [(r, dict(r.details["fad_inf_fit"])) for r in records
-            if isinstance(r.details.get("fad_inf_fit"), dict)]
+    """Every FAD-inf record with its fit (intercept = value, slope, R², points; ``note`` when below
+    zero)."""
+    return [(r, {"intercept": r.value, "x": "1 / frames", **r.details}) for r in records
+            if r.metric.startswith("fad_inf") and isinstance(r.details.get("slope"), int | float)]
 
 
 def monotonicity_markdown(records: list[Record]) -> str:

@@ -128,6 +128,5 @@ class BaseMetric(Metric):
             reps = weighted_mean_replicates(boot_sum, boot_weight)
             lo, hi = percentile_interval(reps, self.params.confidence)
             # every replicate in order (None where it drew no item): analyses across generators pair them
-            extra["details"] = {"replicates": [float(s / w) if w > 0 else None
-                                               for s, w in zip(boot_sum, boot_weight)]}
+            extra["replicates"] = [float(s / w) if w > 0 else None for s, w in zip(boot_sum, boot_weight)]
         return MetricResult(value=value, n=n, ci_low=lo, ci_high=hi, extra=extra)

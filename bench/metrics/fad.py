@@ -155,7 +155,7 @@ class FrechetAudioDistance(BaseMetric):
         extra = {**self.extra(), "regularised": det.regularised, "eps": det.eps,
                  "rank_deficient": det.rank_deficient, "mean_term": det.mean_term,
                  "trace_term": det.trace_term, "frames_reference": int(self.state["ref.n"]),
-                 "frames_generated": int(self.state["gen.n"]), "details": {"replicates": aligned}}
+                 "frames_generated": int(self.state["gen.n"]), "replicates": aligned}
         out = {f"fad_{self.params.embedder}": MetricResult(det.value, n, lo, hi, extra)}
         ns, fads = [], []
         for k in range(len(self.params.fad_inf_fractions)):
@@ -164,13 +164,10 @@ class FrechetAudioDistance(BaseMetric):
                 fads.append(frechet_distance_of(self._fit("sub", k, ""), (mu_r, cov_r)))
         if len(ns) >= 2:
             inf = fad_inf_fit(ns, fads)
-            fit = {"intercept": inf.value, "slope": inf.slope, "r2": inf.r2, "x": "1 / frames",
-                   "frames": list(inf.ns), "fads": list(inf.fads)}
+            fit = {"slope": inf.slope, "r2": inf.r2, "frames": list(inf.ns), "fads": list(inf.fads)}
             if inf.value < 0:
                 fit["note"] = NEGATIVE_FAD_INF_NOTE
-            out[f"fad_inf_{self.params.embedder}"] = MetricResult(
-                inf.value, n, extra={"slope": inf.slope, "r2": inf.r2, "frames": list(inf.ns),
-                                     "fads": list(inf.fads), "details": {"fad_inf_fit": fit}})
+            out[f"fad_inf_{self.params.embedder}"] = MetricResult(inf.value, n, extra=fit)
         return out
 
 

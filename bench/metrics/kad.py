@@ -20,11 +20,11 @@ Interval: Poisson bootstrap as FAD's (each clip weighted by Poisson(1) weights t
 seed and the clip's key, ``stream`` "gen" / "ref"), through the weighted U-statistic of
 ``functional.kernel``; the percentile interval of the replicates shifted by their bias (mean
 replicate - estimate), not clipped (KAD may be negative). Replicates are kept in the record's
-``details`` so that analyses across generators (``bench.sanity``) can pair them.
+``details`` (``extra["replicates"]``) so that analyses across generators (``bench.sanity``) can pair them.
 
 Sample size (``sample_size_draws > 0``): FAD and KAD of nested random subsets of the generated clips
 against the whole reference set, several draws, with FAD-inf's fit (``functional.sample_size``), in
-``details["sample_size"]``.
+``extra["sample_size"]`` (a record's ``details["sample_size"]``).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class KernelAudioDistance(BaseMetric):
             details["sample_size"] = curve.as_dict()
         protocol = {"bandwidth": sigma, "bandwidth_rule": "fixed" if p.bandwidth is not None else
                     "median distance between distinct pairs of the reference frames (lower middle)"}
-        extra = {**self.extra(), "details": details, "protocol": protocol}
+        extra = {**self.extra(), **details, "protocol": protocol}
         return {name: MetricResult(value, n, lo, hi, extra)}
 
     def infos(self) -> list[MetricInfo]:
