@@ -9,10 +9,14 @@ records with ``degradation: none``. For every (metric, protocol) and every degra
 - ``rho``: Spearman's correlation between strength rank and score. A metric that worsens with the
   degradation has ``rho = +1`` when lower is better (FAD, KAD, KL) and ``-1`` when higher is better
   (CLAP score, chroma cosine): ``expected`` is that sign;
-- interval: a paired bootstrap. Each metric keeps its Poisson-bootstrap replicates in the record's
-  ``details["replicates"]``; replicate ``b`` weights each prompt the same way for every generator (the
-  weights depend on seed and prompt id only), so the Spearman correlation of replicate ``b`` across the
-  levels is one draw of the whole experiment on a resampled prompt set. The percentile interval of
+- interval: a bootstrap over prompts. Each metric keeps Poisson-bootstrap replicates in the record's
+  ``details``: ``paired_replicates`` where the metric compares two sets (FAD, KAD: a prompt's
+  reference and generated clips share one weight), else ``replicates`` (per-clip means: KL, CLAP,
+  chroma, where each item already pairs a clip with its reference). Replicate ``b`` weights each
+  prompt the same way for every generator (the weights depend on seed and prompt id only), so the
+  Spearman correlation of replicate ``b`` across the levels is one draw of the whole experiment on a
+  resampled prompt set. (FAD's and KAD's own intervals resample the two sets independently; used
+  here, that noise would swamp the small differences between mild levels.) The percentile interval of
   those correlations is reported (``confidence``, 95 % by default). Records without replicates
   (FAD-inf) get no interval;
 - verdict: ``flat`` when the scores do not change at all (range below 1e-12 of their magnitude);
@@ -106,7 +110,7 @@ def _normalised(values: list[float], higher_is_better: bool) -> list[float]:
 def _replicates(records: list[Record]) -> np.ndarray | None:
     """``[B, points]`` replicate values (NaN where a replicate was empty), or None when some record
     has none or their counts differ."""
-    reps = [r.details.get("replicates") for r in records]
+    reps = [r.details.get("paired_replicates", r.details.get("replicates")) for r in records]
     if any(not isinstance(x, list) or not x for x in reps) or len({len(x) for x in reps}) != 1:
         return None
     return np.array([[np.nan if v is None else float(v) for v in x] for x in reps], dtype=np.float64).T

@@ -5,6 +5,11 @@ State (float64, merges by addition; ``D`` is fixed by the first update):
   frames of every reference / generated clip (never the embeddings themselves);
 - ``{ref,gen}.boot_*``: the same sums per bootstrap replicate, each clip weighted by its Poisson(1)
   weight (a function of seed and clip id only);
+- ``{ref,gen}.pair_*``: the same sums per *paired* replicate, where a prompt's reference and
+  generated clips share one Poisson(1) weight (a function of seed and prompt id only): resampling
+  prompts, as an evaluation set is resampled. They give no interval of their own; their values go to
+  ``extra["paired_replicates"]`` for analyses that compare generators on one prompt set
+  (``bench.sanity``), where independent resampling of the two sets would swamp small differences;
 - ``sub.*``: generated sums restricted to nested random clip subsets kept with probability
   ``fad_inf_fractions[k]``; FAD of each subset against the full reference, fitted against
   ``1 / frames`` (fadtk's FAD-inf, with clips instead of single frames as the sampling unit).
@@ -15,7 +20,7 @@ so the plain percentile interval of the replicates can lie wholly above the esti
 shifted by the bootstrap estimate of that bias, ``mean(replicates) - estimate``, and clipped at 0.
 
 The reference set is every item's reference clip as the runner passes it (a prompt seen with several
-seeds contributes its reference once per item). Memory: about ``(2 B + S + 2) D^2 * 8`` bytes, 7 MB
+seeds contributes its reference once per item). Memory: about ``(4 B + S + 2) D^2 * 8`` bytes, 14 MB
 for VGGish (D = 128) with the defaults. Per-sample FAD needs the reference fit first and is offered as
 ``functional.per_sample_fad`` rather than streamed here.
 """
@@ -68,15 +73,23 @@ class FrechetAudioDistance(BaseMetric):
             self.add_state(f"{side}.n")
             self.add_state(f"{side}.sum", (dim,))
             self.add_state(f"{side}.outer", (dim, dim))
-            self.add_state(f"{side}.boot_n", (b,))
-            self.add_state(f"{side}.boot_sum", (b, dim))
-            self.add_state(f"{side}.boot_outer", (b, dim, dim))
+            for kind in ("boot", "pair"):
+                self.add_state(f"{side}.{kind}_n", (b,))
+                self.add_state(f"{side}.{kind}_sum", (b, dim))
+                self.add_state(f"{side}.{kind}_outer", (b, dim, dim))
         self.add_state("sub.n", (s,))
         self.add_state("sub.sum", (s, dim))
         self.add_state("sub.outer", (s, dim, dim))
         self.add_state("n_items")
 
-    def _add(self, side: str, key: str, frames: np.ndarray) -> None:
+    def _add_weighted(self, prefix: str, w: np.ndarray, n: float, s: np.ndarray, o: np.ndarray) -> None:
+        self.state[f"{prefix}_n"] += w * n
+        self.state[f"{prefix}_sum"] += w[:, None] * s
+        outer = self.state[f"{prefix}_outer"]
+        for b in np.flatnonzero(w):  # in place; about 37 % of Poisson(1) weights are 0
+            outer[b] += w[b] * o
+
+    def _add(self, side: str, key: str, frames: np.ndarray, prompt_id: str) -> None:
         frames = np.asarray(frames)
         if frames.ndim != 2 or frames.shape[0] == 0:
             raise ValueError(f"FAD: {side} embeddings of {key!r} must be [F >= 1, D]; got {frames.shape}")
@@ -88,12 +101,9 @@ class FrechetAudioDistance(BaseMetric):
         self.state[f"{side}.sum"] += s
         self.state[f"{side}.outer"] += o
         if self.params.n_bootstrap:
-            w = poisson_weights(self.params.seed, key, self.params.n_bootstrap, stream=side)
-            self.state[f"{side}.boot_n"] += w * n
-            self.state[f"{side}.boot_sum"] += w[:, None] * s
-            boot_outer = self.state[f"{side}.boot_outer"]
-            for b in np.flatnonzero(w):  # in place; about 37 % of Poisson(1) weights are 0
-                boot_outer[b] += w[b] * o
+            b, seed = self.params.n_bootstrap, self.params.seed
+            self._add_weighted(f"{side}.boot", poisson_weights(seed, key, b, stream=side), n, s, o)
+            self._add_weighted(f"{side}.pair", poisson_weights(seed, prompt_id, b, stream="paired"), n, s, o)
         if side == "gen":
             m = subset_members(self.params.seed, key, np.asarray(self.params.fad_inf_fractions))
             self.state["sub.n"] += m * n
@@ -109,9 +119,9 @@ class FrechetAudioDistance(BaseMetric):
             raise KeyError(f"FAD: no {name!r} embeddings of the generated clip of {item_key(item)!r}")
         feats = features[name]
         key = item_key(item)
-        self._add("gen", key, feats["generated"])
+        self._add("gen", key, feats["generated"], item.prompt.id)
         if "reference" in feats:
-            self._add("ref", item.prompt.id + "#ref#" + key, feats["reference"])
+            self._add("ref", item.prompt.id + "#ref#" + key, feats["reference"], item.prompt.id)
         self.state["n_items"] += 1.0
 
     def infos(self) -> list[MetricInfo]:
@@ -130,6 +140,17 @@ class FrechetAudioDistance(BaseMetric):
         return gaussian_from_sums(float(st[f"{side}.{prefix}n"][idx]), st[f"{side}.{prefix}sum"][idx],
                                   st[f"{side}.{prefix}outer"][idx])
 
+    def _replicates(self, prefix: str) -> list[float | None]:
+        """FAD of every replicate of ``prefix`` ("boot_" or "pair_") in order, None where a set has
+        fewer than 2 frames."""
+        out: list[float | None] = []
+        for b in range(self.params.n_bootstrap):
+            if min(self.state[f"ref.{prefix}n"][b], self.state[f"gen.{prefix}n"][b]) < 2:
+                out.append(None)
+                continue
+            out.append(frechet_distance_of(self._fit("ref", b, prefix), self._fit("gen", b, prefix)))
+        return out
+
     def compute(self) -> dict[str, MetricResult]:
         if self.dim is None and "gen.n" in self.state:
             self.dim = self.state["gen.sum"].shape[0]
@@ -140,14 +161,8 @@ class FrechetAudioDistance(BaseMetric):
         mu_g, cov_g = self._fit("gen")
         det = frechet_details(mu_r, cov_r, mu_g, cov_g)
         lo = hi = None
-        aligned: list[float | None] = []  # every replicate in order, None where it cannot be fitted
+        aligned, paired = self._replicates("boot_"), self._replicates("pair_")
         if self.params.n_bootstrap:
-            for b in range(self.params.n_bootstrap):
-                if min(self.state["ref.boot_n"][b], self.state["gen.boot_n"][b]) < 2:
-                    aligned.append(None)
-                    continue
-                aligned.append(frechet_distance_of(self._fit("ref", b, "boot_"),
-                                                   self._fit("gen", b, "boot_")))
             reps = [r for r in aligned if r is not None]
             if reps:  # tiny sets can leave every replicate with < 2 frames: no interval then
                 lo, hi = bias_corrected_interval(det.value, np.asarray(reps), self.params.confidence)
@@ -155,7 +170,8 @@ class FrechetAudioDistance(BaseMetric):
         extra = {**self.extra(), "regularised": det.regularised, "eps": det.eps,
                  "rank_deficient": det.rank_deficient, "mean_term": det.mean_term,
                  "trace_term": det.trace_term, "frames_reference": int(self.state["ref.n"]),
-                 "frames_generated": int(self.state["gen.n"]), "replicates": aligned}
+                 "frames_generated": int(self.state["gen.n"]), "replicates": aligned,
+                 "paired_replicates": paired}
         out = {f"fad_{self.params.embedder}": MetricResult(det.value, n, lo, hi, extra)}
         ns, fads = [], []
         for k in range(len(self.params.fad_inf_fractions)):

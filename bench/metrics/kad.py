@@ -20,7 +20,9 @@ Interval: Poisson bootstrap as FAD's (each clip weighted by Poisson(1) weights t
 seed and the clip's key, ``stream`` "gen" / "ref"), through the weighted U-statistic of
 ``functional.kernel``; the percentile interval of the replicates shifted by their bias (mean
 replicate - estimate), not clipped (KAD may be negative). Replicates are kept in the record's
-``details`` (``extra["replicates"]``) so that analyses across generators (``bench.sanity``) can pair them.
+``details`` (``extra["replicates"]``), and so are *paired* ones (``extra["paired_replicates"]``: one
+weight per prompt id for its reference and generated clips, as FAD's), which analyses comparing
+generators on one prompt set use (``bench.sanity``).
 
 Sample size (``sample_size_draws > 0``): FAD and KAD of nested random subsets of the generated clips
 against the whole reference set, several draws, with FAD-inf's fit (``functional.sample_size``), in
@@ -127,11 +129,27 @@ class KernelAudioDistance(BaseMetric):
         owner = np.concatenate([np.full(len(c), i) for i, c in enumerate(clips)])
         return keys, np.concatenate(clips), owner
 
-    def _weights(self, side: str, keys: list[str], owner: np.ndarray) -> np.ndarray:
+    def _weights(self, side: str, keys: list[str], owner: np.ndarray, paired: bool = False) -> np.ndarray:
+        """Per-frame replicate weights ``[B, F]``: each clip's Poisson(1) weights, from its own key
+        (``stream`` = side) or, ``paired``, from its prompt id (one weight per prompt for both sets)."""
         p = self.params
-        per_clip = np.stack([poisson_weights(p.seed, k if side == "gen" else f"{k}#ref", p.n_bootstrap,
-                                             stream=side) for k in keys], axis=1)  # [B, clips]
+
+        def key(k: str) -> str:
+            if paired:
+                return k.rsplit("#", 1)[0] if side == "gen" else k  # gen keys are "prompt#seed"
+            return k if side == "gen" else f"{k}#ref"
+
+        stream = "paired" if paired else side
+        per_clip = np.stack([poisson_weights(p.seed, key(k), p.n_bootstrap, stream=stream) for k in keys],
+                            axis=1)  # [B, clips]
         return per_clip[:, owner]
+
+    def _replicates(self, ref: np.ndarray, gen: np.ndarray, sigma: float, weights: tuple) -> np.ndarray:
+        """KAD per replicate ``[B]`` (NaN where a weighted set has no pair)."""
+        sums = kernel_sums(ref, gen, sigma, self.params.block, *weights)
+        ok = (sums.norm_xx > 0) & (sums.norm_yy > 0) & (sums.norm_xy > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, sums.kad(), np.nan)
 
     def compute(self) -> dict[str, MetricResult]:
         name = f"kad_{self.params.embedder}"
@@ -154,21 +172,22 @@ class KernelAudioDistance(BaseMetric):
                              "set a fixed bandwidth")
         value = float(kernel_sums(ref, gen, sigma, p.block).kad()[0])
         lo = hi = None
-        reps: list[float | None] = []
+        reps, paired = np.zeros(0), np.zeros(0)
         if p.n_bootstrap:
-            sums = kernel_sums(ref, gen, sigma, p.block, self._weights("ref", ref_keys, ref_owner),
-                               self._weights("gen", gen_keys, gen_owner))
-            ok = (sums.norm_xx > 0) & (sums.norm_yy > 0) & (sums.norm_xy > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                raw = sums.kad()
-            reps = [float(v) if good else None for v, good in zip(raw, ok)]
+            reps = self._replicates(ref, gen, sigma, (self._weights("ref", ref_keys, ref_owner),
+                                                      self._weights("gen", gen_keys, gen_owner)))
+            paired = self._replicates(ref, gen, sigma, (self._weights("ref", ref_keys, ref_owner, True),
+                                                        self._weights("gen", gen_keys, gen_owner, True)))
+            ok = np.isfinite(reps)
             if ok.any():
-                q_lo, q_hi = percentile_interval(raw[ok], p.confidence)
-                bias = float(np.mean(raw[ok])) - value
+                q_lo, q_hi = percentile_interval(reps[ok], p.confidence)
+                bias = float(np.mean(reps[ok])) - value
                 lo, hi = q_lo - bias, q_hi - bias
         details: dict[str, Any] = {"bandwidth": sigma, "frames_reference": len(ref),
-                                   "frames_generated": len(gen),
-                                   "clips_reference": len(ref_keys), "replicates": reps}
+                                   "frames_generated": len(gen), "clips_reference": len(ref_keys),
+                                   "replicates": [float(v) if np.isfinite(v) else None for v in reps],
+                                   "paired_replicates": [float(v) if np.isfinite(v) else None
+                                                         for v in paired]}
         if p.sample_size_draws and len(gen_keys) >= 2:
             curve = sample_size_curve(ref, [self.gathered["gen"][k] for k in gen_keys],
                                       p.sample_size_fractions, p.sample_size_draws, sigma, p.seed, p.block)

@@ -71,6 +71,40 @@ def test_rho_is_scipy_spearman_and_the_interval_pairs_replicates():
     assert m.n_replicates == 50
 
 
+def test_paired_replicates_are_preferred():
+    recs = family("x", [1, 2, 3, 4, 5, 6], noise=10.0)  # independent replicates: pure noise
+    for r in recs:
+        r.details["paired_replicates"] = [r.value] * 50  # paired ones keep the order
+    m = by_metric(recs)["x"]
+    assert (m.ci_low, m.ci_high) == (1.0, 1.0) and m.verdict == "right way"
+
+
+def fed_fad(n_items: int, n_bootstrap: int, identical: bool):
+    """A FAD metric fed ``n_items`` random items (frames ``[4, 3]``); ``identical``: each generated
+    clip's frames are its reference's."""
+    from bench.api import AudioClip, MetricItem, Prompt
+    from bench.metrics.fad import FrechetAudioDistance
+
+    rng = np.random.default_rng(0)
+    metric = FrechetAudioDistance(FrechetAudioDistance.Params(embedder="e", n_bootstrap=n_bootstrap))
+    for i in range(n_items):
+        wav = rng.standard_normal((1, 800)).astype(np.float32)
+        item = MetricItem(Prompt(f"p{i}", "x"), AudioClip(wav, 8000, f"p{i}", 0),
+                          AudioClip(wav, 8000, f"p{i}", -1))
+        ref = rng.standard_normal((4, 3))
+        metric.update(item, {"e": {"generated": ref if identical else rng.standard_normal((4, 3)),
+                                   "reference": ref}})
+    return metric.compute()
+
+
+def test_fad_paired_replicates_of_identical_sets_are_zero():
+    """A prompt's reference and generated clip share one weight: identical sets stay identical in
+    every paired replicate (FAD 0), while the independent replicates pull them apart."""
+    res = fed_fad(25, 8, identical=True)["fad_e"]
+    np.testing.assert_allclose(res.extra["paired_replicates"], 0.0, atol=1e-9)
+    assert min(res.extra["replicates"]) > 1e-3
+
+
 def test_markdown_table_has_a_cell_per_metric_and_degradation():
     from bench.sanity import monotonicity_markdown
 
@@ -136,18 +170,7 @@ def test_results_without_details_still_parse_and_bad_details_are_named():
 
 
 def test_fad_inf_record_carries_its_fit():
-    from bench.api import AudioClip, MetricItem, Prompt
-    from bench.metrics.fad import FrechetAudioDistance
-
-    rng = np.random.default_rng(0)
-    metric = FrechetAudioDistance(FrechetAudioDistance.Params(embedder="e", n_bootstrap=5))
-    for i in range(40):
-        wav = rng.standard_normal((1, 800)).astype(np.float32)
-        item = MetricItem(Prompt(f"p{i}", "x"), AudioClip(wav, 8000, f"p{i}", 0),
-                          AudioClip(wav, 8000, f"p{i}", -1))
-        feats = {"generated": rng.standard_normal((4, 3)), "reference": rng.standard_normal((4, 3))}
-        metric.update(item, {"e": feats})
-    out = metric.compute()
+    out = fed_fad(40, 5, identical=False)
     res = out["fad_inf_e"]
     assert set(res.extra) >= {"slope", "r2", "frames", "fads"} and len(res.extra["frames"]) >= 2
     assert ("note" in res.extra) == (res.value < 0)

@@ -248,3 +248,21 @@ def test_two_gloo_ranks_equal_one_process(tones, write_suite, plugins, tmp_path)
         for k in ("value", "ci_low", "ci_high"):
             assert a[k] == pytest.approx(b[k], rel=0, abs=1e-12)
         assert a["protocol"] == b["protocol"] and a["details"] == b["details"]
+
+
+def test_paired_replicates_weight_a_prompt_the_same_in_both_sets():
+    data, _ = items(6, seeds=(0,))
+    metric = KernelAudioDistance(params())
+    for item, feats in data:
+        metric.update(item, feats)
+    ref_keys, _, ref_owner = metric._stack("ref")
+    gen_keys, _, gen_owner = metric._stack("gen")
+    assert [k.rsplit("#", 1)[0] for k in gen_keys] == ref_keys
+    one = np.arange(len(ref_keys))
+    wr = metric._weights("ref", ref_keys, one, paired=True)
+    wg = metric._weights("gen", gen_keys, one, paired=True)
+    np.testing.assert_array_equal(wr, wg)
+    assert not np.array_equal(metric._weights("ref", ref_keys, one), metric._weights("gen", gen_keys, one))
+    res = metric.compute()["kad_test-bands"]
+    paired = res.extra["paired_replicates"]
+    assert len(paired) == 20 and paired != res.extra["replicates"]
