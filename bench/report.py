@@ -44,6 +44,7 @@ import jinja2
 from markupsafe import Markup
 
 from bench import __version__
+from bench.files import atomic_write_text
 from bench.published import PUBLISHED_TABLES
 from bench.run_results import (
     SAMPLES_FILE,
@@ -369,11 +370,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, title: str 
     results = load_results(run_dir)
     html_path = Path(out) if out is not None else run_dir / "report.html"
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_html(results, run_dir, html_path, title, paper_numbers, samples_name)
-    tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, html_path)
-    return html_path
+    return atomic_write_text(html_path, render_html(results, run_dir, html_path, title, paper_numbers,
+                                                    samples_name))
 
 
 def main(argv: list[str]) -> int:

@@ -27,14 +27,14 @@ sha256 of its canonical JSON, and reports and ``bench compare`` group and match 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bench.files import read_json, sha256_json
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.csv"
@@ -59,8 +59,7 @@ class ResultsError(ValueError):
 
 def protocol_digest(protocol: dict[str, Any] | None) -> str:
     """Short sha256 hex (12 chars) of the canonical JSON of a protocol; equal protocols, equal digests."""
-    text = json.dumps(protocol or {}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return sha256_json(protocol or {})[:12]
 
 
 @dataclass
@@ -139,13 +138,8 @@ def results_path(run: str | Path) -> Path:
 def load_results(run: str | Path) -> RunResults:
     """Read and validate ``RUN/results.json``. Raises ``ResultsError`` naming the file and field."""
     path = results_path(run)
-    if not path.is_file():
-        raise ResultsError(f"{path}: no results file (expected {RESULTS_FILE} in the run directory; "
-                           "run `bench run SUITE --out DIR` first)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: not valid JSON ({err})") from err
+    data = read_json(path, ResultsError, "results file",
+                     f"expected {RESULTS_FILE} in the run directory; run `bench run SUITE --out DIR` first")
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):
         raise ResultsError(f"{path}: expected an object with a 'records' list")
     records = [parse_record(r, f"{path}: records[{i}]") for i, r in enumerate(data["records"])]

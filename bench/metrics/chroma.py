@@ -15,8 +15,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from bench.api import AudioClip, MetricInfo, MetricItem, MetricResult
+from bench.audio import resample, to_mono
 from bench.metrics.base import BaseMetric, MetricParams, item_key
-from bench.metrics.functional.audio_checks import audio_flags, resample, to_mono
+from bench.metrics.functional.audio_checks import audio_flags
 from bench.metrics.functional.similarity import (
     CHROMA_HOP,
     CHROMA_N_FFT,
