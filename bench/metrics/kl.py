@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bench.api import MetricInfo, MetricItem, MetricResult
-from bench.metrics.base import BaseMetric, MetricParams, item_key
+from bench.metrics.base import BaseMetric, EmbedderParams, item_key
 from bench.metrics.functional.divergence import KL_EPS, clip_label_distribution, kl_all_directions
 
 KL_NAMES = {"kl": "KL(reference || generated), eps on generated",
@@ -26,7 +26,7 @@ KL_NAMES = {"kl": "KL(reference || generated), eps on generated",
             "kl_symmetric": "KL(reference || generated) + KL(generated || reference)"}
 
 
-class KLParams(MetricParams):
+class KLParams(EmbedderParams):
     embedder: str = "passt"
     eps: float = KL_EPS
 
@@ -40,7 +40,6 @@ class KLDivergence(BaseMetric):
 
     def __init__(self, params: KLParams | None = None) -> None:
         super().__init__(params)
-        self.embedders = (self.params.embedder,)
         for name in KL_NAMES:
             self.add_mean_state(name)
 
@@ -48,10 +47,7 @@ class KLDivergence(BaseMetric):
         self.require_reference(item)
         if not self.accept(item, check_reference=True):
             return
-        feats = features.get(self.params.embedder, {})
-        if "generated" not in feats or "reference" not in feats:
-            raise KeyError(f"KL: item {item_key(item)!r} lacks {self.params.embedder!r} logits for "
-                           f"{'generated' if 'generated' not in feats else 'reference'}")
+        feats = self.features_of(features, item, ("generated", "reference"))
         p_ref = clip_label_distribution(feats["reference"])
         p_gen = clip_label_distribution(feats["generated"])
         if p_ref.shape != p_gen.shape:
