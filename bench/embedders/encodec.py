@@ -1,10 +1,10 @@
 """EnCodec pre-quantisation latents as an extra FAD backbone.
 
-Interim implementation: transformers' ``EncodecModel`` encoder, loaded from a local folder or a
-hub id present in the local Hugging Face cache (default ``facebook/encodec_32khz``: 32 kHz mono,
-hop 640, 50 Hz, 128-d). It returns the encoder output before the residual quantiser, one 128-d
-frame per 20 ms: ``[F, D]``. When the project's own codec (``CompressionModel.encode_latents``)
-lands, this embedder should switch to it (same numbers on the same weights) and bump ``version``.
+Runs transformers' ``EncodecModel`` encoder (``version`` ``1-transformers``), loaded from a local
+folder or a hub id present in the local Hugging Face cache (default ``facebook/encodec_32khz``: 32 kHz
+mono, hop 640, 50 Hz, 128-d). It returns the encoder output before the residual quantiser, one 128-d
+frame per 20 ms: ``[F, D]``. musicgen's own codec computes the same latents
+(``CompressionModel.encode_latents``); moving this embedder onto it would be a new ``version``.
 A clip shorter than one hop (640 samples at 32 kHz) is an error.
 """
 

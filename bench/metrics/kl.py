@@ -6,9 +6,10 @@ padding, segments of 0.15 s or less dropped, C = 527). Per clip: softmax, mean o
 on the generated probabilities (the paper's number), ``kl_reverse`` and ``kl_symmetric`` (the sum,
 audiocraft's ``kld_both``).
 
-Clips longer than one 20 s segment: we average the segment distributions per clip (REFERENCE.md's
-protocol); audiocraft's ``PasstKLDivergenceMetric`` instead pairs generated and reference segments
-by index and weights by segments. Both agree for clips of at most 20 s (MusicCaps is 10 s).
+Clips longer than one 20 s segment: we average the segment distributions per clip (our choice, named
+in every record's protocol as ``aggregation``); audiocraft's ``PasstKLDivergenceMetric``
+(``audiocraft/metrics/kld.py``) instead pairs generated and reference segments by index and weights
+by segments. Both agree for clips of at most 20 s (MusicCaps is 10 s).
 """
 
 from __future__ import annotations
