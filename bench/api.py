@@ -130,12 +130,8 @@ class AudioClip:
         return self.wav.shape[-1] / self.sample_rate
 
 
-class Generator(abc.ABC):
-    """Turns prompts into audio. Constructed from validated ``Params``; ``load`` happens once.
-
-    ``fingerprint`` must change whenever the output could change (code version, params, weights
-    digest): it keys the clip cache.
-    """
+class ContextPlugin:
+    """What generators and datasets share: validated ``Params`` and the harness's ``Context``."""
 
     Params: ClassVar[type[Params]] = Params
 
@@ -144,8 +140,17 @@ class Generator(abc.ABC):
         self.context = context if context is not None else Context()
 
     def check(self) -> list[str]:
-        """What is missing to run (packages, weight files), one line each; empty when ready."""
+        """What is missing to run (packages, weight files, folders), one line each, without building
+        anything; empty when ready."""
         return []
+
+
+class Generator(ContextPlugin):
+    """Turns prompts into audio. Constructed from validated ``Params``; ``load`` happens once.
+
+    ``fingerprint`` must change whenever the output could change (code version, params, weights
+    digest): it keys the clip cache.
+    """
 
     @abc.abstractmethod
     def load(self, device: str = "cpu") -> None: ...
@@ -172,22 +177,12 @@ class Generator(abc.ABC):
         return {}
 
 
-class Dataset(abc.ABC):
+class Dataset(ContextPlugin):
     """A set of prompts (with their reference audio, melody and metadata) from local files.
 
     ``check`` lists what is missing (folders, files) without building anything; ``prompts`` may
     build or index the data (inside ``context.cache_dir`` only) and returns them in a stable order.
     """
-
-    Params: ClassVar[type[Params]] = Params
-
-    def __init__(self, params: Params | None = None, context: Context | None = None) -> None:
-        self.params = params if params is not None else self.Params()
-        self.context = context if context is not None else Context()
-
-    def check(self) -> list[str]:
-        """What is missing (folders, files, packages), one line each; empty when ready."""
-        return []
 
     @abc.abstractmethod
     def prompts(self) -> list[Prompt]: ...

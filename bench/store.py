@@ -2,7 +2,7 @@
 
 Layout of a run directory::
 
-    RUN/results.json            flat records (see bench.runner)
+    RUN/results.json            flat records (see bench.score)
     RUN/samples.csv             per-sample table (and samples.parquet when pyarrow is installed)
     RUN/audio/<label>/<prompt>__s<seed>.wav   the evaluated (normalised, trimmed) audio, for reports
     RUN/cache/clips/<ab>/<sha256>.npz         generated clips, keyed by ``clip_key``

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -45,11 +45,15 @@ class BaseMetric(Metric):
     """A metric with flagged clips, bootstrapped means and bound embedder protocols."""
 
     Params = MetricParams
+    #: bootstrapped means this metric keeps (``add_mean_state`` for each at construction)
+    mean_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)
         self.flagged: dict[str, list[str]] = {}
         self.add_state("n_flagged")
+        for name in self.mean_names:
+            self.add_mean_state(name)
 
     # -- protocols -------------------------------------------------------------------------------
     def base_protocol(self) -> dict[str, Any]:

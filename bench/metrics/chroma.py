@@ -34,9 +34,10 @@ class ChromaCosineSimilarity(BaseMetric):
     embedders = ()
     needs_reference = True
 
+    mean_names = ("chroma_cosine",)
+
     def __init__(self, params: MetricParams | None = None) -> None:
         super().__init__(params)
-        self.add_mean_state("chroma_cosine")
         self.add_state("n_items")
 
     def _melody(self, item: MetricItem) -> AudioClip:

@@ -31,11 +31,10 @@ class ClapScore(BaseMetric):
     """Mean text-audio cosine (higher is better)."""
 
     Params = ClapScoreParams
-    embedders = ("clap",)
+    mean_names = ("clap_score",)
 
     def __init__(self, params: ClapScoreParams | None = None) -> None:
         super().__init__(params)
-        self.add_mean_state("clap_score")
         self._text_encoder: TextEncoder | None = None
         self._text_cache: dict[str, np.ndarray] = {}
 

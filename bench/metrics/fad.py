@@ -47,7 +47,6 @@ class FrechetAudioDistance(BaseMetric):
     """FAD between the reference and generated sets on one embedder's frame embeddings."""
 
     Params = FADParams
-    embedders = ("vggish",)
 
     def __init__(self, params: FADParams | None = None) -> None:
         super().__init__(params)

@@ -36,13 +36,8 @@ class KLDivergence(BaseMetric):
     """Paired KL divergence of classifier label distributions."""
 
     Params = KLParams
-    embedders = ("passt",)
     needs_reference = True
-
-    def __init__(self, params: KLParams | None = None) -> None:
-        super().__init__(params)
-        for name in KL_NAMES:
-            self.add_mean_state(name)
+    mean_names = tuple(KL_NAMES)
 
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         self.require_reference(item)

@@ -35,14 +35,9 @@ class Memorization(BaseMetric):
     """Token match rates (or embedding copy rate) between continuations and training originals."""
 
     Params = MemorizationParams
-    embedders = ("vggish",)
     needs_reference = True
     needs_reference_tokens = True
-
-    def __init__(self, params: MemorizationParams | None = None) -> None:
-        super().__init__(params)
-        for name in NAMES:
-            self.add_mean_state(name)
+    mean_names = NAMES
 
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         self.require_reference(item)
