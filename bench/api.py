@@ -145,7 +145,7 @@ class ContextPlugin:
         return []
 
 
-class Generator(ContextPlugin):
+class Generator(ContextPlugin, abc.ABC):
     """Turns prompts into audio. Constructed from validated ``Params``; ``load`` happens once.
 
     ``fingerprint`` must change whenever the output could change (code version, params, weights
@@ -177,7 +177,7 @@ class Generator(ContextPlugin):
         return {}
 
 
-class Dataset(ContextPlugin):
+class Dataset(ContextPlugin, abc.ABC):
     """A set of prompts (with their reference audio, melody and metadata) from local files.
 
     ``check`` lists what is missing (folders, files) without building anything; ``prompts`` may
