@@ -57,7 +57,9 @@ dataset: {{name: synthcaps, params: {{split: test, num_clips: 6, duration_s: 1.0
 generation: {{duration_s: 1.0, seeds: [0]}}
 generators:
   - {{name: musicgen, label: default, params: {{checkpoint: "builtin:musicgen-synthcaps-small"}}}}
-  - {{name: musicgen, label: fast, params: {{checkpoint: "builtin:musicgen-synthcaps-small", kernel: {kernel}}}}}
+  - name: musicgen
+    label: fast
+    params: {{checkpoint: "builtin:musicgen-synthcaps-small", kernel: {kernel}}}
 metrics: [{{name: chroma_cosine}}]
 """
 
@@ -73,5 +75,5 @@ def test_kernel_is_a_suite_parameter_and_defaults_to_a_batch_independent_one(tmp
     assert [g.params.kernel for g in planned.generators] == ["rowwise", "auto"]
     assert "rowwise" in LINEAR_KERNELS  # F.linear one batch row at a time: batch-invariant
     suite.write_text(SUITE.format(kernel="fastest"))
-    with pytest.raises(SuiteError, match=r"kernels.yaml:6: .*kernel.*unknown kernel 'fastest'"):
+    with pytest.raises(SuiteError, match=r"kernels.yaml:8: .*kernel.*unknown kernel 'fastest'"):
         load_suite(suite, check=False)
