@@ -46,7 +46,7 @@ def _legacy_pattern(pattern: str, params: dict[str, Any], protocol: dict[str, An
     return get_pattern(pattern, num_codebooks=k), round(float(duration) * float(both.get("frame_rate", 50)))
 
 
-@_shim("bench.report", "autoregressive_steps", "Generator.describe and bench.report.pattern_steps")
+@_shim("bench.report", "autoregressive_steps", "Generator.describe and bench.run_results.reported_steps")
 def autoregressive_steps(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int | None:
     found = _legacy_pattern(pattern, params, protocol)
     if found is None or found[1] is None:
@@ -55,18 +55,18 @@ def autoregressive_steps(pattern: str, params: dict[str, Any], protocol: dict[st
     return p.num_steps(frames) - p.max_delay
 
 
-@_shim("bench.report", "delay_tail", "Generator.describe and bench.report.pattern_steps")
+@_shim("bench.report", "delay_tail", "Generator.describe and bench.run_results.reported_steps")
 def delay_tail(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int:
     found = _legacy_pattern(pattern, params, protocol)
     return 0 if found is None else int(found[0].max_delay)
 
 
-@_shim("bench.report", "steps_formula", "bench.report.PatternSteps.formula")
+@_shim("bench.report", "steps_formula", "bench.run_results.ReportedSteps.formula")
 def steps_formula(pattern: str) -> str:
     found = _legacy_pattern(pattern, {"duration_s": 1.0}, {})
     if found is None:
         return "?"
-    from bench.report import PatternSteps
+    from bench.run_results import ReportedSteps
 
     p, frames = found
-    return PatternSteps(frames, p.num_steps(frames), p.max_delay).formula
+    return ReportedSteps(frames, p.num_steps(frames), p.max_delay).formula

@@ -51,6 +51,7 @@ from bench.run_results import (
     is_finite,
     load_results,
     load_samples,
+    reported_steps,
     score_columns,
 )
 from bench.svg_plot import Point, Series, errorbar_plot
@@ -74,35 +75,6 @@ def __getattr__(name: str) -> Any:  # names that moved: bench.deprecated
 def fmt(value: float | None) -> str:
     """Four significant digits, or an en dash for a missing/non-finite value."""
     return f"{value:.4g}" if is_finite(value) else "–"
-
-
-@dataclass(frozen=True)
-class PatternSteps:
-    """A generator's pattern steps for one record (see the module docstring)."""
-
-    frames: int
-    steps: int
-    delay_tail: int
-
-    @property
-    def nominal(self) -> int:
-        """Steps without the delay tail: the paper's Table 4 count."""
-        return self.steps - self.delay_tail
-
-    @property
-    def formula(self) -> str:
-        """The nominal steps as a multiple of T (``T``, ``2T``, ``4T``...)."""
-        text = f"{self.nominal / self.frames:g}"
-        return "T" if text == "1" else f"{text}T"
-
-
-def pattern_steps(record: Record) -> PatternSteps | None:
-    """The steps the record's generator reported (``generator_info``), or None when it reported none."""
-    info = record.generator_info
-    values = [info.get(k) for k in ("frames", "steps", "delay_tail")]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or values[0] <= 0:
-        return None
-    return PatternSteps(*values)
 
 
 def _ordered(values: list[str], order: tuple[str, ...]) -> list[str]:
@@ -220,7 +192,7 @@ def pivots(records: list[Record]) -> list[Pivot]:
         for r in recs:
             p, s = _axis(r, "pattern"), _axis(r, "size")
             cells[(p, s)].append(Cell(r))
-            reported = pattern_steps(r)
+            reported = reported_steps(r)
             if steps.get(p) is None:
                 steps[p] = None if reported is None else reported.nominal
                 tails[p] = 0 if reported is None else reported.delay_tail

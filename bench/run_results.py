@@ -181,3 +181,33 @@ def score_columns(frame: pd.DataFrame) -> list[str]:
 
 def is_finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ReportedSteps:
+    """The autoregressive steps a generator reported for a record (``generator_info``: ``frames`` T,
+    exact ``steps`` for T frames, ``delay_tail`` after the last frame)."""
+
+    frames: int
+    steps: int
+    delay_tail: int
+
+    @property
+    def nominal(self) -> int:
+        """Steps without the delay tail: the paper's Table 4 count."""
+        return self.steps - self.delay_tail
+
+    @property
+    def formula(self) -> str:
+        """The nominal steps as a multiple of T (``T``, ``2T``, ``4T``...)."""
+        text = f"{self.nominal / self.frames:g}"
+        return "T" if text == "1" else f"{text}T"
+
+
+def reported_steps(record: Record) -> ReportedSteps | None:
+    """The steps the record's generator reported (``generator_info``), or None when it reported none."""
+    info = record.generator_info
+    values = [info.get(k) for k in ("frames", "steps", "delay_tail")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or values[0] <= 0:
+        return None
+    return ReportedSteps(*values)

@@ -7,8 +7,8 @@ import pytest
 
 from bench import cli
 from bench.published import PUBLISHED_TABLES, TABLE4_STEPS
-from bench.report import pattern_steps, write_report
-from bench.run_results import ResultsError, parse_record
+from bench.report import write_report
+from bench.run_results import ResultsError, parse_record, reported_steps
 from tests.bench.html_tree import parse
 from tests.bench.report_fixture import (
     EVIL_LABEL,
@@ -134,7 +134,7 @@ def test_ablation_pivot_has_every_pattern_and_table4_step_ratios(rendered):
 
 def test_steps_come_from_the_generator_info():
     def steps(info):
-        return pattern_steps(parse_record(record("g", "fad", 1.0, False, {}, generator_info=info), "t"))
+        return reported_steps(parse_record(record("g", "fad", 1.0, False, {}, generator_info=info), "t"))
 
     flat = steps(pattern_info("flattening", 10.0, num_codebooks=8))
     assert (flat.nominal, flat.delay_tail, flat.formula) == (4000, 0, "8T")
