@@ -1,4 +1,5 @@
-"""Small helpers shared by the adapters: fingerprints, per-prompt random generators, audio fitting."""
+"""Small helpers shared by the adapters: fingerprints, per-prompt seeds, cropping to a length, missing
+packages, and ``weights_digest`` (an alias of ``bench.files.tree_digest``)."""
 
 from __future__ import annotations
 
