@@ -155,16 +155,16 @@ class MusicGenGenerator(Generator):
         return weights_digest(resolve_local(ref), self.context.cache_dir)  # as the loader resolves it
 
     def describe(self, duration_s: float) -> dict[str, Any]:
-        """The model's codebook pattern and its autoregressive steps for ``duration_s`` (one window:
-        ``frames`` = duration x frame rate, ``steps`` = the pattern's ``num_steps(frames)``,
-        ``delay_tail`` = its steps after the last frame)."""
+        """The model's codebook pattern and its autoregressive steps for ``duration_s`` (one window,
+        from the pattern's ``step_counts``: ``frames`` = duration x frame rate, ``steps`` = what the LM
+        generates, ``delay_tail`` = the part after the last frame, ``formula`` = Table 4's count)."""
         self.load(self.context.device)
         model = self._model
-        pattern = model.pattern
-        frames = max(1, round(duration_s * model.frame_rate))
-        return {"pattern": pattern.name, "num_codebooks": int(pattern.num_codebooks),
-                "frame_rate": float(model.frame_rate), "frames": frames,
-                "steps": int(pattern.num_steps(frames)), "delay_tail": int(pattern.max_delay)}
+        counts = model.pattern.step_counts(max(1, round(duration_s * model.frame_rate)))
+        return {"pattern": counts.pattern, "num_codebooks": counts.num_codebooks,
+                "channels": counts.channels, "frame_rate": float(model.frame_rate),
+                "frames": counts.num_frames, "steps": counts.total, "delay_tail": counts.tail,
+                "formula": counts.formula}
 
     def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         """Reference audio ``[C, T]`` -> tokens ``[K, T_frames]`` with the model's own codec (channels

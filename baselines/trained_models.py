@@ -108,6 +108,7 @@ def place_recipe(data: Mapping[str, Any], cache_dir: Path) -> tuple[str, dict[st
 def check_recipe(data: Mapping[str, Any], source: str) -> list[str]:
     """Problems with a resolved recipe, without training: schema, a codec folder that exists, and a
     stereo pattern only with a stereo codec."""
+    from musicgen.modules.patterns import pattern_channels
     from musicgen.train.recipes import RecipeError, parse_recipe
     from musicgen.train.run import build_codec, builtin_path, check_pattern_channels
 
@@ -123,7 +124,7 @@ def check_recipe(data: Mapping[str, Any], source: str) -> list[str]:
             return [str(e)]
         if not Path(folder).exists():
             return [f"{source}: codec.path {parsed.codec.path} does not exist"]
-    if parsed.pattern.name.startswith("stereo_") and not parsed.codec.stereo:
+    if pattern_channels(parsed.pattern.name) == 2 and not parsed.codec.stereo:
         try:  # a stereo pattern needs stereo tokens: only a codec saved as stereo gives them
             check_pattern_channels(parsed.pattern.name, build_codec(parsed.codec).channels, source)
         except (RecipeError, FileNotFoundError, ValueError) as e:

@@ -37,11 +37,12 @@ def resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     ``from_rate`` to ``to_rate`` Hz; identity when the rates match. Returns float32."""
     if from_rate == to_rate:
         return np.asarray(wav, dtype=np.float32)
-    import julius
     import torch
 
+    from musicgen.modules.audio import resample as resample_tensor  # the one julius call
+
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
-    return julius.resample_frac(x, int(from_rate), int(to_rate)).numpy().astype(np.float32)
+    return resample_tensor(x, int(from_rate), int(to_rate)).numpy().astype(np.float32)
 
 
 def crop(wav: np.ndarray, num_samples: int) -> np.ndarray:

@@ -31,42 +31,37 @@ def lookup(module: str, name: str) -> Any:
 
 
 # -- bench.report: pattern steps now come from the generator (Generator.describe) -------------------
-def _legacy_pattern(pattern: str, params: dict[str, Any], protocol: dict[str, Any]):
-    """(pattern object, frames) as the old report rule read them from params/protocol, or None."""
-    from musicgen.modules.patterns import get_pattern, pattern_names
+def _legacy_steps(pattern: str, params: dict[str, Any], protocol: dict[str, Any], duration: Any = None):
+    """``musicgen.modules.patterns.pattern_steps`` for what the old report rule read from a record's
+    params/protocol (duration, frame rate 50 Hz, K: 4 per channel), or None for an unknown pattern."""
+    from musicgen.modules.patterns import pattern_channels, pattern_names, pattern_steps
 
     if pattern not in pattern_names():
         return None
     generation = protocol.get("generation") if isinstance(protocol.get("generation"), dict) else {}
     both = {**generation, **protocol, **params}
-    duration = both.get("duration_s", both.get("duration"))
-    k = int(both.get("num_codebooks", 8 if pattern.startswith("stereo_") else 4))
+    duration = both.get("duration_s", both.get("duration", duration))
     if not isinstance(duration, int | float) or isinstance(duration, bool):
-        return get_pattern(pattern, num_codebooks=k), None
-    return get_pattern(pattern, num_codebooks=k), round(float(duration) * float(both.get("frame_rate", 50)))
+        duration = 1.0 / float(both.get("frame_rate", 50))  # one frame: for the tail and formula only
+        both["_no_duration"] = True
+    k = int(both.get("num_codebooks", 4 * pattern_channels(pattern)))
+    frames = max(1, round(float(duration) * float(both.get("frame_rate", 50))))
+    return pattern_steps(pattern, k, frames), "_no_duration" in both
 
 
 @_shim("bench.report", "autoregressive_steps", "Generator.describe and bench.run_results.reported_steps")
 def autoregressive_steps(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int | None:
-    found = _legacy_pattern(pattern, params, protocol)
-    if found is None or found[1] is None:
-        return None
-    p, frames = found
-    return p.num_steps(frames) - p.max_delay
+    found = _legacy_steps(pattern, params, protocol)
+    return None if found is None or found[1] else found[0].steps
 
 
 @_shim("bench.report", "delay_tail", "Generator.describe and bench.run_results.reported_steps")
 def delay_tail(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int:
-    found = _legacy_pattern(pattern, params, protocol)
-    return 0 if found is None else int(found[0].max_delay)
+    found = _legacy_steps(pattern, params, protocol)
+    return 0 if found is None else found[0].tail
 
 
 @_shim("bench.report", "steps_formula", "bench.run_results.ReportedSteps.formula")
 def steps_formula(pattern: str) -> str:
-    found = _legacy_pattern(pattern, {"duration_s": 1.0}, {})
-    if found is None:
-        return "?"
-    from bench.run_results import ReportedSteps
-
-    p, frames = found
-    return ReportedSteps(frames, p.num_steps(frames), p.max_delay).formula
+    found = _legacy_steps(pattern, {}, {})
+    return "?" if found is None else found[0].formula

@@ -1,10 +1,9 @@
 """File-level helpers of the harness, one home each: atomic writes, digests, the code's commit.
 
-- Atomic writes: the data goes to an exclusive temporary file (``.NAME.*.tmp``) in the destination
-  folder, is flushed to disk and renamed into place with ``os.replace``, so a process killed at any
-  moment leaves the old file, the new file or nothing, never half a file (``RunStore.lock`` removes
-  stray temporaries). ``atomic_write_with`` does the same for writers that want a path (pandas'
-  ``to_parquet``).
+- Atomic writes (through ``musicgen.checkpoints.files.atomic_write_bytes``, the one implementation):
+  the data goes to a temporary sibling (``.NAME.tmp-PID``) in the destination folder, is flushed to
+  disk and renamed into place with ``os.replace``, so a process killed at any moment leaves the old
+  file, the new file or nothing, never half a file (``RunStore.lock`` removes stray temporaries).
 - Digests (sha256 hex): ``sha256_json`` of the canonical JSON of a value (sorted keys, no spaces,
   non-JSON values through ``str``); ``file_digest`` of one file's bytes, memoised per process by
   (path, size, modification time); ``tree_digest`` over a file or every file of a folder, memoised
@@ -18,36 +17,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
 # -- atomic writes ---------------------------------------------------------------------------------
-def atomic_write_with(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on an exclusive temporary path beside ``path``, then rename it into place
-    (the temporary is removed when ``write`` fails). Returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see the module docstring)."""
-    return atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
+    from musicgen.checkpoints.files import atomic_write_bytes as write  # the library's one implementation
+
+    return write(path, data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -9,6 +9,7 @@ are gathered here first (``gather_rows``, ``gather_stats``), so the outputs equa
 
 from __future__ import annotations
 
+import io
 import platform
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from bench import __version__
 from bench.api import Prompt
 from bench.distributed import World
-from bench.files import atomic_write_text, atomic_write_with, file_digest, git_commit
+from bench.files import atomic_write_bytes, atomic_write_text, file_digest, git_commit
 from bench.plan import PlanEntry
 from bench.store import RunStore
 from bench.suite import PlannedSuite
@@ -76,6 +77,8 @@ def write_outputs(store: RunStore, table: str, results: dict[str, Any], rows: li
     except ImportError:
         pass
     else:
-        atomic_write_with(store.path(f"{table}.parquet"), lambda tmp: df.to_parquet(tmp, index=False))
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(store.path(f"{table}.parquet"), buf.getvalue())
     results["metadata"]["samples_table"] = f"{table}.csv"
     store.write_json("results.json", results)

@@ -191,6 +191,7 @@ class ReportedSteps:
     frames: int
     steps: int
     delay_tail: int
+    reported_formula: str = ""
 
     @property
     def nominal(self) -> int:
@@ -199,7 +200,10 @@ class ReportedSteps:
 
     @property
     def formula(self) -> str:
-        """The nominal steps as a multiple of T (``T``, ``2T``, ``4T``...)."""
+        """The nominal steps as a multiple of T: the generator's ``formula`` (``T``, ``2T``, ``K·T``)
+        when it gave one, else the multiple itself (``4T``)."""
+        if self.reported_formula:
+            return self.reported_formula
         text = f"{self.nominal / self.frames:g}"
         return "T" if text == "1" else f"{text}T"
 
@@ -210,4 +214,5 @@ def reported_steps(record: Record) -> ReportedSteps | None:
     values = [info.get(k) for k in ("frames", "steps", "delay_tail")]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or values[0] <= 0:
         return None
-    return ReportedSteps(*values)
+    formula = info.get("formula")
+    return ReportedSteps(*values, reported_formula=formula if isinstance(formula, str) else "")

@@ -108,8 +108,10 @@ class RunStore:
             raise RuntimeError(f"another bench run is using {self.root}; wait for it or use another "
                                f"--out") from None
         self._lock_file = f
-        for tmp in self.root.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for pattern in (".*.tmp", ".*.tmp-*"):  # temporaries of atomic writes (bench.files)
+            for tmp in self.root.rglob(pattern):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
 
     def path(self, relative: str | Path) -> Path:
         """``root / relative``, refusing anything that resolves outside the run directory."""

@@ -37,15 +37,15 @@ def record(generator: str, metric: str, value: float, hib: bool, protocol: dict,
 
 def pattern_info(pattern: str, duration_s: float, num_codebooks: int | None = None,
                  frame_rate: float = 50.0) -> dict:
-    """``generator_info`` as a token generator reports it (``Generator.describe``), built here from
-    ``musicgen.modules.patterns`` (K: 4 per channel, as the built-in codec, unless given)."""
-    from musicgen.modules.patterns import get_pattern
+    """``generator_info`` as the ``musicgen`` adapter reports it (``Generator.describe``), built here
+    from ``musicgen.modules.patterns`` (K: 4 per channel, as the built-in codec, unless given)."""
+    from musicgen.modules.patterns import pattern_channels, pattern_steps
 
-    k = num_codebooks or (8 if pattern.startswith("stereo_") else 4)
-    p = get_pattern(pattern, num_codebooks=k)
-    frames = round(duration_s * frame_rate)
-    return {"pattern": pattern, "num_codebooks": k, "frame_rate": frame_rate, "frames": frames,
-            "steps": p.num_steps(frames), "delay_tail": p.max_delay}
+    k = num_codebooks or 4 * pattern_channels(pattern)
+    counts = pattern_steps(pattern, k, round(duration_s * frame_rate))
+    return {"pattern": pattern, "num_codebooks": k, "channels": counts.channels, "frame_rate": frame_rate,
+            "frames": counts.num_frames, "steps": counts.total, "delay_tail": counts.tail,
+            "formula": counts.formula}
 
 
 def demo_records() -> list[dict]:

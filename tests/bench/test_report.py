@@ -137,12 +137,14 @@ def test_steps_come_from_the_generator_info():
         return reported_steps(parse_record(record("g", "fad", 1.0, False, {}, generator_info=info), "t"))
 
     flat = steps(pattern_info("flattening", 10.0, num_codebooks=8))
-    assert (flat.nominal, flat.delay_tail, flat.formula) == (4000, 0, "8T")
+    assert (flat.nominal, flat.delay_tail, flat.formula) == (4000, 0, "K·T")
     coarse = steps(pattern_info("coarse_first", 2.0, frame_rate=25))
     assert (coarse.nominal, coarse.formula) == (100, "2T")
     delay = steps(pattern_info("delay", 1.0))
     assert (delay.steps, delay.nominal, delay.delay_tail, delay.formula) == (53, 50, 3, "T")
     assert steps(None) is None  # a generator that reports nothing: no steps, not a guess
+    no_formula = steps({"frames": 50, "steps": 200, "delay_tail": 0})
+    assert no_formula.formula == "4T"  # the multiple, when the generator names no formula
     assert steps({"frames": 50, "steps": "many", "delay_tail": 0}) is None
 
 

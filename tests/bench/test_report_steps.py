@@ -86,7 +86,7 @@ def test_markdown_table_has_a_row_per_pattern_with_steps_and_every_metric(tmp_pa
     assert list(rows) == list(PATTERN_ORDER)
     fad = {p: 1.0 + i for i, p in enumerate(pattern_names())}  # as _pattern_records writes them
     flat = fad["flattening"]
-    assert rows["flattening"] == ["600 (4T)", "4", f"{flat:g} [{flat - 0.1:g}, {flat + 0.1:g}]", "0.5"]
+    assert rows["flattening"] == ["600 (K·T)", "4", f"{flat:g} [{flat - 0.1:g}, {flat + 0.1:g}]", "0.5"]
     assert rows["delay"][:2] == ["150 (T + 3 tail)", "1"]
     assert rows["delay"][2].startswith(f"{fad['delay']:g} [")
     assert rows["parallel"][-1] == "–"  # no kl record for it: shown as missing, not dropped
