@@ -6,7 +6,7 @@ starts N copies of ``bench run``; each reads its rank from the environment torch
 on CPU, nccl with ``--device cuda`` (each process on ``cuda:LOCAL_RANK``). Without those variables
 (plain ``bench run``) the world has one rank and no process group is made.
 
-How the runner uses it (``bench.runner``):
+What ``World`` gives a run (the phases themselves are ``bench.runner``'s):
 
 - the plan (generator x seed x prompt, in suite order) is dealt round-robin: item ``i`` belongs to
   rank ``i % world_size`` (``shard``); every rank writes its clips and embeddings to the same run
@@ -132,10 +132,9 @@ class World:
                 for flag, keys in theirs.items():
                     merged.setdefault(flag, []).extend(keys)
             metric.flagged = {flag: sorted(keys) for flag, keys in merged.items()}
-        gathered = getattr(metric, "gathered", None)
-        if isinstance(gathered, dict) and hasattr(metric, "add_gathered"):  # state that does not add
-            parts = self.gather(gathered)
-            metric.gathered = {k: {} for k in gathered}
+        if getattr(metric, "gathered", None):  # state that does not add (Metric.gathered): tables united
+            parts = self.gather(metric.gathered)
+            metric.gathered = {k: {} for k in metric.gathered}
             for part in parts:
                 metric.add_gathered(part)
 

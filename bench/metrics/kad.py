@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import Field
 
 from bench.api import MetricInfo, MetricItem, MetricResult
-from bench.metrics.base import BaseMetric, MetricParams, item_key
+from bench.metrics.base import BaseMetric, EmbedderParams, item_key
 from bench.metrics.functional.bootstrap import percentile_interval, poisson_weights
 from bench.metrics.functional.kernel import DEFAULT_BLOCK, kernel_sums, median_pair_distance
 from bench.metrics.functional.sample_size import sample_size_curve
@@ -46,7 +46,7 @@ from bench.metrics.functional.sample_size import sample_size_curve
 SIDES = ("ref", "gen")
 
 
-class KADParams(MetricParams):
+class KADParams(EmbedderParams):
     embedder: str = "vggish"
     bandwidth: float | None = Field(default=None, gt=0, description="fixed kernel σ; None = median rule")
     block: int = Field(default=DEFAULT_BLOCK, ge=1, description="rows per block (memory O(block²))")
@@ -59,11 +59,9 @@ class KernelAudioDistance(BaseMetric):
     """KAD between the reference and generated sets on one embedder's frame embeddings."""
 
     Params = KADParams
-    embedders = ("vggish",)
 
     def __init__(self, params: KADParams | None = None) -> None:
         super().__init__(params)
-        self.embedders = (self.params.embedder,)
         self.add_state("n_items")
         self.gathered: dict[str, dict[str, np.ndarray]] = {side: {} for side in SIDES}
 
@@ -105,12 +103,9 @@ class KernelAudioDistance(BaseMetric):
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         if not self.accept(item, check_reference=True):
             return
-        name = self.params.embedder
-        if name not in features or "generated" not in features[name]:
-            raise KeyError(f"KAD: no {name!r} embeddings of the generated clip of {item_key(item)!r}")
         key = item_key(item)
-        gen = self._frames("generated", key, features[name]["generated"])
-        ref = features[name].get("reference")
+        gen = self._frames("generated", key, self.features_of(features, item)["generated"])
+        ref = features[self.params.embedder].get("reference")
         ref = None if ref is None else self._frames("reference", key, ref)
         self._check_new("gen", key, gen)  # both checked before either is kept
         if ref is not None:
