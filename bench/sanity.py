@@ -162,6 +162,7 @@ class SampleSizeRow:
     generator: str
     embedder_metric: str
     n_clips: list[int]
+    frames: np.ndarray  # [draws, sizes]
     fad: np.ndarray  # [draws, sizes]
     kad: np.ndarray
     fit: dict[str, Any]
@@ -174,6 +175,7 @@ def sample_size_rows(records: list[Record]) -> list[SampleSizeRow]:
         if not isinstance(curve, dict) or "fad" not in curve:
             continue
         out.append(SampleSizeRow(r.generator, r.metric, list(curve["n_clips"]),
+                                 np.asarray(curve["frames"], dtype=np.float64),
                                  np.asarray(curve["fad"], dtype=np.float64),
                                  np.asarray(curve["kad"], dtype=np.float64),
                                  dict(curve.get("fad_inf_fit", {}))))
