@@ -19,7 +19,7 @@ that builds its corpus, a generator that unpacks weights).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -127,6 +127,22 @@ class Generator(abc.ABC):
 
     @abc.abstractmethod
     def fingerprint(self) -> str: ...
+
+    def plan_prompts(self, prompts: Sequence[Prompt], seeds: Sequence[int],
+                     dataset_ids: Collection[str]) -> list[Prompt]:
+        """The prompts this generator will give clips for (all by default). A generator that reads
+        clips from files (``files``) leaves out prompts it has none for, or raises ``ValueError``
+        naming what is missing; ``dataset_ids`` are all the dataset's ids (before any limit)."""
+        return list(prompts)
+
+    def clip_identity(self, prompt: Prompt, seed: int) -> str | None:
+        """Extra part of the clip cache key (e.g. the digest of the file a clip is read from), so
+        that a changed source invalidates that clip only; None by default."""
+        return None
+
+    def protocol(self) -> dict[str, Any]:
+        """How this generator's clips were obtained (recorded in results metadata per generator)."""
+        return {}
 
     def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray | None:
         """Tokens ``[K, T_frames]`` of reference audio ``[C, T]`` in this generator's own codec, for
@@ -265,6 +281,16 @@ class Metric(abc.ABC):
 
     @abc.abstractmethod
     def compute(self) -> dict[str, MetricResult]: ...
+
+    def check(self) -> list[str]:
+        """What is missing to run (files named in params), one line each; empty when ready."""
+        return []
+
+    def late_values(self) -> Mapping[tuple[str, int], Mapping[str, float]]:
+        """Per-sample values that need the whole (merged) state, e.g. per-song FAD against the full
+        reference fit: ``{(prompt id, seed): {column: value}}`` for the items this process updated.
+        The runner calls it on every rank after the states are merged; empty by default."""
+        return {}
 
 
 @dataclass(frozen=True)

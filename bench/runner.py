@@ -45,6 +45,7 @@ from bench import __version__
 from bench.api import AudioClip, Embedder, Generator, MetricItem, Prompt
 from bench.audio import crop, normalize_loudness, read_audio, resample, to_mono
 from bench.distributed import RankError, World
+from bench.per_clip import add_late_values, worst_clips
 from bench.store import RunStore, audio_digest, clip_key, embedding_key, reference_tokens_key
 from bench.suite import PlannedSuite, Plugin
 
@@ -102,6 +103,8 @@ class Runner:
         self.stats = {"clips": {"hits": 0, "generated": 0}, "embeddings": {"hits": 0, "computed": 0}}
         self._embedders: dict[str, Embedder] = {}
         self._loaded: set[int] = set()  # generators whose load() ran
+        self.dataset_ids: list[str] = []
+        self.directions: dict[str, bool] = {}  # per-sample column -> higher is better
 
     # -- plan ------------------------------------------------------------------------------------
     def generators(self) -> list[Plugin]:
@@ -120,6 +123,7 @@ class Runner:
     def prompts(self) -> tuple[list[Prompt], dict[str, Any]]:
         dataset = self.planned.make(self.planned.dataset)
         prompts = dataset.prompts()
+        self.dataset_ids = [p.id for p in prompts]  # before limits: what generators may name
         for n in (self.suite.dataset.limit, self.limit):
             if n is not None:
                 prompts = prompts[:n]
@@ -274,6 +278,7 @@ class Runner:
         """Stream the generator's items through every metric (one clip in memory at a time); returns
         each metric (plug-in, fed instance, embedder names) for ``records``."""
         metrics = [(mp, self.planned.make(mp)) for mp in self.planned.metrics]
+        self.directions.update({i.name: i.higher_is_better for _, m in metrics for i in m.infos()})
         names_of = {id(m): tuple(m.embedder_names()) for _, m in metrics}
         for _, metric in metrics:
             self.bind(metric, names_of[id(metric)])
@@ -353,10 +358,14 @@ class Runner:
         for plugin in self.generators():
             generator = self.planned.make(plugin)
             fp = generator.fingerprint()
+            try:
+                planned_prompts = generator.plan_prompts(prompts, self.gen.seeds, self.dataset_ids)
+            except ValueError as e:
+                raise RunError(f"generator {plugin.label!r}: {e}") from None
             items = []
             for seed in self.gen.seeds:
-                for p in prompts:
-                    key = clip_key(fp, p, seed, self.gen.duration_s)
+                for p in planned_prompts:
+                    key = clip_key(fp, p, seed, self.gen.duration_s, generator.clip_identity(p, seed))
                     mine = self.world.owns(index)
                     items.append(EvalItem(p, seed, key, mine and self.store.has_clip(key), mine=mine))
                     index += 1
@@ -395,6 +404,11 @@ class Runner:
             self._phase(error, f"evaluation of {plugin.label!r}")
             for _, metric, _ in metrics:
                 self.world.reduce_metric(metric)
+            try:  # per-clip values that need the whole set (per-song FAD), for this rank's items
+                add_late_values(items, [m for _, m, _ in metrics])
+            except Exception as e:
+                error = e
+            self._phase(error, f"per-clip values of {plugin.label!r}")
             if self.world.is_main:  # states are dropped after each generator: memory stays bounded
                 try:
                     records += [rec for mp, metric, names in metrics
@@ -410,6 +424,7 @@ class Runner:
             try:
                 t_end = time.perf_counter()
                 results = {"suite": self.suite.name,
+                           "worst_clips": worst_clips(rows, self.directions),
                            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "records": records,
                            "metadata": self.metadata(plan, prompts, dataset_protocol,
@@ -455,7 +470,8 @@ class Runner:
                 "limit": self.limit, "only": self.only, "cache": self.stats,
                 "durations_s": {k: round(v, 3) for k, v in durations.items()},
                 "generators": {p.label: {"name": p.name, "params": p.params.model_dump(mode="json"),
-                                         "fingerprint": fp} for p, _, _, fp in plan}}
+                                         "fingerprint": fp, "protocol": g.protocol()}
+                               for p, g, _, fp in plan}}
 
     def write_outputs(self, results: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         import pandas as pd

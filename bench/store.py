@@ -59,11 +59,15 @@ def prompt_identity(prompt: Prompt) -> dict[str, Any]:
             "melody": _file_stamp(prompt.melody_path), "reference": _file_stamp(prompt.reference_path)}
 
 
-def clip_key(fingerprint: str, prompt: Prompt, seed: int, duration_s: float) -> str:
-    """Cache key of one generated clip."""
-    return sha256_json({"kind": "clip", "format": CACHE_FORMAT, "bench": __version__,
-                        "generator": fingerprint, "prompt": prompt_identity(prompt), "seed": int(seed),
-                        "duration_s": float(duration_s)})
+def clip_key(fingerprint: str, prompt: Prompt, seed: int, duration_s: float,
+             identity: str | None = None) -> str:
+    """Cache key of one generated clip; ``identity`` is ``Generator.clip_identity`` (e.g. the digest of
+    the file a ``files`` clip is read from), left out of the key when None."""
+    parts = {"kind": "clip", "format": CACHE_FORMAT, "bench": __version__, "generator": fingerprint,
+             "prompt": prompt_identity(prompt), "seed": int(seed), "duration_s": float(duration_s)}
+    if identity is not None:
+        parts["identity"] = identity
+    return sha256_json(parts)
 
 
 def reference_tokens_key(fingerprint: str, digest_of_audio: str) -> str:

@@ -44,10 +44,12 @@ class KLDivergence(BaseMetric):
         for name in KL_NAMES:
             self.add_mean_state(name)
 
-    def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    def update(self, item: MetricItem,
+               features: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, float] | None:
+        """Adds the item; returns its per-clip values (``kl``, ``kl_reverse``, ``kl_symmetric``)."""
         self.require_reference(item)
         if not self.accept(item, check_reference=True):
-            return
+            return None
         feats = features.get(self.params.embedder, {})
         if "generated" not in feats or "reference" not in feats:
             raise KeyError(f"KL: item {item_key(item)!r} lacks {self.params.embedder!r} logits for "
@@ -57,8 +59,10 @@ class KLDivergence(BaseMetric):
         if p_ref.shape != p_gen.shape:
             raise ValueError(f"KL: class counts differ for {item_key(item)!r}: "
                              f"{p_ref.shape} vs {p_gen.shape}")
-        for name, value in kl_all_directions(p_ref, p_gen, self.params.eps).items():
-            self.add_value(name, item_key(item), float(value))
+        values = {name: float(v) for name, v in kl_all_directions(p_ref, p_gen, self.params.eps).items()}
+        for name, value in values.items():
+            self.add_value(name, item_key(item), value)
+        return values
 
     def infos(self) -> list[MetricInfo]:
         base = self.base_protocol()
