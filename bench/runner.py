@@ -280,8 +280,13 @@ class Runner:
         metrics = [(mp, self.planned.make(mp)) for mp in self.planned.metrics]
         self.directions.update({i.name: i.higher_is_better for _, m in metrics for i in m.infos()})
         names_of = {id(m): tuple(m.embedder_names()) for _, m in metrics}
-        for _, metric in metrics:
-            self.bind(metric, names_of[id(metric)])
+        for mp, metric in metrics:
+            try:
+                self.bind(metric, names_of[id(metric)])
+            except RunError:
+                raise
+            except Exception as e:  # e.g. a reference statistics file of another embedder protocol
+                raise RunError(f"metric {mp.name!r}: {e}") from e
         want_tokens = any(getattr(m, "needs_reference_tokens", False) for _, m in metrics)
         for it in items:
             self.prepare(plugin.label, it)
@@ -407,7 +412,7 @@ class Runner:
             try:  # per-clip values that need the whole set (per-song FAD), for this rank's items
                 add_late_values(items, [m for _, m, _ in metrics])
             except Exception as e:
-                error = e
+                error = RunError(f"per-clip values of {plugin.label!r}: {type(e).__name__}: {e}")
             self._phase(error, f"per-clip values of {plugin.label!r}")
             if self.world.is_main:  # states are dropped after each generator: memory stays bounded
                 try:
