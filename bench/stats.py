@@ -164,7 +164,7 @@ def read_stats(path: str | Path) -> ReferenceStats:
         raise
     except Exception as e:  # any damage to the zip, the arrays or the JSON: one line, no traceback
         raise StatsError(f"{where} is not a readable bench statistics file ({type(e).__name__}: "
-                         f"{str(e)[:200]})") from None
+                         f"{str(e)[:200]})".replace("\n", " ")) from None
     return ReferenceStats(path, meta, embedders)
 
 
