@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 WORST_K = 5
@@ -47,4 +49,23 @@ def worst_clips(rows: Sequence[Mapping[str, Any]], directions: Mapping[str, bool
             out.setdefault(gen, {})[column] = [
                 {"prompt_id": r.get("prompt_id"), "seed": r.get("seed"), "value": v, "audio": r.get("audio")}
                 for v, r in pairs[:k]]
+    return out
+
+
+def worst_rows(run_dir: Path, html_dir: Path,
+               audio_src: Callable[[Any, Path, Path], tuple[str, bool]]) -> list[dict[str, Any]]:
+    """``results.json["worst_clips"]`` (``bench.per_clip``) as rows: generator, column, clips with
+    their value and ``audio_src(path, run_dir, html_dir)[0]`` (the report's relative link); empty when
+    the run has none."""
+    try:
+        raw = json.loads((run_dir / "results.json").read_text(encoding="utf-8")).get("worst_clips") or {}
+    except (OSError, ValueError, AttributeError):  # no results.json there (a results file given alone)
+        return []
+    if not isinstance(raw, dict):
+        return []
+    out = []
+    for gen, columns in sorted(raw.items()):
+        for column, clips in sorted(columns.items()):
+            rows = [{**c, "src": audio_src(c.get("audio"), run_dir, html_dir)[0]} for c in clips]
+            out.append({"generator": gen, "column": column, "clips": rows})
     return out

@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bench score", description="Score a folder of clips against a "
                                  "reference folder or a statistics file (bench stats).")
     ap.add_argument("gen_dir", type=Path, help="generated clips: <prompt id>.wav ... or a manifest.csv")
-    ap.add_argument("--reference", type=Path, required=True, help="reference folder, or a .npz from bench stats")
+    ap.add_argument("--reference", type=Path, required=True,
+                    help="reference folder, or a .npz from bench stats")
     ap.add_argument("--metrics", default=None, help=f"comma list (default {','.join(DEFAULT_METRICS)})")
     ap.add_argument("--embedders", choices=sorted(PRESETS), default="paper", help="embedder preset")
     ap.add_argument("--embedder", default=None, help="FAD backbone (overrides the preset)")
@@ -52,11 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--clap-embedder", default=None, help="CLAP score embedder (overrides the preset)")
     ap.add_argument("--embedder-param", action="append", default=[], metavar="NAME.KEY=VALUE")
     ap.add_argument("--captions", type=Path, default=None, help="CSV/JSONL with prompt_id, caption")
-    ap.add_argument("--manifest", type=Path, default=None, help="GEN_DIR's manifest (default GEN_DIR/manifest.*)")
+    ap.add_argument("--manifest", type=Path, default=None,
+                    help="GEN_DIR's manifest (default GEN_DIR/manifest.*)")
     ap.add_argument("--duration-s", type=float, default=None)
     ap.add_argument("--length", choices=["crop", "pad", "refuse"], default="crop")
     ap.add_argument("--allow-missing", action="store_true", help="score the prompts that have a clip")
-    ap.add_argument("--loudness-lufs", default="-14", help="normalise generated clips (the paper); 'none': off")
+    ap.add_argument("--loudness-lufs", default="-14",
+                    help="normalise generated clips (the paper); 'none': off")
     ap.add_argument("--label", default=None, help="system name in the results (default GEN_DIR's name)")
     ap.add_argument("--out", type=Path, default=None, help="run directory (default runs/score-<digest>)")
     ap.add_argument("--no-progress", action="store_true")
@@ -86,7 +89,8 @@ def build_suite(ns: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     gen_dir, ref = ns.gen_dir.resolve(), ns.reference.resolve()
     stats_mode = ref.is_file()
     if not stats_mode and not ref.is_dir():
-        raise ScoreError(f"--reference {str(ns.reference)!r} is neither a folder of clips nor a statistics file")
+        raise ScoreError(f"--reference {str(ns.reference)!r} is neither a folder of clips nor a "
+                         f"statistics file")
     names = {**PRESETS[ns.embedders]}
     for metric, override in (("fad", ns.embedder), ("kl", ns.kl_embedder), ("clap_score", ns.clap_embedder)):
         names[metric] = override or names[metric]
@@ -143,7 +147,8 @@ def build_suite(ns: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         raise ScoreError(f"--embedder-param names embedder(s) {', '.join(stray)} that no metric uses "
                          f"(in use: {', '.join(sorted(used))})")
     suite = {"name": "score", "description": f"bench score {gen_dir} --reference {ref}",
-             "dataset": {"name": "clip-folder", "params": {k: v for k, v in dataset.items() if v is not None}},
+             "dataset": {"name": "clip-folder",
+                         "params": {k: v for k, v in dataset.items() if v is not None}},
              "generation": {"duration_s": duration, "seeds": [0], "batch_size": 1, "loudness_lufs": lufs,
                             "normalize_reference": False, "trim_to_reference": True},
              "generators": [{"name": "files", "label": ns.label or gen_dir.name, "params": files}],
@@ -159,7 +164,8 @@ def _protocol_line(rec: dict[str, Any], n_ref: str) -> str:
     proto = rec.get("protocol", {})
     parts = []
     for name, p in (proto.get("embedders") or {}).items():
-        parts.append(f"{p.get('backbone', name)} {str(p.get('checkpoint_digest'))[:12]} {p.get('sample_rate')} Hz")
+        digest = str(p.get("checkpoint_digest"))[:12]
+        parts.append(f"{p.get('backbone', name)} {digest} {p.get('sample_rate')} Hz")
     gen = proto.get("generation", {})
     parts.append(f"{gen.get('duration_s')} s, loudness {gen.get('loudness_lufs')} LUFS")
     if "direction" in proto:

@@ -156,7 +156,8 @@ def read_stats(path: str | Path) -> ReferenceStats:
             if str(fmt) != FORMAT:
                 raise StatsError(f"{where}: format {str(fmt)[:80]!r}, expected {FORMAT!r}")
             meta = json.loads(str(_array(z, "meta", where, 0, "U")))
-            if not isinstance(meta, dict) or not isinstance(meta.get("embedders"), dict) or not meta["embedders"]:
+            listed = meta.get("embedders") if isinstance(meta, dict) else None
+            if not isinstance(listed, dict) or not listed:
                 raise StatsError(f"{where}: meta lists no embedders")
             embedders = {str(name): _embedder(z, str(name), info, where)
                          for name, info in meta["embedders"].items()}
@@ -192,7 +193,8 @@ def embedder_params(pairs: list[str]) -> dict[str, dict[str, Any]]:
         name_key, sep, value = pair.partition("=")
         name, dot, key = name_key.partition(".")
         if not sep or not dot or not name or not key:
-            raise ValueError(f"--embedder-param {pair!r}: expected NAME.KEY=VALUE (e.g. vggish.weights=w.pth)")
+            raise ValueError(f"--embedder-param {pair!r}: expected NAME.KEY=VALUE "
+                             f"(e.g. vggish.weights=w.pth)")
         out.setdefault(name, {})[key] = yaml.safe_load(value) if value else ""
     return out
 
@@ -274,7 +276,8 @@ def stats_command(args: list[str]) -> int:
     ap.add_argument("--duration-s", type=float, default=None,
                     help="cut each clip to its first S seconds (as a suite's duration_s); default whole")
     ap.add_argument("--embeddings", action="store_true", help="also store every clip's frame embeddings")
-    ap.add_argument("--manifest", type=Path, default=None, help="CSV/JSONL naming the clips (file, prompt_id)")
+    ap.add_argument("--manifest", type=Path, default=None,
+                    help="CSV/JSONL naming the clips (file, prompt_id)")
     ap.add_argument("--embedder-param", action="append", default=[], metavar="NAME.KEY=VALUE")
     ap.add_argument("--no-progress", action="store_true")
     ns = ap.parse_args(args)
@@ -291,7 +294,8 @@ def stats_command(args: list[str]) -> int:
         print(f"bench stats: {e}", file=sys.stderr)
         return 1
     for name, st in stats.items():
+        digest = str(st.protocol.get("checkpoint_digest"))[:12]
         print(f"{name}: {st.n_clips} clips, {int(st.n)} frames, dim {st.total.shape[0]} "
-              f"(digest {str(st.protocol.get('checkpoint_digest'))[:12]}, {st.protocol.get('sample_rate')} Hz)")
+              f"(digest {digest}, {st.protocol.get('sample_rate')} Hz)")
     print(f"statistics: {ns.out}")
     return 0

@@ -72,7 +72,8 @@ class ClipFolder(Dataset):
         unknown = sorted(set(captions) - set(by_id))
         if unknown:
             raise ClipFilesError(f"captions manifest {str(self.params.captions)!r} names {len(unknown)} "
-                                 f"prompt id(s) with no clip in {str(self.params.root)!r}: {listing(unknown)}")
+                                 f"prompt id(s) with no clip in {str(self.params.root)!r}: "
+                                 f"{listing(unknown)}")
         if self.params.reference and len(by_id) != len(entries):
             raise ClipFilesError(f"reference folder {str(self.params.root)!r} has several clips (seeds) for "
                                  f"one prompt id; a reference needs exactly one per prompt")

@@ -27,7 +27,8 @@ def write(path: Path, wav: np.ndarray, sr: int, **kw) -> Path:
 
 
 def gen(root: Path, **params) -> FilesGenerator:
-    return FilesGenerator(FilesGenerator.Params(root=root, **params), Context(cache_dir=root.parent / "cache"))
+    context = Context(cache_dir=root.parent / "cache")
+    return FilesGenerator(FilesGenerator.Params(root=root, **params), context)
 
 
 def test_stems_formats_rates_and_channels(tmp_path):
@@ -61,14 +62,15 @@ def test_manifest_csv_and_jsonl_with_seeds(tmp_path):
     assert set(entries) == {("p1", 0), ("p2", 0), ("p1", 1)}
     assert entries[("p1", 0)].caption == "hello" and entries[("p2", 0)].caption is None
     (root / "manifest.csv").unlink()
-    lines = [{"file": "x.wav", "prompt_id": "p1"}, {"file": str(root / "z.wav"), "prompt_id": "p2", "seed": 3}]
+    lines = [{"file": "x.wav", "prompt_id": "p1"},
+             {"file": str(root / "z.wav"), "prompt_id": "p2", "seed": 3}]
     (root / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
     entries = {(e.prompt_id, e.seed): e.path.name for e in scan(root)}
     assert entries == {("p1", 0): "x.wav", ("p2", 3): "z.wav"}
 
 
-@pytest.mark.parametrize("policy,length,expect", [("crop", 1200, 1000), ("crop", 600, 600), ("pad", 600, 1000),
-                                                   ("refuse", 1000, 1000)])
+@pytest.mark.parametrize("policy,length,expect", [("crop", 1200, 1000), ("crop", 600, 600),
+                                                   ("pad", 600, 1000), ("refuse", 1000, 1000)])
 def test_length_policy(tmp_path, policy, length, expect):
     root = tmp_path / "gen"
     root.mkdir()
@@ -128,7 +130,8 @@ def test_duplicates_and_manifest_errors(tmp_path):
         scan(root)
     m = tmp_path / "m.csv"
     m.write_text("file,prompt_id\ngen/a.wav,p\ngen/a.flac,p\n")
-    with pytest.raises(ClipFilesError, match=r"m\.csv' line 3: prompt id 'p' seed 0 is listed twice \(also at line 2\)"):
+    twice = r"m\.csv' line 3: prompt id 'p' seed 0 is listed twice \(also at line 2\)"
+    with pytest.raises(ClipFilesError, match=twice):
         read_manifest(m)
     m.write_text("file,prompt_id\ngen/none.wav,p\n")
     with pytest.raises(ClipFilesError, match=r"line 2: file 'gen/none.wav' does not exist"):

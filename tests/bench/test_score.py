@@ -18,7 +18,9 @@ from bench.commands import run_command
 DURATION_S = 3.0
 SUITE = f"""
 name: synth-controls
-dataset: {{name: synthcaps, params: {{split: test, num_clips: 60, seed: 0, duration_s: {DURATION_S}, sample_rate: 16000}}}}
+dataset:
+  name: synthcaps
+  params: {{split: test, num_clips: 60, seed: 0, duration_s: {DURATION_S}, sample_rate: 16000}}
 generation: {{duration_s: {DURATION_S}, seeds: [0], batch_size: 16, loudness_lufs: -14.0}}
 generators:
   - {{name: reference}}
@@ -32,7 +34,8 @@ NUMBERS = ("metric", "value", "ci_low", "ci_high", "n", "higher_is_better")
 
 
 def numbers(results: dict, generator: str) -> dict[str, tuple]:
-    return {r["metric"]: tuple(r[k] for k in NUMBERS) for r in results["records"] if r["generator"] == generator}
+    return {r["metric"]: tuple(r[k] for k in NUMBERS) for r in results["records"]
+            if r["generator"] == generator}
 
 
 def results_of(run_dir: Path) -> dict:
@@ -113,16 +116,17 @@ def test_stats_file_equals_folder_and_other_embedder_is_refused(folders, capsys,
     assert set(folder) == set(from_stats)
     for metric in folder:
         assert from_stats[metric]["value"] == pytest.approx(folder[metric]["value"], rel=1e-9), metric
-    assert from_stats["fad_synth-tagger"]["protocol"]["reference"]["n_clips"] == folder["fad_synth-tagger"]["n"]
+    n_ref = from_stats["fad_synth-tagger"]["protocol"]["reference"]["n_clips"]
+    assert n_ref == folder["fad_synth-tagger"]["n"]
     # a file made with another embedder: absent backbone, and the same name with other weights
     capsys.readouterr()
     assert main(["score", str(folders / "noise"), "--reference", str(stats), "--embedders", "offline",
                  "--embedder", "synth-clap", "--metrics", "fad", "--out", str(tmp_path / "r2")]) == 1
     assert "has no statistics for embedder 'synth-clap'" in capsys.readouterr().err
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     from bench.embedders.synth import shipped_weights
-    from safetensors import safe_open
 
     with safe_open(shipped_weights("synth-tagger"), framework="pt") as f:
         meta = f.metadata()
@@ -152,7 +156,8 @@ def test_replacing_one_file_reembeds_one_clip(folders, tmp_path):
     assert cache == {"clips": {"hits": n, "generated": 0}, "embeddings": {"hits": 6 * n, "computed": 0}}
     victim = sorted(gen.glob("*.wav"))[1]
     wav, sr = sf.read(victim, dtype="float32")
-    sf.write(victim, np.roll(wav, 1000), sr, subtype="FLOAT")  # other audio (a gain alone would be normalised away)
+    # other audio (a gain alone would be normalised away)
+    sf.write(victim, np.roll(wav, 1000), sr, subtype="FLOAT")
     assert main(args) == 0
     cache = results_of(tmp_path / "run")["metadata"]["cache"]
     assert cache["clips"] == {"hits": n - 1, "generated": 1}

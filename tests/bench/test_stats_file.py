@@ -19,7 +19,8 @@ from bench.stats import FORMAT, EmbedderStats, StatsError, check_protocol, read_
 PROTOCOL = {"backbone": "test-bands", "version": "1", "sample_rate": 8000, "checkpoint_digest": "none"}
 
 
-def make_stats(rng: np.random.Generator, clips: int = 4, dim: int = 3, embeddings: bool = True) -> EmbedderStats:
+def make_stats(rng: np.random.Generator, clips: int = 4, dim: int = 3,
+               embeddings: bool = True) -> EmbedderStats:
     frames = [rng.standard_normal((int(rng.integers(2, 5)), dim)) for _ in range(clips)]
     n, total, outer = gaussian_sums(np.concatenate(frames))
     offsets = np.cumsum([0] + [len(f) for f in frames])
@@ -38,7 +39,8 @@ def test_round_trip_and_fadtk_keys(tmp_path):
         np.testing.assert_allclose(z["test-bands.mu"], st_in.embeddings.mean(0))
         np.testing.assert_allclose(z["test-bands.cov"], np.cov(st_in.embeddings, rowvar=False))
     check_protocol(got, dict(PROTOCOL), path)
-    with pytest.raises(StatsError, match=r"another 'test-bands' protocol \(sample_rate: file 8000 vs in use 16000\)"):
+    other = r"another 'test-bands' protocol \(sample_rate: file 8000 vs in use 16000\)"
+    with pytest.raises(StatsError, match=other):
         check_protocol(got, {**PROTOCOL, "sample_rate": 16000}, path)
     with pytest.raises(StatsError, match="has no statistics for embedder 'vggish'"):
         read_stats(path).get("vggish")
