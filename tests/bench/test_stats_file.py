@@ -131,3 +131,22 @@ def test_format_is_checked(tmp_path):
         read_stats(tmp_path / "other.npz")
     with pytest.raises(StatsError, match="does not exist"):
         read_stats(tmp_path / "absent.npz")
+
+
+def test_validate_names_a_missing_or_foreign_statistics_file(tmp_path, tones, write_suite, plugins):
+    from bench.suite import load_suite
+    from bench.yamlsource import SuiteError
+
+    path = write_stats(tmp_path / "ref.npz", {}, {"test-bands": make_stats(np.random.default_rng(5))})
+    suite = """
+    name: t
+    dataset: {name: audio-folder, params: {root: data, split: test}}
+    generation: {duration_s: 1.0}
+    generators: [{name: noise}]
+    metrics: [{name: fad, params: {embedder: %s, reference_stats: %s}}]
+    """
+    load_suite(write_suite(suite % ("test-bands", path)), run_dir=tmp_path / "run")
+    with pytest.raises(SuiteError, match=r"absent\.npz' does not exist \(make it with: bench stats"):
+        load_suite(write_suite(suite % ("test-bands", tmp_path / "absent.npz")), run_dir=tmp_path / "run")
+    with pytest.raises(SuiteError, match=r"has no statistics for embedder 'synth-tagger'"):
+        load_suite(write_suite(suite % ("synth-tagger", path)), run_dir=tmp_path / "run")
