@@ -112,7 +112,7 @@ def read_manifest(path: str | Path, *, need_files: bool = True) -> list[ClipEntr
     path = Path(path)
     base = path.parent
     out: list[ClipEntry] = []
-    seen: dict[tuple[str, int], str] = {}
+    seen: dict[tuple[str, int], int] = {}  # (prompt id, seed) -> line
     for line, row in _rows(path):
         where = f"manifest {str(path)!r} line {line}"
         pid = _text(row.get("prompt_id"), where, "prompt_id", True)
@@ -122,9 +122,9 @@ def read_manifest(path: str | Path, *, need_files: bool = True) -> list[ClipEntr
         assert pid is not None
         key = (pid, seed)
         if key in seen:
-            raise ClipFilesError(f"{where}: prompt id {pid!r} seed {seed} is listed twice (also at "
-                                 f"{seen[key].rsplit(' ', 2)[-2]} {seen[key].rsplit(' ', 1)[-1]})")
-        seen[key] = where
+            raise ClipFilesError(f"{where}: prompt id {pid!r} seed {seed} is listed twice (also at line "
+                                 f"{seen[key]})")
+        seen[key] = line
         clip = Path(file) if file is not None else Path()
         if file is not None and not clip.is_absolute():
             clip = base / clip
