@@ -5,7 +5,8 @@ Builds a suite in memory and runs it through the same runner, caches and report 
 - dataset ``clip-folder``: with a reference folder, its clips (stem or manifest = prompt id) are the
   prompts' reference audio; with a statistics file (``bench stats``), the prompt ids are those of
   GEN_DIR and FAD uses the file's sums (``fad: {reference_stats: ...}``), whose embedder protocol must
-  match the embedder in use;
+  match the embedder in use; KL reads each prompt's reference logits from the file when it was made
+  with ``--embeddings`` for the KL embedder (else KL is left out);
 - generator ``files`` over GEN_DIR (label: the folder's name), clips matched to prompts by GEN_DIR's
   manifest or file stems;
 - metrics (``--metrics``; default ``fad,kl,clap_score``): ``fad`` on ``--embedder``, ``kl`` on the
@@ -108,14 +109,18 @@ def build_suite(ns: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     duration = ns.duration_s
     if stats_mode:
         stats = read_stats(ref)
-        stats.get(names["fad"])  # the FAD backbone must be in the file
+        if "fad" in metrics:
+            stats.get(names["fad"])  # the FAD backbone must be in the file
         duration = duration or stats.meta.get("preprocessing", {}).get("duration_s")
-        if "kl" in metrics:
+        kl_stats = stats.embedders.get(names["kl"])
+        if "kl" in metrics and (kl_stats is None or kl_stats.embeddings is None):
+            why = (f"kl pairs each clip with its prompt's reference; {str(ns.reference)!r} holds no per-clip "
+                   f"{names['kl']!r} embeddings (bench stats --embedder {names['kl']} --embeddings), so "
+                   f"score KL against a reference folder")
             if asked:
-                raise ScoreError("kl pairs each clip with its prompt's reference clip; a statistics file "
-                                 "holds no clips: score KL against a reference folder")
+                raise ScoreError(why)
             metrics.remove("kl")
-            notes.append("kl left out: it needs a reference folder (a statistics file holds no clips)")
+            notes.append(f"kl left out: {why}")
     if "clap_score" in metrics:
         prompts = ClipFolder(ClipFolder.Params(**{k: (Path(v) if isinstance(v, str) else v)
                                                   for k, v in dataset.items() if v is not None})).prompts()
@@ -137,7 +142,7 @@ def build_suite(ns: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     specs = []
     for m in metrics:
         params: dict[str, Any] = {"embedder": names[m]}
-        if m == "fad" and stats_mode:
+        if m in ("fad", "kl") and stats_mode:
             params["reference_stats"] = str(ref)
         specs.append({"name": m, "params": params})
     used = {names[m] for m in metrics}

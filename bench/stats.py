@@ -53,6 +53,19 @@ class EmbedderStats:
     offsets: np.ndarray | None = None  # [N + 1]
     embeddings: np.ndarray | None = None  # [F, D]
 
+    def frames_of(self, clip_id: str) -> np.ndarray:
+        """The stored frame embeddings ``[F, D]`` of one reference clip (files made with
+        ``--embeddings``); raises ``StatsError`` when there are none or the id is unknown."""
+        if self.embeddings is None or self.clip_ids is None or self.offsets is None:
+            raise StatsError(f"the {self.name!r} statistics hold no per-clip embeddings (make the file "
+                             f"with bench stats --embeddings)")
+        if not hasattr(self, "_index"):
+            object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.clip_ids)})
+        i = self._index.get(clip_id)  # type: ignore[attr-defined]
+        if i is None:
+            raise StatsError(f"the {self.name!r} statistics have no reference clip {clip_id!r}")
+        return self.embeddings[self.offsets[i]:self.offsets[i + 1]]
+
     def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
         from bench.metrics.functional.frechet import gaussian_from_sums
 
@@ -167,6 +180,26 @@ def read_stats(path: str | Path) -> ReferenceStats:
         raise StatsError(f"{where} is not a readable bench statistics file ({type(e).__name__}: "
                          f"{str(e)[:200]})".replace("\n", " ")) from None
     return ReferenceStats(path, meta, embedders)
+
+
+def stats_problems(path: Path, name: str, need_embeddings: bool = False) -> list[str]:
+    """What makes ``path`` unusable for embedder ``name`` (a metric's ``check()``), one line each."""
+    try:
+        st = read_stats(path).get(name)
+    except StatsError as e:
+        return [str(e)]
+    if need_embeddings and st.embeddings is None:
+        return [f"statistics file {str(path)!r} holds no per-clip {name!r} embeddings, which a paired "
+                f"metric needs (make it with bench stats --embeddings)"]
+    return []
+
+
+def bind_reference_stats(path: Path, name: str, protocol: Mapping[str, Any]) -> EmbedderStats:
+    """The statistics of embedder ``name`` in ``path``, refused (``StatsError``) when they were made
+    with another protocol than ``protocol`` (the embedder in use)."""
+    stats = read_stats(path).get(name)
+    check_protocol(stats, protocol, path)
+    return stats
 
 
 def check_protocol(stats: EmbedderStats, protocol: Mapping[str, Any], path: Path | str) -> None:

@@ -64,24 +64,18 @@ class FrechetAudioDistance(BaseMetric):
         self._stats: Any = None  # bench.stats.EmbedderStats when reference_stats is set
 
     def check(self) -> list[str]:
-        if self.params.reference_stats is None:
-            return []
-        from bench.stats import StatsError, read_stats
+        from bench.stats import stats_problems
 
-        try:
-            read_stats(self.params.reference_stats).get(self.params.embedder)
-        except StatsError as e:
-            return [str(e)]
-        return []
+        path = self.params.reference_stats
+        return [] if path is None else stats_problems(path, self.params.embedder)
 
     def bind_embedder(self, name: str, protocol: Mapping[str, Any]) -> None:
         """Also refuses a statistics file made with another protocol of this embedder."""
         super().bind_embedder(name, protocol)
         if self.params.reference_stats is not None and name == self.params.embedder:
-            from bench.stats import check_protocol, read_stats
+            from bench.stats import bind_reference_stats
 
-            self._stats = read_stats(self.params.reference_stats).get(name)
-            check_protocol(self._stats, protocol, self.params.reference_stats)
+            self._stats = bind_reference_stats(self.params.reference_stats, name, protocol)
 
     def _init_dim(self, dim: int) -> None:
         if self.dim is None and "gen.sum" in self.state:  # shaped by a merge

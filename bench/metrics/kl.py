@@ -14,6 +14,8 @@ by index and weights by segments. Both agree for clips of at most 20 s (MusicCap
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,9 @@ KL_NAMES = {"kl": "KL(reference || generated), eps on generated",
 class KLParams(MetricParams):
     embedder: str = "passt"
     eps: float = KL_EPS
+    #: a ``bench stats --embeddings`` file: each prompt's reference logits are read from it by prompt
+    #: id (its embedder protocol must match), so items need no reference audio
+    reference_stats: Path | None = None
 
 
 class KLDivergence(BaseMetric):
@@ -43,14 +48,33 @@ class KLDivergence(BaseMetric):
         self.embedders = (self.params.embedder,)
         for name in KL_NAMES:
             self.add_mean_state(name)
+        self.needs_reference = self.params.reference_stats is None  # type: ignore[misc]
+        self._stats: Any = None
+
+    def check(self) -> list[str]:
+        from bench.stats import stats_problems
+
+        path = self.params.reference_stats
+        return [] if path is None else stats_problems(path, self.params.embedder, need_embeddings=True)
+
+    def bind_embedder(self, name: str, protocol: Mapping[str, Any]) -> None:
+        """Also refuses a statistics file made with another protocol of this embedder."""
+        super().bind_embedder(name, protocol)
+        if self.params.reference_stats is not None and name == self.params.embedder:
+            from bench.stats import bind_reference_stats
+
+            self._stats = bind_reference_stats(self.params.reference_stats, name, protocol)
 
     def update(self, item: MetricItem,
                features: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, float] | None:
         """Adds the item; returns its per-clip values (``kl``, ``kl_reverse``, ``kl_symmetric``)."""
-        self.require_reference(item)
+        if self.params.reference_stats is None:
+            self.require_reference(item)
         if not self.accept(item, check_reference=True):
             return None
-        feats = features.get(self.params.embedder, {})
+        feats = dict(features.get(self.params.embedder, {}))
+        if self._stats is not None:
+            feats["reference"] = self._stats.frames_of(item.prompt.id)
         if "generated" not in feats or "reference" not in feats:
             raise KeyError(f"KL: item {item_key(item)!r} lacks {self.params.embedder!r} logits for "
                            f"{'generated' if 'generated' not in feats else 'reference'}")
@@ -68,6 +92,9 @@ class KLDivergence(BaseMetric):
         base = self.base_protocol()
         return [MetricInfo(name, higher_is_better=False, unit="nats",
                            protocol={**base, "direction": direction, "eps": self.params.eps,
+                                     **({"reference": f"per-clip logits of statistics file "
+                                                      f"{self.params.reference_stats}"}
+                                        if self.params.reference_stats is not None else {}),
                                      "aggregation": "softmax per segment, mean per clip, mean over clips"})
                 for name, direction in KL_NAMES.items()]
 

@@ -106,16 +106,19 @@ def test_score_equals_suite_path_and_reference_beats_noise(folders, capsys):
 
 def test_stats_file_equals_folder_and_other_embedder_is_refused(folders, capsys, tmp_path):
     stats = tmp_path / "ref.npz"
-    assert main(["stats", str(folders / "ref"), "--embedder", "synth-tagger", "--duration-s", str(DURATION_S),
-                 "-o", str(stats), "--no-progress"]) == 0
-    assert score(folders, "noise", "score-folder-fad", "--metrics", "fad") == 0
+    assert main(["stats", str(folders / "ref"), "--embedder", "synth-tagger", "--embedder",
+                 "synth-tagger-logits", "--embeddings", "--duration-s", str(DURATION_S), "-o", str(stats),
+                 "--no-progress"]) == 0
+    assert score(folders, "noise", "score-folder-fad", "--metrics", "fad,kl") == 0
     assert main(["score", str(folders / "noise"), "--reference", str(stats), "--embedders", "offline",
-                 "--metrics", "fad", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+                 "--metrics", "fad,kl", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     folder = {r["metric"]: r for r in results_of(folders / "score-folder-fad")["records"]}
     from_stats = {r["metric"]: r for r in results_of(tmp_path / "run")["records"]}
-    assert set(folder) == set(from_stats)
+    assert set(folder) == set(from_stats) and {"fad_synth-tagger", "kl"} <= set(folder)
     for metric in folder:
         assert from_stats[metric]["value"] == pytest.approx(folder[metric]["value"], rel=1e-9), metric
+        if metric.startswith("kl"):  # paired by prompt id: the same items, the same bootstrap
+            assert from_stats[metric]["ci_low"] == pytest.approx(folder[metric]["ci_low"], rel=1e-9)
     n_ref = from_stats["fad_synth-tagger"]["protocol"]["reference"]["n_clips"]
     assert n_ref == folder["fad_synth-tagger"]["n"]
     # a file made with another embedder: absent backbone, and the same name with other weights
