@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="normalise generated clips (the paper); 'none': off")
     ap.add_argument("--label", default=None, help="system name in the results (default GEN_DIR's name)")
     ap.add_argument("--out", type=Path, default=None, help="run directory (default runs/score-<digest>)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the embedders run")
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -202,8 +203,8 @@ def score_command(args: list[str]) -> int:
     for note in notes:
         print(f"note: {note}")
     try:
-        planned = load_suite(suite_file, run_dir=run_dir)
-        results = Runner(planned, progress=not ns.no_progress).run()
+        planned = load_suite(suite_file, run_dir=run_dir, device=ns.device)
+        results = Runner(planned, device=ns.device, progress=not ns.no_progress).run()
     except (SuiteError, RunError) as e:
         print(f"bench score: {e}", file=sys.stderr)
         return 1
