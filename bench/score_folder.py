@@ -166,17 +166,33 @@ def build_suite(ns: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     return suite, notes
 
 
-def _protocol_line(rec: dict[str, Any], n_ref: str) -> str:
+def _protocol_line(rec: dict[str, Any]) -> str:
+    """Backbone, checkpoint digest and rate of each embedder of a record, and a KL direction."""
     proto = rec.get("protocol", {})
     parts = []
     for name, p in (proto.get("embedders") or {}).items():
         digest = str(p.get("checkpoint_digest"))[:12]
         parts.append(f"{p.get('backbone', name)} {digest} {p.get('sample_rate')} Hz")
-    gen = proto.get("generation", {})
-    parts.append(f"{gen.get('duration_s')} s, loudness {gen.get('loudness_lufs')} LUFS")
     if "direction" in proto:
         parts.append(proto["direction"])
-    return "; ".join(parts) + n_ref
+    return "; ".join(parts)
+
+
+def _shared_protocol(results: dict[str, Any], reference: Path) -> str:
+    """What every printed number shares: clip length and policy, loudness, reference set and N."""
+    meta = results["metadata"]
+    gen = next(iter(meta["generators"].values()))["protocol"]
+    settings = results["records"][0]["protocol"].get("generation", {}) if results["records"] else {}
+    missing = f" ({gen['n_missing']} prompts without a clip left out)" if gen.get("n_missing") else ""
+    if reference.is_file():
+        from bench.stats import read_stats
+
+        ref = f"statistics file {reference} ({read_stats(reference).meta.get('n_clips')} clips)"
+    else:
+        ref = f"folder {reference} ({meta['dataset'].get('n_prompts')} clips)"
+    return (f"protocol: {settings.get('duration_s')} s clips (length policy {gen['length_policy']}), "
+            f"generated audio at {settings.get('loudness_lufs')} LUFS, channels {gen['channels']}; "
+            f"reference {ref}{missing}")
 
 
 def score_command(args: list[str]) -> int:
@@ -202,21 +218,24 @@ def score_command(args: list[str]) -> int:
                       + "\n" + yaml.safe_dump(suite, sort_keys=False))
     for note in notes:
         print(f"note: {note}")
+    runner = None
     try:
         planned = load_suite(suite_file, run_dir=run_dir, device=ns.device)
-        results = Runner(planned, device=ns.device, progress=not ns.no_progress).run()
+        runner = Runner(planned, device=ns.device, progress=not ns.no_progress)
+        results = runner.run()
     except (SuiteError, RunError) as e:
         print(f"bench score: {e}", file=sys.stderr)
         return 1
-    meta = results["metadata"]
-    gen_proto = next(iter(meta["generators"].values()))["protocol"]
-    missing = f", {gen_proto['n_missing']} missing" if gen_proto.get("n_missing") else ""
-    print(f"{'system':<20} {'metric':<24} {'value':>10} {'interval':>22} {'n':>6}  protocol")
+    finally:  # a failed run's traceback would otherwise keep the run directory locked in this process
+        if runner is not None:
+            runner.store.unlock()
+    print(_shared_protocol(results, ns.reference))
+    print(f"{'system':<20} {'metric':<24} {'value':>10} {'interval':>22} {'n':>6}  embedder")
     for r in results["records"]:
         ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if r["ci_low"] is not None else ""
         print(f"{r['generator']:<20} {r['metric']:<24} {r['value']:>10.5g} {ci:>22} {r['n']:>6}  "
-              f"{_protocol_line(r, '')}; length {gen_proto['length_policy']}{missing}")
-    cache = meta["cache"]
+              f"{_protocol_line(r)}")
+    cache = results["metadata"]["cache"]
     print(f"clips: {cache['clips']['hits']} cached, {cache['clips']['generated']} read; embeddings: "
           f"{cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
     print(f"results: {run_dir / 'results.json'} (per clip: {run_dir / 'samples.csv'}); "

@@ -81,7 +81,7 @@ def test_score_equals_suite_path_and_reference_beats_noise(folders, capsys):
     assert score(folders, "ref", "score-ref") == 0
     assert score(folders, "noise", "score-noise") == 0
     out = capsys.readouterr().out
-    assert "synth-tagger" in out and "length crop" in out and "clap_score" in out
+    assert "synth-tagger" in out and "length policy crop" in out and "clap_score" in out
     mine = {"reference": numbers(results_of(folders / "score-ref"), "ref"),
             "noise": numbers(results_of(folders / "score-noise"), "noise")}
     for gen in ("reference", "noise"):
