@@ -14,7 +14,7 @@ fails on any clip whose length differs from ``duration_s`` by more than ``length
 
 Missing clips (a prompt of the plan without a file) are listed by prompt id and fail the run, or with
 ``allow_missing: true`` those prompts are left out of this generator's items and their number is in
-the generator's protocol (and so in every record). Files for prompt ids the dataset does not have are
+the generator's ``describe()`` (``generator_info`` beside every record). Files for prompt ids the dataset does not have are
 an error. A clip's cache key includes its file's sha256 (``clip_identity``): replacing a file re-reads
 and re-embeds that clip only. Undecodable, empty (0 bytes) and NaN/inf files fail with one line naming
 the file; clips read before the failure stay cached.
@@ -128,7 +128,8 @@ class FilesGenerator(Generator):
         if self._digests is not None:
             self._digests.save()
 
-    def protocol(self) -> dict[str, Any]:
+    def describe(self, duration_s: float) -> dict[str, Any]:
+        """Where the clips came from and how they were fitted (``generator_info`` of each record)."""
         p = self.params
         return {"source": "files", "root": str(p.root),
                 "manifest": None if p.manifest is None else str(p.manifest), "length_policy": p.length,

@@ -195,19 +195,19 @@ class FileDigests:
         self.dirty = False
 
     def __call__(self, path: Path) -> str:
-        from musicgen.checkpoints.files import sha256_file
+        from bench.files import file_digest
 
         st = path.stat()
         stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if stamp not in self.memo:
-            self.memo[stamp] = sha256_file(path)
+            self.memo[stamp] = file_digest(path)
             self.dirty = True
         return self.memo[stamp]
 
     def save(self) -> None:
         if self.memo_file is None or not self.dirty:
             return
-        from bench.store import atomic_write_text
+        from bench.files import atomic_write_json
 
-        atomic_write_text(self.memo_file, json.dumps(self.memo))
+        atomic_write_json(self.memo_file, self.memo, indent=None)
         self.dirty = False

@@ -160,7 +160,7 @@ def build_suite(ns: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
              "generators": [{"name": "files", "label": ns.label or gen_dir.name, "params": files}],
              "metrics": specs, "embedders": extra,
              "report": {"title": f"bench score: {ns.label or gen_dir.name}"}}
-    from bench.store import sha256_json
+    from bench.files import sha256_json
 
     suite["name"] = f"score-{sha256_json(suite)[:12]}"
     return suite, notes
@@ -180,9 +180,8 @@ def _protocol_line(rec: dict[str, Any]) -> str:
 
 def _shared_protocol(results: dict[str, Any], reference: Path) -> str:
     """What every printed number shares: clip length and policy, loudness, reference set and N."""
-    meta = results["metadata"]
-    gen = next(iter(meta["generators"].values()))["protocol"]
-    settings = results["records"][0]["protocol"].get("generation", {}) if results["records"] else {}
+    meta, first = results["metadata"], results["records"][0]
+    gen, settings = first.get("generator_info", {}), first["protocol"].get("generation", {})
     missing = f" ({gen['n_missing']} prompts without a clip left out)" if gen.get("n_missing") else ""
     if reference.is_file():
         from bench.stats import read_stats
@@ -212,7 +211,7 @@ def score_command(args: list[str]) -> int:
     run_dir = ns.out if ns.out is not None else Path("runs") / suite["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     suite_file = run_dir / "suite.yaml"
-    from bench.store import atomic_write_text
+    from bench.files import atomic_write_text
 
     atomic_write_text(suite_file, "# written by bench score; rerun with: bench run " + str(suite_file)
                       + "\n" + yaml.safe_dump(suite, sort_keys=False))

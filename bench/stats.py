@@ -89,7 +89,7 @@ def write_stats(path: str | Path, meta: Mapping[str, Any], embedders: Mapping[st
     """Write a statistics file atomically (float64 sums, mean and covariance per embedder)."""
     import io
 
-    from bench.store import atomic_write_bytes
+    from bench.files import atomic_write_bytes
 
     arrays: dict[str, np.ndarray] = {"format": np.array(FORMAT)}
     info = {}

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.api import MetricInfo, MetricItem, MetricResult
-from bench.metrics.base import BaseMetric, MetricParams, item_key
+from bench.metrics.base import BaseMetric, EmbedderParams, item_key
 from bench.metrics.functional.bootstrap import bias_corrected_interval, poisson_weights, subset_members
 from bench.metrics.functional.frechet import (
     fad_inf_fit,
@@ -40,7 +40,7 @@ from bench.metrics.functional.frechet import (
 )
 
 
-class FADParams(MetricParams):
+class FADParams(EmbedderParams):
     embedder: str = "vggish"
     #: a ``bench stats`` file: its sums stand for the reference set (reference clips are then unused)
     reference_stats: Path | None = None
@@ -54,11 +54,9 @@ class FrechetAudioDistance(BaseMetric):
     """FAD between the reference and generated sets on one embedder's frame embeddings."""
 
     Params = FADParams
-    embedders = ("vggish",)
 
     def __init__(self, params: FADParams | None = None) -> None:
         super().__init__(params)
-        self.embedders = (self.params.embedder,)
         self.dim: int | None = None
         self._songs: dict[tuple[str, int], np.ndarray] = {}  # generated frames per item, for per-song FAD
         self._stats: Any = None  # bench.stats.EmbedderStats when reference_stats is set
@@ -126,16 +124,14 @@ class FrechetAudioDistance(BaseMetric):
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         if not self.accept(item, check_reference=True):
             return
-        name = self.params.embedder
-        if name not in features or "generated" not in features[name]:
-            raise KeyError(f"FAD: no {name!r} embeddings of the generated clip of {item_key(item)!r}")
-        feats = features[name]
         key = item_key(item)
-        self._add("gen", key, feats["generated"])
+        generated = self.features_of(features, item)["generated"]
+        self._add("gen", key, generated)
         if self.params.per_song:
-            self._songs[(item.prompt.id, item.generated.seed)] = np.asarray(feats["generated"], np.float32)
-        if "reference" in feats and self.params.reference_stats is None:
-            self._add("ref", item.prompt.id + "#ref#" + key, feats["reference"])
+            self._songs[(item.prompt.id, item.generated.seed)] = np.asarray(generated, np.float32)
+        reference = features[self.params.embedder].get("reference")
+        if reference is not None and self.params.reference_stats is None:
+            self._add("ref", item.prompt.id + "#ref#" + key, reference)
         self.state["n_items"] += 1.0
 
     def infos(self) -> list[MetricInfo]:
@@ -152,11 +148,11 @@ class FrechetAudioDistance(BaseMetric):
                                      "to the reference Gaussian (fadtk per-song score); needs >= 2 frames"})]
 
     def _reference_protocol(self) -> dict[str, Any]:
-        from musicgen.checkpoints.files import sha256_file
+        from bench.files import file_digest
 
         path = self.params.reference_stats
         assert path is not None
-        return {"statistics_file": str(path), "sha256": sha256_file(path),
+        return {"statistics_file": str(path), "sha256": file_digest(path),
                 "n_clips": None if self._stats is None else self._stats.n_clips,
                 "bootstrap": "reference fixed (statistics file); the interval resamples generated clips only"}
 

@@ -48,7 +48,7 @@ def test_stems_formats_rates_and_channels(tmp_path):
     np.testing.assert_array_equal(clips[0].wav, stereo)
     assert all(c.sample_rate == 16000 for c in clips)
     assert clips[1].wav.shape == (1, 16000)  # 2 s at 8 kHz, resampled to 16 kHz and cut to 1 s
-    assert "mean of the channels" in g.protocol()["channels"]
+    assert "mean of the channels" in g.describe(1.0)["channels"]
 
 
 def test_manifest_csv_and_jsonl_with_seeds(tmp_path):
@@ -97,7 +97,7 @@ def test_missing_unknown_and_allow_missing(tmp_path):
         gen(root).plan_prompts(prompts("a", "b", "c"), [0], ["a", "b", "c"])
     g = gen(root, allow_missing=True)
     assert [p.id for p in g.plan_prompts(prompts("a", "b", "c"), [0], ["a", "b", "c"])] == ["a", "b"]
-    assert g.protocol()["n_missing"] == 1 and g.protocol()["missing"] == ["c"]
+    assert g.describe(1.0)["n_missing"] == 1 and g.describe(1.0)["missing"] == ["c"]
     with pytest.raises(ValueError, match=r"name prompt ids the dataset does not have: b"):
         gen(root).plan_prompts(prompts("a"), [0], ["a", "c"])
 

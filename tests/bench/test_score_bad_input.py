@@ -87,7 +87,7 @@ def test_missing_clips_fail_or_are_skipped_with_n(ref, capsys):
     assert rc == 0
     results = json.loads((ref / "run2" / "results.json").read_text())
     assert {r["n"] for r in results["records"]} == {4}
-    proto = results["metadata"]["generators"]["gen"]["protocol"]
+    proto = results["records"][0]["generator_info"]
     assert proto["n_missing"] == 1 and proto["missing"] == ["t4"]
 
 
