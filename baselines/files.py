@@ -14,10 +14,10 @@ fails on any clip whose length differs from ``duration_s`` by more than ``length
 
 Missing clips (a prompt of the plan without a file) are listed by prompt id and fail the run, or with
 ``allow_missing: true`` those prompts are left out of this generator's items and their number is in
-the generator's ``describe()`` (``generator_info`` beside every record). Files for prompt ids the dataset does not have are
-an error. A clip's cache key includes its file's sha256 (``clip_identity``): replacing a file re-reads
-and re-embeds that clip only. Undecodable, empty (0 bytes) and NaN/inf files fail with one line naming
-the file; clips read before the failure stay cached.
+the generator's ``describe()`` (``generator_info`` beside every record). Files for prompt ids the
+dataset does not have are an error. A clip's cache key includes its file's sha256 (``clip_identity``):
+replacing a file re-reads and re-embeds that clip only. Undecodable, empty (0 bytes) and NaN/inf
+files fail with one line naming the file; clips read before the failure stay cached.
 """
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ def select_generators(planned: PlannedSuite, only: Sequence[str]) -> list[Plugin
     return [g for g in gens if g.label in only or g.name in only]
 
 
-def load_prompts(planned: PlannedSuite, limit: int | None) -> tuple[list[Prompt], dict[str, Any], list[str]]:
+def load_prompts(planned: PlannedSuite,
+                 limit: int | None) -> tuple[list[Prompt], dict[str, Any], list[str]]:
     """The dataset's prompts after ``dataset.limit`` and ``limit``, the dataset's protocol, and the
     ids of all its prompts (before the limits: what a generator's files may name)."""
     dataset = planned.make(planned.dataset)
@@ -97,7 +98,8 @@ def load_prompts(planned: PlannedSuite, limit: int | None) -> tuple[list[Prompt]
     ids = [p.id for p in prompts]
     if len(set(ids)) != len(ids):
         raise RunError(f"dataset {planned.dataset.name!r} has duplicate prompt ids")
-    return prompts, {**dataset.protocol(), "name": planned.dataset.name, "n_prompts": len(prompts)}, dataset_ids
+    protocol = {**dataset.protocol(), "name": planned.dataset.name, "n_prompts": len(prompts)}
+    return prompts, protocol, dataset_ids
 
 
 def make_plan(planned: PlannedSuite, generators: list[Plugin], prompts: list[Prompt], world: World,
