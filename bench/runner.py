@@ -9,7 +9,10 @@ concrete plug-in. Each step has its own module; this one runs them in order, as 
 4. embeddings (``bench.embed``): mono, resampled to each embedder's rate, cached;
 5. metrics (``bench.score``): one fresh instance per (generator, metric), fed every item; any failure
    raises; records with ``Generator.describe`` as ``generator_info``;
-6. outputs (``bench.publish``): ``results.json`` (flat records, see ``RESULTS_SCHEMA``),
+   Per-clip values that need the merged state (``Metric.late_values``: per-song FAD) join each
+   rank's per-sample rows once the states are summed;
+6. outputs (``bench.publish``): ``results.json`` (flat records, see ``RESULTS_SCHEMA``, and
+   ``worst_clips``: each system's worst clips per per-clip score, ``bench.per_clip``),
    ``samples.csv`` (+ parquet with pyarrow), evaluated audio under ``audio/``.
 
 Killing the process at any point and running again redoes only what is missing; cache hits are
