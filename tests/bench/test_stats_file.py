@@ -150,3 +150,18 @@ def test_validate_names_a_missing_or_foreign_statistics_file(tmp_path, tones, wr
         load_suite(write_suite(suite % ("test-bands", tmp_path / "absent.npz")), run_dir=tmp_path / "run")
     with pytest.raises(SuiteError, match=r"has no statistics for embedder 'synth-tagger'"):
         load_suite(write_suite(suite % ("synth-tagger", path)), run_dir=tmp_path / "run")
+
+
+def test_stats_command_errors_are_one_line(tmp_path, capsys):
+    from bench.cli import main
+
+    (tmp_path / "ref").mkdir()
+    assert main(["stats", str(tmp_path / "ref"), "--embedder", "synth-tager", "-o", str(tmp_path / "x.npz")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "synth-tagger" in err  # the close match is named
+    assert main(["stats", str(tmp_path / "ref"), "--embedder", "synth-tagger", "--embedder-param", "weights=x",
+                 "-o", str(tmp_path / "x.npz")]) == 1
+    assert "expected NAME.KEY=VALUE" in capsys.readouterr().err
+    assert main(["stats", str(tmp_path / "ref"), "--embedder", "synth-tagger", "-o", str(tmp_path / "x.npz"),
+                 "--no-progress"]) == 1
+    assert "holds no audio files" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
