@@ -155,13 +155,12 @@ def test_validate_names_a_missing_or_foreign_statistics_file(tmp_path, tones, wr
 def test_stats_command_errors_are_one_line(tmp_path, capsys):
     from bench.cli import main
 
+    ref, out = str(tmp_path / "ref"), str(tmp_path / "x.npz")
     (tmp_path / "ref").mkdir()
-    assert main(["stats", str(tmp_path / "ref"), "--embedder", "synth-tager", "-o", str(tmp_path / "x.npz")]) == 1
+    assert main(["stats", ref, "--embedder", "synth-tager", "-o", out]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "synth-tagger" in err  # the close match is named
-    assert main(["stats", str(tmp_path / "ref"), "--embedder", "synth-tagger", "--embedder-param", "weights=x",
-                 "-o", str(tmp_path / "x.npz")]) == 1
+    assert main(["stats", ref, "--embedder", "synth-tagger", "--embedder-param", "weights=x", "-o", out]) == 1
     assert "expected NAME.KEY=VALUE" in capsys.readouterr().err
-    assert main(["stats", str(tmp_path / "ref"), "--embedder", "synth-tagger", "-o", str(tmp_path / "x.npz"),
-                 "--no-progress"]) == 1
+    assert main(["stats", ref, "--embedder", "synth-tagger", "-o", out, "--no-progress"]) == 1
     assert "holds no audio files" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
