@@ -15,8 +15,9 @@ fails on any clip whose length differs from ``duration_s`` by more than ``length
 Missing clips (a prompt of the plan without a file) are listed by prompt id and fail the run, or with
 ``allow_missing: true`` those prompts are left out of this generator's items and their number is in
 the generator's ``describe()`` (``generator_info`` beside every record). Files for prompt ids the
-dataset does not have are an error. A clip's cache key includes its file's sha256 (``clip_identity``):
-replacing a file re-reads and re-embeds that clip only. Undecodable, empty (0 bytes) and NaN/inf
+dataset does not have are an error, or with ``allow_unknown: true`` ignored and counted. A clip's
+cache key includes its file's sha256 (``clip_identity``): replacing a file re-reads and re-embeds
+that clip only. Undecodable, empty (0 bytes) and NaN/inf
 files fail with one line naming the file; clips read before the failure stay cached.
 """
 
@@ -46,6 +47,9 @@ class FilesGenerator(Generator):
         length_tolerance_s: float = Field(default=0.01, ge=0)
         sample_rate: int | None = Field(default=None, gt=0, description="resample to this rate; None keeps")
         allow_missing: bool = False
+        #: ignore (and count) clips of prompt ids the dataset does not have, e.g. a sample set that
+        #: covers MusicCaps clips absent from a local copy; otherwise they are an error
+        allow_unknown: bool = False
         extensions: tuple[str, ...] = AUDIO_EXTENSIONS
 
     def __init__(self, params: Params | None = None, context: Any = None) -> None:
@@ -53,6 +57,7 @@ class FilesGenerator(Generator):
         self._entries: dict[tuple[str, int], ClipEntry] | None = None
         self._digests: FileDigests | None = None
         self.missing: list[str] = []
+        self.unknown: list[str] = []
 
     # -- the folder ------------------------------------------------------------------------------
     def entries(self) -> dict[tuple[str, int], ClipEntry]:
@@ -92,9 +97,11 @@ class FilesGenerator(Generator):
         prompt ids the dataset does not have, and for missing clips unless ``allow_missing``."""
         entries = self.entries()
         unknown = sorted({pid for pid, _ in entries} - set(dataset_ids))
-        if unknown:
+        self.unknown = unknown
+        if unknown and not self.params.allow_unknown:
             raise ValueError(f"{len(unknown)} clip(s) in {str(self.params.root)!r} name prompt ids the "
-                             f"dataset does not have: {listing(unknown)}")
+                             f"dataset does not have: {listing(unknown)} (set allow_unknown: true to "
+                             f"ignore them)")
         keep, missing = [], []
         for p in prompts:
             absent = [s for s in seeds if (p.id, s) not in entries]
@@ -135,7 +142,8 @@ class FilesGenerator(Generator):
                 "manifest": None if p.manifest is None else str(p.manifest), "length_policy": p.length,
                 "length_tolerance_s": p.length_tolerance_s if p.length == "refuse" else None,
                 "resampled_to": p.sample_rate, "channels": CHANNELS, "allow_missing": p.allow_missing,
-                "n_missing": len(self.missing), "missing": self.missing[:50]}
+                "n_missing": len(self.missing), "missing": self.missing[:50],
+                "allow_unknown": p.allow_unknown, "n_unknown_ignored": len(self.unknown)}
 
     # -- the generator contract ------------------------------------------------------------------
     def load(self, device: str = "cpu") -> None:

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--duration-s", type=float, default=None)
     ap.add_argument("--length", choices=["crop", "pad", "refuse"], default="crop")
     ap.add_argument("--allow-missing", action="store_true", help="score the prompts that have a clip")
+    ap.add_argument("--allow-unknown", action="store_true",
+                    help="ignore clips whose prompt id has no reference (for unpaired sets, see bench stats)")
     ap.add_argument("--loudness-lufs", default="-14",
                     help="normalise generated clips (the paper); 'none': off")
     ap.add_argument("--label", default=None, help="system name in the results (default GEN_DIR's name)")
@@ -137,7 +139,8 @@ def build_suite(ns: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         raise ScoreError("no metric left to compute")
     duration = float(duration or _longest_clip_s(gen_dir, ns.manifest))
     lufs = None if str(ns.loudness_lufs).lower() in ("none", "null", "off") else float(ns.loudness_lufs)
-    files = {"root": str(gen_dir), "length": ns.length, "allow_missing": bool(ns.allow_missing)}
+    files = {"root": str(gen_dir), "length": ns.length, "allow_missing": bool(ns.allow_missing),
+             "allow_unknown": bool(ns.allow_unknown)}
     if manifest:
         files["manifest"] = manifest
     specs = []

@@ -98,8 +98,11 @@ def test_missing_unknown_and_allow_missing(tmp_path):
     g = gen(root, allow_missing=True)
     assert [p.id for p in g.plan_prompts(prompts("a", "b", "c"), [0], ["a", "b", "c"])] == ["a", "b"]
     assert g.describe(1.0)["n_missing"] == 1 and g.describe(1.0)["missing"] == ["c"]
-    with pytest.raises(ValueError, match=r"name prompt ids the dataset does not have: b"):
+    with pytest.raises(ValueError, match=r"name prompt ids the dataset does not have: b \(set allow_unknown"):
         gen(root).plan_prompts(prompts("a"), [0], ["a", "c"])
+    lenient = gen(root, allow_unknown=True)
+    assert [p.id for p in lenient.plan_prompts(prompts("a"), [0], ["a", "c"])] == ["a"]
+    assert lenient.describe(1.0)["n_unknown_ignored"] == 1
 
 
 def test_bad_files_are_named_by_check(tmp_path):
