@@ -308,8 +308,9 @@ class Metric(abc.ABC):
     Params: ClassVar[type[Params]] = Params
     #: registry names of the embedders whose features ``update`` receives
     embedders: ClassVar[tuple[str, ...]] = ()
-    #: True when every item needs ``reference`` (paired metrics)
-    needs_reference: ClassVar[bool] = False
+    #: True when every item needs ``reference`` (paired metrics); an instance may turn it off when it
+    #: has the references another way (``kl`` with ``reference_stats``)
+    needs_reference: bool = False
     #: True when ``item.reference.tokens`` should be filled by ``Generator.encode_reference``
     needs_reference_tokens: ClassVar[bool] = False
 

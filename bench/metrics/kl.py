@@ -46,7 +46,7 @@ class KLDivergence(BaseMetric):
 
     def __init__(self, params: KLParams | None = None) -> None:
         super().__init__(params)
-        self.needs_reference = self.params.reference_stats is None  # type: ignore[misc]
+        self.needs_reference = self.params.reference_stats is None
         self._stats: Any = None
 
     def check(self) -> list[str]:
