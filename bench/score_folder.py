@@ -227,7 +227,7 @@ def score_command(args: list[str]) -> int:
         results = runner.run()
     except (SuiteError, RunError) as e:
         print(f"bench score: {e}", file=sys.stderr)
-        if "checkpoint" in str(e) or "weights" in str(e):
+        if isinstance(e, SuiteError) and ("checkpoint" in str(e) or "weights" in str(e)):
             print("bench score: give local weight files with --embedder-param NAME.KEY=PATH (e.g. "
                   "vggish.weights=PATH), or score with --embedders offline", file=sys.stderr)
         return 1
