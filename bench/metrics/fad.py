@@ -16,8 +16,15 @@ shifted by the bootstrap estimate of that bias, ``mean(replicates) - estimate``,
 
 The reference set is every item's reference clip as the runner passes it (a prompt seen with several
 seeds contributes its reference once per item). Memory: about ``(2 B + S + 2) D^2 * 8`` bytes, 7 MB
-for VGGish (D = 128) with the defaults. Per-sample FAD needs the reference fit first and is offered as
-``functional.per_sample_fad`` rather than streamed here.
+for VGGish (D = 128) with the defaults. Per-song FAD (``per_song``, fadtk's
+``score_individual``: the Gaussian of one clip's frames alone against the reference Gaussian,
+``functional.per_sample_fad``) needs the whole reference set, so each clip's generated frames are kept
+(float32, a few kB per clip) and scored in ``late_values`` once the states are merged; a clip with
+fewer than 2 frames gets no value.
+
+``reference_stats``: a ``bench stats`` file whose sums stand for the reference set (its embedder
+protocol must match the embedder in use; ``bench.stats``). The reference is then fixed: the bootstrap
+interval resamples generated clips only, and the record's protocol says so.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ Clips longer than one 20 s segment: we average the segment distributions per cli
 in every record's protocol as ``aggregation``); audiocraft's ``PasstKLDivergenceMetric``
 (``audiocraft/metrics/kld.py``) instead pairs generated and reference segments by index and weights
 by segments. Both agree for clips of at most 20 s (MusicCaps is 10 s).
+
+Each clip's three values go to the per-sample table. ``reference_stats``: a ``bench stats
+--embeddings`` file holding every reference clip's logits by prompt id; they stand for the items'
+reference audio (the file's embedder protocol must match the one in use).
 """
 
 from __future__ import annotations
