@@ -303,10 +303,6 @@ class Metric(abc.ABC):
     embedders ``bind_embedder(name, protocol)`` with its ``protocol()`` and, when the embedder has a
     text tower, ``set_text_encoder(fn)`` with its ``embed_text`` (texts -> ``[N, D]``; CLAP score).
     ``MetricResult.extra["protocol"]`` entries are merged into the record's protocol.
-
-    State that cannot be summed (KAD keeps the embeddings themselves) lives in ``gathered``: tables
-    of per-clip float64 arrays keyed by clip, united across shards and ranks by ``add_gathered``
-    (``bench.distributed.World.reduce_metric`` gathers them); empty for metrics of sums.
     """
 
     Params: ClassVar[type[Params]] = Params
@@ -322,11 +318,10 @@ class Metric(abc.ABC):
         self.params = params if params is not None else self.Params()
         self.state: dict[str, np.ndarray] = {}
         self.embedder_protocols: dict[str, dict[str, Any]] = {}
-        self.gathered: dict[str, dict[str, np.ndarray]] = {}
+        self.gathered: dict[str, dict[str, np.ndarray]] = {}  # state that cannot be summed (KAD)
 
     def add_gathered(self, tables: Mapping[str, Mapping[str, np.ndarray]]) -> None:
-        """Unite another shard's or rank's ``gathered`` tables with this one's (metrics that keep
-        such state override it; the default accepts only empty tables)."""
+        """Unite another shard's or rank's ``gathered`` tables (per-clip arrays keyed by clip)."""
         if any(tables.values()):
             raise NotImplementedError(f"{type(self).__name__} keeps no gathered state")
 
