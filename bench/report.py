@@ -45,6 +45,7 @@ from markupsafe import Markup
 
 from bench import __version__
 from bench.published import PUBLISHED_TABLES
+from bench.run_flags import flag_counts
 from bench.run_results import (
     SAMPLES_FILE,
     Record,
@@ -55,6 +56,7 @@ from bench.run_results import (
     load_samples,
     score_columns,
 )
+from bench.store import atomic_write_text
 from bench.svg_plot import Point, Series, errorbar_plot
 
 TEMPLATE = "report.html.j2"
@@ -357,22 +359,19 @@ def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str 
         results=results, meta=shorten(results.meta), version=__version__,
         tables=metric_tables(results.records),
         pivots=pivots(results.records), protocols=protocols(results.records),
-        score_columns=scores, samples=rows,
+        score_columns=scores, samples=rows, flags=flag_counts(results.meta),
         published=PUBLISHED_TABLES if paper_numbers else ())
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, title: str | None = None,
                  paper_numbers: bool = True, samples_name: str | None = None) -> Path:
-    """Render ``RUN_DIR/results.json`` (+ per-sample table) to ``out`` (default RUN_DIR/report.html);
-    the file is written atomically. Returns its path."""
+    """Render ``RUN_DIR/results.json`` (+ per-sample table) to ``out`` (default RUN_DIR/report.html)
+    through an exclusive temporary renamed into place (a planted link is never followed)."""
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     html_path = Path(out) if out is not None else run_dir / "report.html"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(results, run_dir, html_path, title, paper_numbers, samples_name)
-    tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, html_path)
+    atomic_write_text(html_path, text)  # makes the parent folder
     return html_path
 
 
@@ -390,8 +389,10 @@ def main(argv: list[str]) -> int:
     try:
         path = write_report(args.run_dir, args.out, args.title, not args.no_paper_numbers, args.samples)
         table = pivot_markdown(load_results(args.run_dir).records) if args.markdown else ""
-    except ResultsError as err:
-        print(f"bench report: {err}", file=sys.stderr)
+    except (ResultsError, OSError) as err:  # OSError: the report cannot be written
+        why = (f"cannot write {args.out or Path(args.run_dir) / 'report.html'} ({err.filename}: "
+               f"{err.strerror})" if isinstance(err, OSError) else err)
+        print(f"bench report: {why}", file=sys.stderr)
         return 2
     print(path)
     if args.markdown:

@@ -143,9 +143,9 @@ def load_results(run: str | Path) -> RunResults:
         raise ResultsError(f"{path}: no results file (expected {RESULTS_FILE} in the run directory; "
                            "run `bench run SUITE --out DIR` first)")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: not valid JSON ({err})") from err
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ResultsError(f"{path}: not valid JSON ({type(err).__name__}: {err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):
         raise ResultsError(f"{path}: expected an object with a 'records' list")
     records = [parse_record(r, f"{path}: records[{i}]") for i, r in enumerate(data["records"])]
@@ -161,7 +161,12 @@ def load_samples(run_dir: str | Path, name: str = SAMPLES_FILE) -> pd.DataFrame 
     path = Path(run_dir) / name
     if not path.is_file():
         return None
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:  # incl. bad UTF-8
+        what = " ".join(str(err).split())
+        raise ResultsError(f"{path}: not a readable CSV table ({type(err).__name__}: {what}); rerun "
+                           "`bench run` to rewrite it") from None
     renames = {}
     for canonical, aliases in SAMPLE_ALIASES.items():
         found = [a for a in aliases if a in frame.columns]

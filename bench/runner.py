@@ -45,8 +45,9 @@ from bench import __version__
 from bench.api import AudioClip, Embedder, Generator, MetricItem, Prompt
 from bench.audio import crop, normalize_loudness, read_audio, resample, to_mono
 from bench.distributed import RankError, World
+from bench.run_flags import clip_flags, summarize
 from bench.store import RunStore, audio_digest, clip_key, embedding_key, reference_tokens_key
-from bench.suite import PlannedSuite, Plugin
+from bench.suite import PlannedSuite, Plugin, plan_size
 
 RESULTS_SCHEMA = ("generator", "params", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better",
                   "protocol")
@@ -57,7 +58,13 @@ class RunError(RuntimeError):
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_") or "_"
+    """A file name for ``text``: itself when it is made of ``[A-Za-z0-9._=-]``; otherwise those
+    characters (runs of others as ``_``) plus 8 hex digits of the text's sha256, so that distinct
+    texts (all-CJK prompt ids, labels with brackets) never share a file name."""
+    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:80]
+    if safe == text and safe not in (".", ".."):
+        return safe
+    return f"{safe or 'id'}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 @dataclass
@@ -167,19 +174,27 @@ class Runner:
     def reference(self, prompt: Prompt) -> AudioClip | None:
         if prompt.reference_path is None:
             return None
-        wav, sr = read_audio(prompt.reference_path)  # read again per generator: memory stays bounded
-        wav = crop(wav, round(self.gen.duration_s * sr))
-        if self.gen.normalize_reference and self.gen.loudness_lufs is not None:
-            wav, _ = normalize_loudness(wav, sr, self.gen.loudness_lufs)
+        try:
+            wav, sr = read_audio(prompt.reference_path)  # read again per generator: memory stays bounded
+            wav = crop(wav, round(self.gen.duration_s * sr))
+            if self.gen.normalize_reference and self.gen.loudness_lufs is not None:
+                wav, _ = normalize_loudness(wav, sr, self.gen.loudness_lufs)
+        except ValueError as e:
+            raise RunError(f"reference audio of prompt {prompt.id!r} ({prompt.reference_path}): "
+                           f"{e}") from None
         return AudioClip(wav, sr, prompt.id, -1, meta={"reference": True})
 
     def prepare(self, label: str, item: EvalItem) -> None:
         clip = self.store.load_clip(item.key)
         if clip is None:
             raise RunError(f"clip {item.key} for {label!r} / {item.prompt.id!r} vanished from the cache")
-        measured = None
+        measured, generated = None, clip.wav
         if self.gen.loudness_lufs is not None:
-            wav, measured = normalize_loudness(clip.wav, clip.sample_rate, self.gen.loudness_lufs)
+            try:
+                wav, measured = normalize_loudness(clip.wav, clip.sample_rate, self.gen.loudness_lufs)
+            except ValueError as e:
+                raise RunError(f"generator {label!r}, prompt {item.prompt.id!r} seed {item.seed}: {e}; "
+                               "set generation.loudness_lufs: null to skip normalisation") from None
             clip = AudioClip(wav, clip.sample_rate, clip.prompt_id, clip.seed, clip.tokens, clip.meta)
         ref = self.reference(item.prompt)
         if ref is not None and self.gen.trim_to_reference:
@@ -200,8 +215,7 @@ class Runner:
                     "text": item.prompt.text, "audio": audio, "reference_audio": ref_audio,
                     "duration_s": round(clip.duration_s, 6), "sample_rate": clip.sample_rate,
                     "loudness_lufs_before": None if measured is None else round(measured, 3),
-                    "silent": bool(measured is not None and not np.isfinite(measured)),
-                    "cached": item.cached}
+                    **clip_flags(generated, clip.wav), "cached": item.cached}
 
     # -- embeddings ------------------------------------------------------------------------------
     def embedder(self, name: str) -> Embedder:
@@ -328,11 +342,16 @@ class Runner:
                         "ci_high": None if res.ci_high is None else float(res.ci_high),
                         "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
                         "protocol": protocol})
+            if "n_flagged" in res.extra:  # clips left out of this value (silent, non-finite), by id
+                out[-1].update(n_flagged=int(res.extra["n_flagged"]), flagged=res.extra.get("flagged", {}))
         return out
 
     # -- the whole run ---------------------------------------------------------------------------
     def _phase(self, error: BaseException | None, phase: str) -> None:
-        """Every rank reports how ``phase`` went; any failure fails every rank, naming the rank."""
+        """Every rank reports how ``phase`` went; any failure fails every rank, naming the rank. An
+        unexpected exception becomes a one-line ``RunError`` naming the phase (its cause chained)."""
+        if error is not None and not isinstance(error, RunError) and not self.world.distributed:
+            raise RunError(f"{phase}: {type(error).__name__}: {error}") from error
         try:
             self.world.check(error, phase)
         except RankError as e:
@@ -343,6 +362,9 @@ class Runner:
         the dataset protocol. Items are numbered across the whole plan (generators in suite order,
         then seeds, then prompts); item ``i`` is rank ``i % world_size``'s (``EvalItem.mine``)."""
         prompts, dataset_protocol = self.prompts()
+        size = plan_size(self.planned, len(prompts), len(self.generators()))  # SuiteError past MAX_CLIPS
+        if self.world.is_main:
+            print(size, file=sys.stderr)
         for what, names in (("generator labels", [g.label for g in self.generators()]),
                             ("prompt ids", [p.id for p in prompts])):
             slugs = [slug(n) for n in names]
@@ -414,7 +436,7 @@ class Runner:
                            "records": records,
                            "metadata": self.metadata(plan, prompts, dataset_protocol,
                                                      {"generation": t_gen - t0, "evaluation": t_end - t_gen,
-                                                      "total": t_end - t0})}
+                                                      "total": t_end - t0}, rows)}
                 self.write_outputs(results, rows)
             except Exception as e:
                 error = e
@@ -441,7 +463,7 @@ class Runner:
         return total
 
     def metadata(self, plan: list, prompts: list[Prompt], dataset_protocol: Mapping[str, Any],
-                 durations: Mapping[str, float]) -> dict[str, Any]:
+                 durations: Mapping[str, float], rows: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         import numpy
         import torch
 
@@ -453,6 +475,7 @@ class Runner:
                 "dataset": dict(dataset_protocol), "prompt_ids": [p.id for p in prompts],
                 "seeds": list(self.gen.seeds), "duration_s": self.gen.duration_s,
                 "limit": self.limit, "only": self.only, "cache": self.stats,
+                "audio_flags": summarize(rows),
                 "durations_s": {k: round(v, 3) for k, v in durations.items()},
                 "generators": {p.label: {"name": p.name, "params": p.params.model_dump(mode="json"),
                                          "fingerprint": fp} for p, _, _, fp in plan}}

@@ -31,6 +31,9 @@ import soundfile as sf
 from bench import __version__
 from bench.api import AudioClip, Prompt
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
+
 #: bump when the meaning of a cached clip or embedding changes without a version change elsewhere
 CACHE_FORMAT = 1
 
@@ -94,6 +97,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are readable like any file we write
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
