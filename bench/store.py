@@ -137,6 +137,12 @@ class RunStore:
         for tmp in self.root.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
+    def unlock(self) -> None:
+        """Release the run directory (also done by the end of the process)."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
     def path(self, relative: str | Path) -> Path:
         """``root / relative``, refusing anything that resolves outside the run directory."""
         rel = Path(relative)
