@@ -115,7 +115,18 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle with non-allowlisted globals, or a corrupt file
-        raise ValueError(f"{path}: could not be read as a weights-only torch checkpoint ({e})") from e
+        raise weights_only_refusal(path, e) from None
+
+
+def weights_only_refusal(path: str | os.PathLike[str], e: BaseException) -> ValueError:
+    """One line for a torch file that ``torch.load(weights_only=True)`` refused: the file and the line
+    of torch's message that says what it holds (torch's own message spans paragraphs and suggests
+    loading with ``weights_only=False``, which we never do)."""
+    lines = [" ".join(line.split()) for line in str(e).splitlines() if line.strip()]
+    reason = next((line for line in lines if "GLOBAL" in line or "global" in line or "Unsupported" in line),
+                  next((line for line in lines if "weights_only" not in line), type(e).__name__))
+    return ValueError(f"{path}: refused: not a weights-only torch checkpoint ({reason}); only safetensors "
+                      "and weights-only torch files are read, never code")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

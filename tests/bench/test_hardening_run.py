@@ -103,3 +103,35 @@ def test_lock_is_held_until_the_report_is_written(tones, write_suite, capsys, pl
     assert json.loads((run / "results.json").read_text())["records"]
     with open(run / ".lock", "a") as f:  # released at the end
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class _Evil:
+    """A pickle that runs a command when loaded without ``weights_only``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_unsafe_checkpoint_during_run_is_refused_in_one_line(tones, write_suite, capsys, tmp_path):
+    import torch
+
+    ckpt = tmp_path / "ck"
+    ckpt.mkdir()
+    marker = tmp_path / "PWNED"
+    for name in ("state_dict.bin", "compression_state_dict.bin"):  # an audiocraft-format folder
+        torch.save({"best_state": _Evil(marker)}, ckpt / name)
+    text = TONES_SUITE.split("generators:")[0] + """generators: [{name: musicgen, params: {checkpoint: ck}}]
+metrics: []
+report: {html: null}
+"""
+    err = _run(write_suite(text), tmp_path / "run", capsys, 1)
+    assert (f"{ckpt / 'state_dict.bin'}: refused: not a weights-only torch checkpoint (Trying to load "
+            "unsupported GLOBAL posix.system whose module posix is blocked.); only safetensors and "
+            "weights-only torch files are read, never code") in err
+    plan, error = err.strip().splitlines()
+    assert plan.startswith("plan: 5 prompt(s)") and error.startswith("bench run: error: ")
+    assert "weights_only=False" not in err and "weights_only` set to `False`" not in err
+    assert not marker.exists()
