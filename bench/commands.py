@@ -114,6 +114,11 @@ def _run_and_report(runner: Runner, planned: PlannedSuite, world: World) -> int:
         print(f"{r['generator']:<24} {r['metric']:<20} {r['value']:.6g}{ci} (n={r['n']})")
     print(f"clips: {cache['clips']['hits']} cached, {cache['clips']['generated']} generated; "
           f"embeddings: {cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
+    damaged = {k: v["damaged"] for k, v in cache.items() if v.get("damaged")}
+    if damaged:
+        print(f"damaged cache entries recomputed (not used): "
+              f"{', '.join(f'{n} {k}' for k, n in damaged.items())}; see results.json metadata."
+              "damaged_cache_entries")
     run_dir = Path(planned.run_dir)
     print(f"results: {run_dir / 'results.json'}")
     options = planned.suite.report

@@ -185,7 +185,7 @@ class Runner:
         return AudioClip(wav, sr, prompt.id, -1, meta={"reference": True})
 
     def prepare(self, label: str, item: EvalItem) -> None:
-        clip = self.store.load_clip(item.key)
+        clip = self.store.load_clip(item.key, item.prompt.id, item.seed)
         if clip is None:
             raise RunError(f"clip {item.key} for {label!r} / {item.prompt.id!r} vanished from the cache")
         measured, generated = None, clip.wav
@@ -380,7 +380,8 @@ class Runner:
                 for p in prompts:
                     key = clip_key(fp, p, seed, self.gen.duration_s)
                     mine = self.world.owns(index)
-                    items.append(EvalItem(p, seed, key, mine and self.store.has_clip(key), mine=mine))
+                    cached = mine and self.store.has_clip(key, p.id, seed)  # checked: damaged is not cached
+                    items.append(EvalItem(p, seed, key, cached, mine=mine))
                     index += 1
             plan.append((plugin, generator, items, fp))
         return plan, prompts, dataset_protocol
@@ -426,7 +427,13 @@ class Runner:
             self._phase(error, f"scores of {plugin.label!r}")
             rows += [it.row for it in items]
         rows = self._gather_rows(plan, rows)
+        for kind, lines in self.store.damaged.items():  # recomputed, counted, never used
+            self.stats.setdefault(kind, {})["damaged"] = len(lines)
         self.stats = self._gather_stats()
+        self.damaged: dict[str, list[str]] = {}
+        for part in self.world.gather(self.store.damaged):
+            for kind, lines in part.items():
+                self.damaged.setdefault(kind, []).extend(lines)
         results: dict[str, Any] = {}
         if self.world.is_main:
             try:
@@ -476,6 +483,7 @@ class Runner:
                 "seeds": list(self.gen.seeds), "duration_s": self.gen.duration_s,
                 "limit": self.limit, "only": self.only, "cache": self.stats,
                 "audio_flags": summarize(rows),
+                "damaged_cache_entries": {k: v[:50] for k, v in getattr(self, "damaged", {}).items()},
                 "durations_s": {k: round(v, 3) for k, v in durations.items()},
                 "generators": {p.label: {"name": p.name, "params": p.params.model_dump(mode="json"),
                                          "fingerprint": fp} for p, _, _, fp in plan}}

@@ -6,7 +6,12 @@ Layout of a run directory::
     RUN/samples.csv             per-sample table (and samples.parquet when pyarrow is installed)
     RUN/audio/<label>/<prompt>__s<seed>.wav   the evaluated (normalised, trimmed) audio, for reports
     RUN/cache/clips/<ab>/<sha256>.npz         generated clips, keyed by ``clip_key``
-    RUN/cache/embeddings/<ab>/<sha256>.npy    frame embeddings, keyed by ``embedding_key``
+    RUN/cache/embeddings/<ab>/<sha256>.npz    frame embeddings, keyed by ``embedding_key``
+    RUN/cache/tokens/<ab>/<sha256>.npz        reference tokens, keyed by ``reference_tokens_key``
+
+Every cache entry is checked when read (``bench.cache_entry``: the key it was written under, a digest
+of its content, the prompt id and seed it promises); a damaged entry (flipped byte, truncated, empty,
+copied under another key) is removed, counted in ``RunStore.damaged`` and recomputed, never used.
 
 Every write goes to a temporary file in the destination folder and is renamed into place with
 ``os.replace``, so a process killed at any moment leaves either the old file, the new file or nothing,
@@ -30,12 +35,13 @@ import soundfile as sf
 
 from bench import __version__
 from bench.api import AudioClip, Prompt
+from bench.cache_entry import DamagedEntry, pack_array, pack_clip, unpack_array, unpack_clip
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
 
 #: bump when the meaning of a cached clip or embedding changes without a version change elsewhere
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: entries carry their key and content digest (bench.cache_entry)
 
 
 class PathEscapeError(ValueError):
@@ -119,6 +125,8 @@ class RunStore:
         self.root = Path(run_dir).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_file = None
+        #: damaged cache entries met (kind -> one line each); they were removed and are recomputed
+        self.damaged: dict[str, list[str]] = {}
 
     def lock(self) -> None:
         """Take the run directory for this process (an exclusive ``flock`` on ``RUN/.lock``, released
@@ -163,32 +171,30 @@ class RunStore:
         return self.path(f"cache/{kind}/{key[:2]}/{key}{suffix}")
 
     # -- clips -----------------------------------------------------------------------------------
-    def has_clip(self, key: str) -> bool:
-        return self._cache_file("clips", key, ".npz").is_file()
+    def _entry_damaged(self, kind: str, f: Path, error: DamagedEntry) -> None:
+        """Count a damaged cache entry and remove it, so it is recomputed like a missing one."""
+        self.damaged.setdefault(kind, []).append(str(error))
+        f.unlink(missing_ok=True)
 
-    def load_clip(self, key: str) -> AudioClip | None:
-        """The cached clip for ``key``, or None."""
+    def has_clip(self, key: str, prompt_id: str | None = None, seed: int | None = None) -> bool:
+        """Whether a sound clip entry for ``key`` (and ``prompt_id``/``seed``) is cached; a damaged
+        one is removed and counted (``damaged``)."""
+        return self.load_clip(key, prompt_id, seed) is not None
+
+    def load_clip(self, key: str, prompt_id: str | None = None, seed: int | None = None) -> AudioClip | None:
+        """The cached clip for ``key``, checked (``bench.cache_entry``); None when missing or damaged."""
         f = self._cache_file("clips", key, ".npz")
         if not f.is_file():
             return None
-        with np.load(f, allow_pickle=False) as z:
-            tokens = z["tokens"] if "tokens" in z.files else None
-            meta = json.loads(str(z["meta"]))
-            return AudioClip(wav=z["wav"].astype(np.float32), sample_rate=int(z["sample_rate"]),
-                             prompt_id=meta.pop("prompt_id"), seed=int(meta.pop("seed")),
-                             tokens=tokens, meta=meta)
+        try:
+            return unpack_clip(f, key, prompt_id, seed)
+        except DamagedEntry as e:
+            self._entry_damaged("clips", f, e)
+            return None
 
     def save_clip(self, key: str, clip: AudioClip) -> Path:
-        meta = {**clip.meta, "prompt_id": clip.prompt_id, "seed": int(clip.seed)}
-        arrays: dict[str, Any] = {"wav": np.asarray(clip.wav, dtype=np.float32),
-                                  "sample_rate": np.int64(clip.sample_rate),
-                                  "meta": np.array(json.dumps(meta, default=str))}
-        if clip.tokens is not None:
-            arrays["tokens"] = np.asarray(clip.tokens, dtype=np.int64)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
         f = self._cache_file("clips", key, ".npz")
-        atomic_write_bytes(f, buf.getvalue())
+        atomic_write_bytes(f, pack_clip(key, clip))
         return f
 
     def count_clips(self) -> int:
@@ -197,15 +203,18 @@ class RunStore:
 
     # -- embeddings and reference tokens (kind "embeddings" or "tokens") ---------------------------
     def load_array(self, kind: str, key: str) -> np.ndarray | None:
-        f = self._cache_file(kind, key, ".npy")
+        """The cached array for ``key``, checked; None when missing or damaged (counted)."""
+        f = self._cache_file(kind, key, ".npz")
         if not f.is_file():
             return None
-        return np.load(f, allow_pickle=False)
+        try:
+            return unpack_array(f, key)
+        except DamagedEntry as e:
+            self._entry_damaged(kind, f, e)
+            return None
 
     def save_array(self, kind: str, key: str, array: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(array), allow_pickle=False)
-        atomic_write_bytes(self._cache_file(kind, key, ".npy"), buf.getvalue())
+        atomic_write_bytes(self._cache_file(kind, key, ".npz"), pack_array(key, array))
 
     def load_embedding(self, key: str) -> np.ndarray | None:
         return self.load_array("embeddings", key)
