@@ -46,8 +46,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.files import atomic_write_text, read_json
 from bench.run_results import Record, ResultsError, load_results, protocol_digest
-from bench.store import atomic_write_text
 
 FORMAT = "musicgen-bench-baseline"
 VERSION = 1
@@ -122,13 +122,8 @@ class Baseline:
 
 def load_baseline(path: str | Path) -> Baseline:
     path = Path(path)
-    if not path.is_file():
-        raise CompareError(f"{path}: no baseline file (write one with `bench compare RUN_DIR {path} "
-                           "--write-baseline`)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise CompareError(f"{path}: not valid JSON ({type(err).__name__}: {err})") from None
+    data = read_json(path, CompareError, "baseline file",
+                     f"write one with `bench compare RUN_DIR {path} --write-baseline`")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CompareError(f"{path}: not a baseline file (expected \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:
@@ -280,7 +275,7 @@ def main(argv: list[str]) -> int:
             data = baseline_from_records(results.records, results.suite, cli_tols)
             out = Path(args.baseline)
             try:  # an exclusive temporary renamed over OUT: a planted link is replaced, not followed
-                atomic_write_text(out, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+                atomic_write_text(out, json.dumps(data, indent=2, allow_nan=False) + "\n")
             except OSError as err:
                 raise CompareError(f"{out}: cannot write the baseline ({err.strerror or err})") from None
             print(f"wrote {out} ({len(data['entries'])} entries)")

@@ -2,7 +2,7 @@
 
 Layout of a run directory::
 
-    RUN/results.json            flat records (see bench.runner)
+    RUN/results.json            flat records (see bench.score)
     RUN/samples.csv             per-sample table (and samples.parquet when pyarrow is installed)
     RUN/audio/<label>/<prompt>__s<seed>.wav   the evaluated (normalised, trimmed) audio, for reports
     RUN/cache/clips/<ab>/<sha256>.npz         generated clips, keyed by ``clip_key``
@@ -13,19 +13,18 @@ Every cache entry is checked when read (``bench.cache_entry``: the key it was wr
 of its content, the prompt id and seed it promises); a damaged entry (flipped byte, truncated, empty,
 copied under another key) is removed, counted in ``RunStore.damaged`` and recomputed, never used.
 
-Every write goes to a temporary file in the destination folder and is renamed into place with
-``os.replace``, so a process killed at any moment leaves either the old file, the new file or nothing,
-never half a file; a rerun finds what is complete and redoes the rest. ``RunStore.path`` refuses any
-relative path that would land outside the run directory (absolute paths, ``..``, symlinks out).
+Every write is atomic (``bench.files.atomic_write_bytes``: a temporary file in the destination folder
+renamed into place), so a process killed at any moment leaves either the old file, the new file or
+nothing, never half a file; a rerun finds what is complete and redoes the rest. ``RunStore.path``
+refuses any relative path that would land outside the run directory (absolute paths, ``..``,
+symlinks out).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,36 +35,31 @@ import soundfile as sf
 from bench import __version__
 from bench.api import AudioClip, Prompt
 from bench.cache_entry import DamagedEntry, pack_array, pack_clip, unpack_array, unpack_clip
+from bench.files import atomic_write_bytes, atomic_write_json, atomic_write_text, file_digest, sha256_json
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
+__all__ = ["CACHE_FORMAT", "PathEscapeError", "RunStore", "atomic_write_bytes", "atomic_write_text",
+           "audio_digest", "clip_key", "embedding_key", "prompt_identity", "reference_tokens_key",
+           "sha256_json"]  # the atomic writes and sha256_json live in bench.files
 
 #: bump when the meaning of a cached clip or embedding changes without a version change elsewhere
-CACHE_FORMAT = 2  # 2: entries carry their key and content digest (bench.cache_entry)
+CACHE_FORMAT = 2  # 2: entries carry their key and content digest (bench.cache_entry); files by content
 
 
 class PathEscapeError(ValueError):
     """A path that would read or write outside the run directory."""
 
 
-def sha256_json(obj: Any) -> str:
-    """sha256 hex of the canonical JSON of ``obj`` (sorted keys; non-JSON values through ``str``)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _file_stamp(path: Path | None) -> list[Any] | None:
-    if path is None:
-        return None
-    st = Path(path).stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
+def _file_identity(path: Path | None) -> str | None:
+    """The sha256 of a prompt's file: its content, not where it lies (a run directory moved or copied
+    elsewhere, with a synthesized dataset inside it, keeps its cache; an edited file does not)."""
+    return None if path is None else file_digest(path)
 
 
 def prompt_identity(prompt: Prompt) -> dict[str, Any]:
-    """What makes a prompt this prompt: id, text, metadata and the files it points to (path, size,
-    modification time, so an edited reference or melody file invalidates the cache)."""
+    """What makes a prompt this prompt: id, text, metadata and the content of the files it points to
+    (so an edited reference or melody file invalidates the cache; no absolute path enters a key)."""
     return {"id": prompt.id, "text": prompt.text, "metadata": dict(prompt.metadata),
-            "melody": _file_stamp(prompt.melody_path), "reference": _file_stamp(prompt.reference_path)}
+            "melody": _file_identity(prompt.melody_path), "reference": _file_identity(prompt.reference_path)}
 
 
 def clip_key(fingerprint: str, prompt: Prompt, seed: int, duration_s: float) -> str:
@@ -97,27 +91,6 @@ def embedding_key(name: str, version: str, sample_rate: int, checkpoint_digest: 
                         "checkpoint": checkpoint_digest, "params": dict(params), "audio": digest_of_audio})
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are readable like any file we write
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 class RunStore:
     """A run directory with its caches (the runner counts hits and misses)."""
 
@@ -131,10 +104,12 @@ class RunStore:
     def lock(self) -> None:
         """Take the run directory for this process (an exclusive ``flock`` on ``RUN/.lock``, released
         when the process ends, even by SIGKILL) and remove temporary files a killed run left behind.
-        A second run into the same directory fails at once instead of racing the first."""
+        A second run into the same directory fails at once instead of racing the first; a run
+        directory holding a link to a folder outside it (``links_out``) is refused."""
         import fcntl
 
-        f = open(self.root / ".lock", "a")  # noqa: SIM115 - held for the life of the store
+        f = open(self.root / ".lock", "a",  # noqa: SIM115 - held for the life of the store
+                 opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW, 0o666))
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -142,8 +117,31 @@ class RunStore:
             raise RuntimeError(f"another bench run is using {self.root}; wait for it or use another "
                                f"--out") from None
         self._lock_file = f
-        for tmp in self.root.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        escaping = self.links_out()
+        if escaping:
+            self.unlock()
+            raise RuntimeError(f"the run directory {self.root} holds a link to a folder outside it "
+                               f"({'; '.join(escaping[:3])}); remove the link or use another --out")
+        self.remove_temporaries()
+
+    def remove_temporaries(self) -> list[Path]:
+        """Remove the temporaries a killed run left: only names our atomic writes make
+        (``musicgen.checkpoints.files.TEMPORARY_NAME``), only plain files, only in our folders (the run
+        directory itself, ``cache/`` and ``audio/`` below it); a user's own ``.x.tmp`` stays."""
+        from musicgen.checkpoints.files import TEMPORARY_NAME
+
+        removed = []
+        folders = [self.root] + [d for sub in ("cache", "audio") if (self.root / sub).is_dir()
+                                 and not (self.root / sub).is_symlink()
+                                 for d in [self.root / sub, *(self.root / sub).rglob("*")]]
+        for folder in folders:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for f in folder.iterdir():
+                if TEMPORARY_NAME.match(f.name) and f.is_file() and not f.is_symlink():
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
+        return removed
 
     def unlock(self) -> None:
         """Release the run directory (also done by the end of the process)."""
@@ -157,11 +155,30 @@ class RunStore:
         if rel.is_absolute() or str(relative).startswith("~"):
             raise PathEscapeError(f"{str(relative)!r} is absolute; suite paths must be relative to "
                                   f"the run directory {self.root}")
-        full = (self.root / rel).resolve()
+        full = self.root / rel
+        if rel.name not in ("", ".", ".."):  # the file itself may be a link: writes replace it, never follow
+            full = full.parent.resolve() / rel.name
+        else:
+            full = full.resolve()
         if full != self.root and self.root not in full.parents:
             raise PathEscapeError(f"{str(relative)!r} resolves to {full}, outside the run directory "
                                   f"{self.root}")
         return full
+
+    def links_out(self) -> list[str]:
+        """Folders of ours (the run directory's entries, everything under ``cache/`` and ``audio/``)
+        that are links leading outside the run directory: writes there would land elsewhere."""
+        out = []
+        candidates = list(self.root.iterdir())
+        for sub in ("cache", "audio"):
+            if (self.root / sub).is_dir() and not (self.root / sub).is_symlink():
+                candidates += list((self.root / sub).rglob("*"))
+        for p in candidates:
+            if p.is_symlink() and p.is_dir():
+                target = p.resolve()
+                if target != self.root and self.root not in target.parents:
+                    out.append(f"{p} -> {target}")
+        return out
 
     @property
     def cache_dir(self) -> Path:
@@ -232,6 +249,4 @@ class RunStore:
         return path
 
     def write_json(self, relative: str, obj: Any) -> Path:
-        path = self.path(relative)
-        atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-        return path
+        return atomic_write_json(self.path(relative), obj)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,6 +180,13 @@ def _temporary_sibling(path: Path, tag: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{tag}-{os.getpid()}")
 
 
+#: the names of our temporaries: ``.NAME.tmp-PID-XXXXXXXX`` (files) and ``.NAME.tmp-PID``/``.old-PID``
+#: (folders); a cleaner may remove exactly these and nothing else
+TEMPORARY_NAME = re.compile(r"^\..+\.(tmp|old)-\d+(-[a-z0-9_]{8})?$")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # the process umask, read once (it can only be read by setting it)
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry to disk (best effort: some file systems refuse it)."""
     try:
@@ -192,21 +201,32 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a fsynced temporary sibling renamed into place: a reader (or a
-    killed writer) sees the old file or the new one, never a part."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a fsynced temporary sibling renamed into place: a reader (or a
+    killed writer) sees the old file or the new one, never a part. The temporary is created exclusively
+    (never through a link) and the file gets the mode the umask allows (0644 usually). (The one
+    implementation: bench's ``bench.files`` writes through it too.)"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
+    # created exclusively (O_EXCL | O_NOFOLLOW, random name): a link planted at a guessable name is
+    # never written through; os.replace then swaps a link at ``path`` itself, never its target
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
+    tmp = Path(name)
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # readable like any file the user writes (mkstemp makes 0600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """``atomic_write_bytes`` of ``text`` encoded as UTF-8."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1,

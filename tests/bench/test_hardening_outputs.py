@@ -127,11 +127,11 @@ def test_report_out_that_cannot_be_written_is_one_line(tmp_path, capsys):
 
 def _read_only(monkeypatch) -> None:
     """What a read-only folder does to our writers (tests may run as root, which ignores modes)."""
-    import bench.store
+    import musicgen.checkpoints.files
 
     def refuse(dir=None, **_):
         raise PermissionError(13, "Permission denied", str(dir))
-    monkeypatch.setattr(bench.store.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(musicgen.checkpoints.files.tempfile, "mkstemp", refuse)
 
 
 def test_report_into_read_only_run_is_one_line(tmp_path, capsys, monkeypatch):
