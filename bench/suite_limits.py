@@ -49,22 +49,27 @@ def label_fields(label: str) -> list[str]:
 
 
 def plan_size(planned: PlannedSuite, n_prompts: int | None = None, n_generators: int | None = None) -> str:
-    """``"plan: P prompts x G generators x S seeds = N clips"``; raises ``SuiteError`` past
-    ``MAX_CLIPS``. ``n_prompts`` defaults to the dataset's prompts (after ``dataset.limit``)."""
+    """``"plan: P prompt(s) x G generator(s) x S seed(s) = N clip(s) of D s"``; raises ``SuiteError``
+    past ``MAX_CLIPS``. ``n_prompts`` defaults to the dataset's ``count()`` (nothing is built; P is
+    "?" when the dataset cannot say) cut to ``dataset.limit``."""
+    limit, at_most = planned.suite.dataset.limit, ""
     if n_prompts is None:
         try:
-            n_prompts = len(planned.make(planned.dataset).prompts())
-        except Exception as e:  # the dataset's own error, on one line, naming the file it names
+            n_prompts = planned.make(planned.dataset).count()
+        except Exception as e:  # the dataset's own error, on one line
             raise SuiteError([Problem(str(planned.path), None, "dataset",
                                       f"{planned.dataset.name}: {type(e).__name__}: {e}")]) from None
-        if planned.suite.dataset.limit is not None:
-            n_prompts = min(n_prompts, planned.suite.dataset.limit)
+        if n_prompts is None and limit is not None:
+            n_prompts, at_most = limit, "at most "
+        elif n_prompts is not None and limit is not None:
+            n_prompts = min(n_prompts, limit)
     gens = len(planned.generators) if n_generators is None else n_generators
     seeds = len(planned.suite.generation.seeds)
-    total = n_prompts * gens * seeds
-    text = (f"plan: {n_prompts} prompt(s) x {gens} generator(s) x {seeds} seed(s) = {total} clip(s) of "
+    total = None if n_prompts is None else n_prompts * gens * seeds
+    text = (f"plan: {at_most}{'?' if n_prompts is None else n_prompts} prompt(s) x {gens} generator(s) x "
+            f"{seeds} seed(s) = {at_most}{'?' if total is None else total} clip(s) of "
             f"{planned.suite.generation.duration_s:g} s")
-    if total > MAX_CLIPS:
+    if total is not None and total > MAX_CLIPS:
         raise SuiteError([Problem(str(planned.path), None, "", f"{text}: more than {MAX_CLIPS} clips; "
                                   "lower dataset.limit, the seeds or the generators")])
     return text

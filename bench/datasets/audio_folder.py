@@ -71,6 +71,9 @@ class AudioFolder(Dataset):
                     f"{', '.join(no_sidecar[:20])}{' ...' if len(no_sidecar) > 20 else ''}"]
         return []
 
+    def count(self) -> int | None:
+        return None if self._missing() else len(self._audio_files())
+
     def _sidecar(self, audio: Path) -> tuple[str, dict[str, Any]]:
         """``(text, metadata)`` of ``audio``'s sidecar; ``ValueError`` naming the file otherwise."""
         sidecar = audio.with_suffix(".json")

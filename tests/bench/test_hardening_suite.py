@@ -124,3 +124,16 @@ def test_plain_label_templates_still_work(tones, write_suite, capsys, plugins):
                                "params: {sample_rate: 16000}}")
     assert main(["validate", str(write_suite(text))]) == 0
     assert "noise-16000-{x}" in capsys.readouterr().out
+
+
+def test_validate_builds_nothing_to_count_prompts(write_suite, capsys, plugins, tmp_path):
+    text = """
+    name: synth
+    dataset: {name: synthcaps, params: {split: test, num_clips: 12, duration_s: 1.0, sample_rate: 16000}}
+    generation: {duration_s: 1.0, seeds: [0, 1]}
+    generators: [{name: noise, params: {sample_rate: 16000}}]
+    metrics: [{name: test-distance}]
+    """
+    assert main(["validate", str(write_suite(text)), "--out", str(tmp_path / "run")]) == 0
+    assert "plan: ? prompt(s) x 1 generator(s) x 2 seed(s) = ? clip(s) of 1 s" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()  # synthcaps was not synthesized to count its prompts
