@@ -136,3 +136,56 @@ def test_mutated_audio_headers_read_or_refuse_in_one_line(tmp_path, fmt, channel
         assert wav.dtype == np.float32 and wav.ndim == 2 and wav.shape[1] > 0
         assert MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE and np.all(np.isfinite(wav))
     assert time.perf_counter() - t0 < 5
+
+
+@FAST
+@given(edits=st.lists(st.tuples(st.sampled_from(HEADER_FIELDS), st.binary(min_size=1, max_size=4)),
+                      min_size=1, max_size=3),
+       cut=st.one_of(st.none(), st.integers(0, 100)))
+def test_validate_with_mutated_audio_headers_in_the_dataset(folder, plugins, capsys, edits, cut):
+    """A damaged file in the dataset: ``bench validate`` names it (exit 1) or accepts it (exit 0)."""
+    wav = folder / "data" / "test" / "tone_0.wav"
+    original = wav.read_bytes()
+    data = bytearray(original)
+    for pos, patch in edits:
+        data[pos:pos + len(patch)] = patch
+    wav.write_bytes(bytes(data if cut is None else data[:cut]))
+    try:
+        _validate(folder, TONES_SUITE.lstrip().encode(), capsys)
+    finally:
+        wav.write_bytes(original)
+
+
+FAD_PROTOCOL = {"backbone": "vggish", "sample_rate": 16000, "checkpoint_digest": "abc", "n_ref": 4}
+entries = st.fixed_dictionaries(
+    {"generator": st.sampled_from(["g", "x"]), "metric": st.just("fad"), "value": scalars,
+     "higher_is_better": scalars, "protocol": st.one_of(st.just(FAD_PROTOCOL), yaml_values)},
+    optional={"tolerance": yaml_values, "protocol_digest": scalars})
+
+
+@FAST
+@given(entries=st.one_of(st.lists(entries, max_size=3), yaml_values),
+       extra=st.dictionaries(st.sampled_from(["tolerance", "metric_tolerances", "suite"]), yaml_values))
+def test_random_baselines_give_exit_codes_not_tracebacks(tmp_path_factory, capsys, entries, extra):
+    import json as _json
+
+    from tests.bench.report_fixture import make_run, record
+
+    root = tmp_path_factory.mktemp("cmp")
+    run = make_run(root, records=[record("g", "fad", 1.0, False, FAD_PROTOCOL)], with_samples=False)
+    base = root / "base.json"
+    doc = {"format": "musicgen-bench-baseline", "version": 1, "entries": entries, **extra}
+    base.write_text(_json.dumps(doc, allow_nan=True))
+    assert main(["compare", str(run), str(base)]) in (0, 1, 2)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@FAST
+@given(table=st.binary(max_size=300))
+def test_random_samples_tables_give_exit_codes_not_tracebacks(tmp_path_factory, capsys, table):
+    from tests.bench.report_fixture import make_run
+
+    run = make_run(tmp_path_factory.mktemp("rep"))
+    (run / "samples.csv").write_bytes(b"generator,prompt_id,seed,text,audio\n" + table)
+    assert main(["report", str(run)]) in (0, 2)
+    assert "Traceback" not in capsys.readouterr().err
