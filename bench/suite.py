@@ -206,7 +206,9 @@ class _Collector:
                 loc = tuple(remap[loc[0]]) + loc[1:]
             else:
                 loc = prefix + loc
-            got = f" (got {e['input']!r})" if e["type"] not in ("missing", "extra_forbidden") else ""
+            shown = repr(e["input"])
+            shown = shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown)} characters)"
+            got = f" (got {shown})" if e["type"] not in ("missing", "extra_forbidden") else ""
             self.add(loc, f"{e['msg']}{got}")
 
 

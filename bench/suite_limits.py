@@ -35,7 +35,7 @@ def label_fields(label: str) -> list[str]:
         parsed = list(string.Formatter().parse(label))
     except ValueError as e:
         raise ValueError(f"label {label!r} is not a valid template ({e}); write {{param}} placeholders "
-                         "and double braces {{{{ }}}} for literal ones") from None
+                         "and double braces {{ }} for literal ones") from None
     names = []
     for _, name, spec, conv in parsed:
         if name is None:

@@ -102,7 +102,7 @@ def _shape_problems(root: yaml.Node, file: str) -> list[Problem]:
         if id(node) in open_nodes:
             raise _Refused(node, format_loc(loc), "a recursive alias (a node that contains itself)")
         if depth > MAX_DEPTH:
-            raise _Refused(node, format_loc(loc), f"nested deeper than {MAX_DEPTH} levels")
+            raise _Refused(node, format_loc(loc[:4]) + "...", f"nested deeper than {MAX_DEPTH} levels")
         open_nodes.add(id(node))
         total = 1
         if isinstance(node, yaml.MappingNode):
