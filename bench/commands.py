@@ -8,7 +8,9 @@ Under torchrun (``torchrun --nproc-per-node N -m bench run ...``) every process 
 ``bench.distributed.init_world`` joins them into one world, the plan is shared out by rank, and only
 rank 0 prints the records and writes the results and the report.
 
-The run directory stays locked (``RunStore.lock``) until the report is written. Ctrl-C ends the run
+Before anything is generated the size of the plan is printed (``plan: P prompt(s) x G generator(s) x
+S seed(s) = N clip(s) of D s``, on stderr). The run directory stays locked (``RunStore.lock``) until the
+report is written. Ctrl-C ends the run
 with exit status 130 and one line saying what is kept (the cached clips and embeddings) and how to
 resume (the same command again). An ``--out`` that cannot be a run directory (a file, a folder that
 cannot be made) and a run directory that cannot be written are one line each, exit status 1.
