@@ -134,3 +134,14 @@ def test_run_directory_moved_or_copied_keeps_its_cache(write_suite, plugins, tmp
     again = _cache(moved)
     assert again["clips"] == {"hits": first["clips"]["generated"], "generated": 0}
     assert again["embeddings"]["computed"] == 0
+
+
+def test_lock_file_planted_as_a_link_is_not_followed(tones, write_suite, plugins, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "victim"
+    (run / ".lock").symlink_to(victim)  # the target does not exist: following the link would create it
+    _, err = _run(write_suite(TONES_SUITE), run, capsys, rc=1)
+    assert err == (f"bench run: cannot write into the run directory {run}: {run.resolve() / '.lock'}: "
+                   "Too many levels of symbolic links; what was already cached is kept\n")
+    assert not victim.exists()
