@@ -203,6 +203,11 @@ class Dataset(ContextPlugin, abc.ABC):
         """What identifies this set in a result (name, split, N, how many items were missing)."""
         return {}
 
+    def count(self) -> int | None:
+        """How many prompts ``prompts`` will give, when that is known without building anything
+        (``bench validate`` says how big a run is); None (the default) when it is not."""
+        return None
+
 
 class Embedder(abc.ABC):
     """An embedding backbone (fadtk-style): name, version, sample rate, dimension, lazy load.
@@ -318,12 +323,6 @@ class Metric(abc.ABC):
         self.params = params if params is not None else self.Params()
         self.state: dict[str, np.ndarray] = {}
         self.embedder_protocols: dict[str, dict[str, Any]] = {}
-        self.gathered: dict[str, dict[str, np.ndarray]] = {}  # state that cannot be summed (KAD)
-
-    def add_gathered(self, tables: Mapping[str, Mapping[str, np.ndarray]]) -> None:
-        """Unite another shard's or rank's ``gathered`` tables (per-clip arrays keyed by clip)."""
-        if any(tables.values()):
-            raise NotImplementedError(f"{type(self).__name__} keeps no gathered state")
 
     def embedder_names(self) -> tuple[str, ...]:
         """Registry names of the embedders this instance needs: the ``embedder`` parameter when the

@@ -132,7 +132,7 @@ class World:
                 for flag, keys in theirs.items():
                     merged.setdefault(flag, []).extend(keys)
             metric.flagged = {flag: sorted(keys) for flag, keys in merged.items()}
-        if getattr(metric, "gathered", None):  # state that does not add (Metric.gathered): tables united
+        if getattr(metric, "gathered", None):  # state that does not add (KAD): tables united
             parts = self.gather(metric.gathered)
             metric.gathered = {k: {} for k in metric.gathered}
             for part in parts:

@@ -138,4 +138,6 @@ class Scorer:
                         "protocol": protocol, "generator_info": dict(generator_info),
                         "details": json.loads(json.dumps({k: v for k, v in res.extra.items()
                                                           if k != "protocol"}, default=str))})
+            if "n_flagged" in res.extra:  # clips left out of this value (silent, non-finite), by id
+                out[-1].update(n_flagged=int(res.extra["n_flagged"]), flagged=res.extra.get("flagged", {}))
         return out
