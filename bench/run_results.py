@@ -9,7 +9,10 @@ A run directory (written by ``bench run``, see ``bench.store``) holds:
                   "cache": {...}, "samples_table": "samples.csv", ...},   # free-form, shown as is
      "records": [{"generator": "musicgen-small", "params": {...}, "metric": "fad",
                   "value": 3.1, "ci_low": 2.9, "ci_high": 3.3, "n": 100,
-                  "higher_is_better": false, "protocol": {...}}, ...]}
+                  "higher_is_better": false, "protocol": {...}, "details": {...}}, ...]}
+
+(``details``, optional: what the metric reported beside its value, e.g. FAD-inf's fit
+``{"slope", "r2", "frames", "fads"}``; not part of the protocol.)
 
 (``"meta"`` is accepted as the name of the metadata block too.)
 
@@ -76,6 +79,8 @@ class Record:
     ci_high: float | None = None
     n: int | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: what the metric reported beside its value (e.g. FAD-inf's fit), never part of the protocol
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -117,7 +122,7 @@ def parse_record(raw: Any, where: str) -> Record:
         raise ResultsError(f"{where}.value: expected a number, got null")
     if not isinstance(raw["higher_is_better"], bool):
         raise ResultsError(f"{where}.higher_is_better: expected true/false, got {raw['higher_is_better']!r}")
-    for name in ("params", "protocol"):
+    for name in ("params", "protocol", "details"):
         if not isinstance(raw.get(name) or {}, dict):
             raise ResultsError(f"{where}.{name}: expected an object, got {raw[name]!r}")
     n = raw.get("n")
@@ -127,7 +132,7 @@ def parse_record(raw: Any, where: str) -> Record:
                   higher_is_better=raw["higher_is_better"], params=dict(raw.get("params") or {}),
                   ci_low=_float_or_none(raw.get("ci_low"), f"{where}.ci_low"),
                   ci_high=_float_or_none(raw.get("ci_high"), f"{where}.ci_high"),
-                  n=n, protocol=dict(raw.get("protocol") or {}))
+                  n=n, protocol=dict(raw.get("protocol") or {}), details=dict(raw.get("details") or {}))
 
 
 def results_path(run: str | Path) -> Path:

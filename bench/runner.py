@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import json
 import platform
 import re
 import subprocess
@@ -327,7 +328,9 @@ class Runner:
                         "ci_low": None if res.ci_low is None else float(res.ci_low),
                         "ci_high": None if res.ci_high is None else float(res.ci_high),
                         "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
-                        "protocol": protocol})
+                        "protocol": protocol,
+                        "details": json.loads(json.dumps({k: v for k, v in res.extra.items()
+                                                          if k != "protocol"}, default=str))})
         return out
 
     # -- the whole run ---------------------------------------------------------------------------
