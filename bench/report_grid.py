@@ -9,11 +9,12 @@ script draws one page of rows at a time, sorted and filtered in the browser. Eve
 is inserted as text (``textContent``), never as HTML.
 
 Data (``grid.js``): ``systems`` (labels of the systems with clips, in the leaderboard's order),
-``scores`` (per-clip column names), ``constant`` (columns with one value for every clip, shown
-once instead), ``thumb`` (``[width, height]``), ``rows``: ``[prompt_id, caption, reference_src or
-"", reference_thumb, cells]`` where ``cells[i]`` lists system ``i``'s clips as ``[seed, src,
-exists (0/1), thumb, [score per column, null where missing]]``. A thumbnail is the base64 of ``width * height`` 4-bit
-levels (two per byte, high nibble first, row-major from the highest mel band), or "" when not made.
+``scores`` (per-clip column names), ``constant`` (columns with one value for every clip, shown once
+instead), ``thumb`` (``[width, height]``), ``rows``: ``[prompt_id, caption, reference_src or "",
+reference_thumb, cells]`` where ``cells[i]`` lists system ``i``'s clips as ``[seed, src, exists
+(0/1), thumb, [score per column, null where missing]]``. A thumbnail is the base64 of ``width *
+height`` 4-bit levels (two per byte, high nibble first, row-major from the highest mel band), or ""
+when not made.
 
 Thumbnails: log energies in 16 mel-spaced bands up to 8 kHz of 48 frames spread over the first 10 s
 of the clip, scaled to the clip's own peak over a 60 dB range. They are made for the first
