@@ -18,8 +18,8 @@ card's (``bench.published.published_value``), the published number beside it, la
   embedding cosine) are rates of copying, lower = less copying: shown as percentages together in
   one "memorization" column, with no rank, bar or star (the retrieval control copies by
   construction), and in their own section with charts.
-- Parameters: each row shows only what differs between systems of the same generator, plus the
-  checkpoint; the full parameters are in the details section.
+- Parameters: each row shows only what differs between systems of the same generator (as
+  ``key=value``), plus the weights it loads (checkpoint, model, recipe: the value alone); the full parameters are in the details section.
 """
 
 from __future__ import annotations
@@ -94,6 +94,13 @@ class Column:
     @property
     def has_published(self) -> bool:
         return any(c.published for c in self.cells.values())
+
+    @property
+    def short(self) -> str:
+        """The rate's name in the leaderboard's memorization column."""
+        short = {"exact_match_rate": "exact", "partial_match_rate": "partial", "embedding_cosine": "cosine",
+                 "embedding_copy_rate": "copy"}.get(self.metric, self.metric)
+        return short if self.label == self.metric else f"{short} ({self.digest})"
 
     def show(self, value: float | None) -> str:
         """A value as this column prints it: rates as percentages."""
@@ -200,6 +207,7 @@ def leaderboard_context(results: RunResults) -> dict[str, Any]:
     return {"systems": systems_, "columns": cols, "score_columns": [c for c in cols if not c.rate],
             "rate_columns": [c for c in cols if c.rate],
             "charts": [Markup(metric_chart(c, systems_)) for c in cols if not c.rate],
+            "identity_keys": IDENTITY_KEYS,
             "n_values": sorted({r.n for r in results.records if r.n is not None}),
             "any_published": any(c.has_published for c in cols)}
 

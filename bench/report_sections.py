@@ -46,7 +46,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from bench.run_results import Record, ResultsError, RunResults, is_finite
 
@@ -95,6 +95,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
+    env.filters["wbr"] = lambda v: Markup("_<wbr>").join(escape(str(v)).split("_"))  # break after _
     env.filters["json_text"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
     return env
 
