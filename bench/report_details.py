@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bench.published import PUBLISHED_TABLES
 from bench.report_leaderboard import systems
-from bench.report_sections import ReportContext, Section
+from bench.report_sections import ReportContext, Section, readable_json
 from bench.run_results import Record
 
 
@@ -29,10 +28,6 @@ def shorten(value: Any, max_items: int = 20) -> Any:
     return value
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
-
-
 def split_protocols(records: list[Record]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(protocol keys shared by every record with one value, per-(metric, digest) entries holding
     the digest, the metrics and the JSON of the remaining keys)."""
@@ -40,10 +35,10 @@ def split_protocols(records: list[Record]) -> tuple[dict[str, Any], list[dict[st
         return {}, []
     first = records[0].protocol
     shared = {k: v for k, v in first.items()
-              if all(k in r.protocol and _json(r.protocol[k]) == _json(v) for r in records)}
+              if all(k in r.protocol and readable_json(r.protocol[k]) == readable_json(v) for r in records)}
     seen: dict[str, dict[str, Any]] = {}
     for r in records:
-        entry = seen.setdefault(r.digest, {"digest": r.digest, "metrics": [], "json": _json(
+        entry = seen.setdefault(r.digest, {"digest": r.digest, "metrics": [], "json": readable_json(
             {k: v for k, v in r.protocol.items() if k not in shared})})
         if r.metric not in entry["metrics"]:
             entry["metrics"].append(r.metric)
@@ -54,8 +49,8 @@ def details_section(ctx: ReportContext) -> Section:
     shared, protos = split_protocols(ctx.records)
     meta = shorten(ctx.results.meta)
     html = ctx.partial(
-        "details.html.j2", systems=systems(ctx.results), shared=_json(shared), protocols=protos,
-        meta=[(k, v if isinstance(v, str | int | float | bool) or v is None else _json(v))
+        "details.html.j2", systems=systems(ctx.results), shared=readable_json(shared), protocols=protos,
+        meta=[(k, v if isinstance(v, str | int | float | bool) or v is None else readable_json(v))
               for k, v in sorted(meta.items())],
         published=PUBLISHED_TABLES if ctx.options.get("paper_numbers", True) else ())
     return Section("details", "Details", html, order=90,

@@ -19,7 +19,8 @@ card's (``bench.published.published_value``), the published number beside it, la
   one "memorization" column, with no rank, bar or star (the retrieval control copies by
   construction), and in their own section with charts.
 - Parameters: each row shows only what differs between systems of the same generator (as
-  ``key=value``), plus the weights it loads (checkpoint, model, recipe: the value alone); the full parameters are in the details section.
+  ``key=value``), plus the weights it loads (checkpoint, model, recipe: the value alone); the
+  full parameters are in the details section.
 """
 
 from __future__ import annotations

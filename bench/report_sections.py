@@ -90,13 +90,24 @@ def ci_text(record: Record) -> str:
     return f"[{fmt(record.ci_low)}, {fmt(record.ci_high)}]"
 
 
+def readable_json(value: Any, indent: str = "") -> str:
+    """JSON for reading: objects one key a line (sorted), lists of plain values on one line."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {readable_json(v, inner)}" for k, v in sorted(value.items())]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list | tuple) and any(isinstance(v, dict | list | tuple) for v in value):
+        return "[\n" + ",\n".join(inner + readable_json(v, inner) for v in value) + "\n" + indent + "]"
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def environment() -> jinja2.Environment:
     """The report's jinja2 environment: templates of ``bench/templates``, autoescape on, strict."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
     env.filters["wbr"] = lambda v: Markup("_<wbr>").join(escape(str(v)).split("_"))  # break after _
-    env.filters["json_text"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
+    env.filters["json_text"] = readable_json
     return env
 
 
