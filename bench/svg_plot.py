@@ -71,13 +71,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / max(count - 1, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    ticks = []
-    v = start
-    while v < hi + step * 0.999:
-        ticks.append(round(v, 12))
-        v += step
-    return ticks
+    first, last = math.floor(lo / step), math.ceil(hi / step)
+    return [float(f"{k * step:.12g}") for k in range(first, last + 1)]
 
 
 class _Axes:
