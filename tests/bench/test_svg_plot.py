@@ -53,7 +53,8 @@ def test_text_is_escaped_everywhere():
     evil = '<script>alert(1)</script>"'
     charts = [line_chart(evil, [evil], [Series(evil, (Point(1.0, 0.5, 1.5),))], evil, evil, notes=[evil]),
               dot_whisker(evil, [(evil, Point(1.0))], evil, marks={evil: 0.5}),
-              fit_chart(evil, [0.1, 0.2], [1.0, 2.0], 10.0, 0.0, evil, evil), histogram(evil, [1.0, 2.0], 4, evil)]
+              fit_chart(evil, [0.1, 0.2], [1.0, 2.0], 10.0, 0.0, evil, evil),
+              histogram(evil, [1.0, 2.0], 4, evil)]
     for svg in charts:
         assert "<script" not in svg and parse(svg).find_all("svg")[0].attrs["aria-label"] == evil
 
