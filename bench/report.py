@@ -335,7 +335,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-paper-numbers", action="store_true",
                     help="leave out published numbers (beside measured ones and in the details)")
     ap.add_argument("--thumbnails", type=int, default=None, metavar="N",
-                    help="make mel thumbnails for at most N clips of the listening grid (default 2000)")
+                    help="make mel thumbnails for at most N clips of the listening grid (default 1000)")
     ap.add_argument("--markdown", action="store_true",
                     help="also print the ablation tables (pattern x size) as one markdown table")
     args = ap.parse_args(argv)

@@ -18,7 +18,7 @@ when not made.
 
 Thumbnails: log energies in 16 mel-spaced bands up to 8 kHz of 48 frames spread over the first 10 s
 of the clip, scaled to the clip's own peak over a 60 dB range. They are made for the first
-``max_thumbnails`` clips in page order (default 2000, about 1 ms each), so a 5,000-prompt run still
+``max_thumbnails`` clips in page order (default 1000, 1 to 3 ms each), so a 5,000-prompt run still
 renders in seconds; the grid says how many were left without one.
 """
 
@@ -40,7 +40,7 @@ from bench.report_sections import ReportContext, Section
 from bench.run_results import score_columns
 
 THUMB_W, THUMB_H, N_FFT, MAX_SECONDS, RANGE_DB = 48, 16, 1024, 10.0, 60.0
-MAX_THUMBNAILS = 2000
+MAX_THUMBNAILS = 1000
 PAGE_SIZE = 20
 
 
@@ -111,7 +111,9 @@ def grid_data(ctx: ReportContext, max_thumbnails: int = MAX_THUMBNAILS) -> dict[
     frame = ctx.samples
     assert frame is not None
     order = [s.label for s in systems(ctx.results)]
-    present = list(dict.fromkeys(frame["generator"].astype(str)))
+    gens = [_text(g) for g in frame["generator"]]  # (pandas' str dtype keeps a missing value as NaN)
+    pids = [_text(p) for p in frame["prompt_id"]]
+    present = list(dict.fromkeys(gens))
     labels = [g for g in order if g in present] + [g for g in present if g not in order]
     scores = score_columns(frame)
     constant = {c: _number(frame[c].iloc[0]) for c in scores
@@ -142,9 +144,8 @@ def grid_data(ctx: ReportContext, max_thumbnails: int = MAX_THUMBNAILS) -> dict[
     prompts = frame["prompt"] if "prompt" in frame.columns else [None] * len(frame)
     refs = frame["reference"] if has_ref else [None] * len(frame)
     values = frame[shown].to_numpy(dtype=float, na_value=np.nan) if shown else None
-    for i, (gen, pid, seed, text, clip, ref) in enumerate(zip(frame["generator"].astype(str),
-                                                              frame["prompt_id"].astype(str), seeds,
-                                                              prompts, frame["clip"], refs)):
+    for i, (gen, pid, seed, text, clip, ref) in enumerate(zip(gens, pids, seeds, prompts, frame["clip"],
+                                                              refs)):
         row = rows.get(pid)
         if row is None:
             ref_src, ref_ok, ref_thumb = media(ref)

@@ -166,7 +166,10 @@ def load_samples(run_dir: str | Path, name: str = SAMPLES_FILE) -> pd.DataFrame 
     path = Path(run_dir) / name
     if not path.is_file():
         return None
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    # names, ids, captions and paths stay text ("00123" keeps its zeros, a caption "1e5" is not a number)
+    text_columns = {a: str for c in ("generator", "prompt_id", "prompt", "clip", "reference")
+                    for a in SAMPLE_ALIASES[c]}
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=text_columns)
     renames = {}
     for canonical, aliases in SAMPLE_ALIASES.items():
         found = [a for a in aliases if a in frame.columns]

@@ -2,7 +2,7 @@
 
 The run is written by ``tests/bench/report_bulk.py`` (results.json with the demo suite's metrics,
 samples.csv with one clip per prompt and system; with ``--audio`` every clip and reference is a short
-WAV, so the grid's thumbnails are made for the first 2,000 clips as in a real run). The render is
+WAV, so the grid's thumbnails are made for the first 1,000 clips as in a real run). The render is
 timed in a fresh ``python -m bench report`` process, imports included, as a user runs it; the table
 gives wall seconds (median of ``--rounds``), the HTML's size and the grid data's size.
 

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench import cli
 from bench.published import PUBLISHED_TABLES, TABLE4_STEPS
@@ -290,3 +292,35 @@ def test_pivot_only_for_real_grids(tmp_path):
     rows = pivots[0].find_all("tbody")[0].find_all("tr")
     assert len(rows) == 1 and [td.attrs["data-size"] for td in rows[0].find_all("td", "cell")] == ["small",
                                                                                                   "medium"]
+
+
+#: any text a CSV file can hold (no lone surrogates), but a bare carriage return, which pandas' CSV
+#: writer leaves unquoted (the row then splits)
+CSV_SAFE = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.text(CSV_SAFE, min_size=1, max_size=12), st.text(CSV_SAFE, max_size=80),
+                          st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))),
+                min_size=1, max_size=6, unique_by=lambda t: t[0]))
+def test_grid_data_round_trips_any_prompt_text(tmp_path_factory, rows):
+    """Whatever a samples table holds (quotes, newlines, markup, non-ASCII, NaN, inf), the grid's data
+    is valid JSON that gives back each prompt's id and text, and numbers only where they are finite."""
+    import math
+
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("grid")
+    run = make_run(root, records=[record("g", "fad", 1.0, False, {})], with_samples=False)
+    frame = pd.DataFrame({"generator": "g", "prompt_id": [r[0] for r in rows], "seed": 0,
+                          "text": [r[1] for r in rows], "audio": "audio/none.wav",
+                          "score": [r[2] for r in rows]})
+    frame.to_csv(run / "samples.csv", index=False)
+    grid = grid_of(write_report(run))
+    got = {r[0]: r for r in grid["rows"]}
+    assert list(got) == [r[0] for r in rows]  # ids as written: text, never numbers
+    for pid, text, _ in rows:
+        assert got[pid][1] == text
+    for r in grid["rows"]:
+        for clip in r[4][0]:
+            assert all(v is None or math.isfinite(v) for v in clip[4])
