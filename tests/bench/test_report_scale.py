@@ -35,7 +35,7 @@ def _suite_results(path: Path, tmp_path: Path) -> dict:
         for info in metric.infos():
             protocol = {**dict(info.protocol), "metric": mp.name, "unit": info.unit,
                         "dataset": {"dataset": planned.dataset.name},
-                        "embedders": {name: {} for name in metric.embedders}}
+                        "embedders": {name: {} for name in metric.embedder_names()}}
             for g in planned.generators:
                 records.append(record(g.label, info.name, float(rng.uniform(0, 1)), info.higher_is_better,
                                       protocol, g.params.model_dump(mode="json")))
