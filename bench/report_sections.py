@@ -28,7 +28,7 @@ To add a section:
    ``bench.report.write_report`` for a one-off.
 
 Orders in use: 30 ablations, 40 FAD-inf fits, 45 memorization, 50 metric sanity (free), 60 listening
-test (free), 70 listening grid, 75 worst clips (free), 90 details (systems, protocols, metadata,
+test (free), 70 listening grid, 75 worst clips, 90 details (systems, protocols, metadata,
 published numbers). A provider that raises fails the report with an error naming it; it never
 leaves a silently partial page.
 """
@@ -58,6 +58,7 @@ SECTION_PROVIDERS: list[str] = [
     "bench.report_fad_inf:fad_inf_section",
     "bench.report_leaderboard:memorization_section",
     "bench.report_grid:grid_section",
+    "bench.report_worst:worst_clips_section",
     "bench.report_details:details_section",
 ]
 

@@ -346,3 +346,17 @@ def test_grid_data_round_trips_any_prompt_text(tmp_path_factory, rows):
     for r in grid["rows"]:
         for clip in r[4][0]:
             assert all(v is None or math.isfinite(v) for v in clip[4])
+
+
+def test_worst_clips_section_links_each_clip(tmp_path):
+    run = make_run(tmp_path)
+    data = _results(run)
+    data["worst_clips"] = {"noise": {"kl": [{"prompt_id": "p1", "seed": 0, "value": 9.5,
+                                             "audio": "audio/noise/p1__s0.wav"}]}}
+    (run / "results.json").write_text(json.dumps(data))
+    path = write_report(run, out=tmp_path / "elsewhere" / "r.html")
+    (section,) = [s for s in parse(path.read_text()).find_all("section") if s.attrs.get("id") == "worst"]
+    (link,) = section.find_all("a")
+    assert (path.parent / link.attrs["href"]).is_file() and "p1" in section.text() and "9.5" in section.text()
+    ids = [s.attrs["id"] for s in parse(path.read_text()).find_all("section")]
+    assert ids.index("listen") < ids.index("worst") < ids.index("details")
