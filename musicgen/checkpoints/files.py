@@ -17,10 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+# torch is imported where tensors are read, so that atomic writes and file digests (``bench report``,
+# ``bench compare``) do not pay its import, seconds on a small CPU
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class MissingCheckpointFile(FileNotFoundError):
@@ -114,6 +117,8 @@ def load_state_dict(path: Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return dict(load_file(str(path)))
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle with non-allowlisted globals, or a corrupt file
@@ -142,6 +147,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
     """Hex sha256 over sorted names, dtypes, shapes and bytes of a state dict (format independent)."""
+    import torch
+
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()
