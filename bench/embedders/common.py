@@ -38,9 +38,16 @@ def digest_of(*paths: Path) -> str:
 
 
 def _numpy_safe_globals() -> list[Any]:
-    """The numpy classes pickled arrays and scalars need, allow-listed for ``weights_only`` loads."""
-    core = getattr(np, "_core", None) or np.core
-    out: list[Any] = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
+    """The numpy classes pickled arrays and scalars need, allow-listed for ``weights_only`` loads.
+
+    numpy 2 moved ``numpy.core`` to ``numpy._core``: files saved under numpy 1.x (the released laion
+    CLAP checkpoint, torchvggish's PCA file) name ``numpy.core.multiarray.scalar`` and
+    ``_reconstruct``, files saved under numpy 2 name ``numpy._core.multiarray.*``. Both spellings are
+    registered for the running numpy's objects, so either file loads under either numpy."""
+    core = np._core if hasattr(np, "_core") and hasattr(np._core, "multiarray") else np.core
+    out: list[Any] = [np.ndarray, np.dtype]
+    for fn in (core.multiarray._reconstruct, core.multiarray.scalar):
+        out += [(fn, f"{package}.multiarray.{fn.__name__}") for package in ("numpy.core", "numpy._core")]
     out += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "uint8", "bool")]
     return out
 
