@@ -33,7 +33,13 @@ import numpy as np
 import torch
 
 from bench.api import Embedder, Params
-from bench.embedders.common import digest_of, local_file, torch_load_with_numpy, unwrap_state_dict
+from bench.embedders.common import (
+    check_weights,
+    digest_of,
+    local_file,
+    torch_load_with_numpy,
+    unwrap_state_dict,
+)
 
 SAMPLE_RATE = 48000
 MAX_SAMPLES = 480000
@@ -164,11 +170,10 @@ class ClapEmbedder(Embedder):
         self._in_memory = False
 
     def check(self) -> list[str]:
-        try:
-            local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET)
-        except FileNotFoundError as e:
-            return [str(e)]
-        return []
+        return check_weights(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET,
+                             (r"audio_branch\.patch_embed\.proj\.weight$",
+                              r"text_branch\.embeddings\.word_embeddings\.weight$",
+                              r"audio_projection\.0\.weight$"))
 
     def load(self, device: str = "cpu") -> None:
         from transformers import ClapModel

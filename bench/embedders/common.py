@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from musicgen.checkpoints.files import MissingCheckpointFile, resolve_local, sha256_file
+from musicgen.checkpoints.peek import check_weight_file
 
 
 def local_file(path: str, what: str, how_to_get: str) -> Path:
@@ -19,10 +20,21 @@ def local_file(path: str, what: str, how_to_get: str) -> Path:
     try:
         p = resolve_local(path)
     except MissingCheckpointFile as e:
-        raise MissingCheckpointFile(f"{what}: {e}. {how_to_get}") from None
+        raise MissingCheckpointFile(f"{what}: {str(e).rstrip('.')}. {how_to_get}") from None
     if not p.is_file():
         raise MissingCheckpointFile(f"{what}: {str(p)!r} is not a file. {how_to_get}")
     return p
+
+
+def check_weights(path: str, what: str, how_to_get: str, required: tuple[str, ...] = ()) -> list[str]:
+    """``validate``'s look at one weight file: present, not empty, readable as what its name says, and
+    holding names that match each pattern of ``required`` (read from the safetensors header or the
+    pickle's opcodes, no tensor loaded). One line per problem, each with the one instruction."""
+    try:
+        p = local_file(path, what, how_to_get)
+    except FileNotFoundError as e:
+        return [str(e)]
+    return check_weight_file(p, what, required, how_to_get)
 
 
 @functools.lru_cache(maxsize=32)

@@ -17,7 +17,8 @@ import torch
 
 from bench.api import Embedder, Params
 from bench.embedders.common import digest_of, require_length
-from musicgen.checkpoints.files import MissingCheckpointFile, require_file, resolve_local
+from musicgen.checkpoints.files import MissingCheckpointFile, looks_like_hub_id, require_file, resolve_local
+from musicgen.checkpoints.peek import check_weight_file
 
 HOW_TO_GET = ("On a machine with network run `huggingface-cli download facebook/encodec_32khz` "
               "(or copy its folder here) and pass the folder or hub id.")
@@ -46,8 +47,9 @@ class EncodecEmbedder(Embedder):
     def _folder(self):
         try:
             folder = resolve_local(self.params.model)
-        except MissingCheckpointFile as e:
-            raise MissingCheckpointFile(f"EnCodec model: {e} {HOW_TO_GET}") from None
+        except MissingCheckpointFile as e:  # a hub id's error already says how to get it
+            hint = "" if looks_like_hub_id(self.params.model) else f" {HOW_TO_GET}"
+            raise MissingCheckpointFile(f"EnCodec model: {e}{hint}") from None
         require_file(folder, "config.json", HOW_TO_GET)
         return folder
 
@@ -57,11 +59,14 @@ class EncodecEmbedder(Embedder):
 
     def check(self) -> list[str]:
         try:
-            if not self._weights():
-                return [f"EnCodec model folder {self._folder()} holds no weights. {HOW_TO_GET}"]
+            weights = self._weights()
         except FileNotFoundError as e:
             return [str(e)]
-        return []
+        if not weights:
+            return [f"EnCodec model folder {self._folder()} holds no weights. {HOW_TO_GET}"]
+        return [line for w in weights for line in check_weight_file(
+            w, "EnCodec weights", (r"^quantizer\.layers\.0\.codebook\.embed$", r"^decoder\.layers\."),
+            HOW_TO_GET)]
 
     def load(self, device: str = "cpu") -> None:
         from transformers import EncodecModel

@@ -29,6 +29,7 @@ from torch import nn
 
 from bench.api import Embedder, Params
 from bench.embedders.common import (
+    check_weights,
     digest_of,
     local_file,
     require_length,
@@ -204,11 +205,9 @@ class PasstEmbedder(Embedder):
         self._in_memory = False
 
     def check(self) -> list[str]:
-        try:
-            local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)
-        except FileNotFoundError as e:
-            return [str(e)]
-        return []
+        return check_weights(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET,
+                             (r"(^|\.)patch_embed\.proj\.weight$", r"(^|\.)time_new_pos_embed$",
+                              r"(^|\.)head\.1\.weight$"))
 
     def load(self, device: str = "cpu") -> None:
         path = local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)

@@ -26,7 +26,13 @@ import torch
 from torch import nn
 
 from bench.api import Embedder, Params
-from bench.embedders.common import digest_of, local_file, require_length, torch_load_with_numpy
+from bench.embedders.common import (
+    check_weights,
+    digest_of,
+    local_file,
+    require_length,
+    torch_load_with_numpy,
+)
 
 SAMPLE_RATE = 16000
 WINDOW = 400
@@ -35,8 +41,9 @@ N_FFT = 512
 N_MELS = 64
 EXAMPLE_FRAMES = 96
 MIN_SAMPLES = WINDOW + HOP * (EXAMPLE_FRAMES - 1)
-HOW_TO_GET = ("Download vggish-10086976.pth (and vggish_pca_params-970ea276.pth for vggish-pca) from "
-              "https://github.com/harritaylor/torchvggish/releases/tag/v0.1 and pass its path.")
+RELEASES = "https://github.com/harritaylor/torchvggish/releases/tag/v0.1"
+HOW_TO_GET = f"Download vggish-10086976.pth from {RELEASES} and pass its path."
+HOW_TO_GET_PCA = f"Download vggish_pca_params-970ea276.pth (for vggish-pca) from {RELEASES} and pass its path."
 
 
 @functools.lru_cache(maxsize=2)
@@ -117,15 +124,16 @@ class VGGishEmbedder(Embedder):
     def _paths(self) -> list:
         paths = [local_file(self.params.weights, "VGGish weights", HOW_TO_GET)]
         if self.head == "pca":
-            paths.append(local_file(self.params.pca_params, "VGGish PCA parameters", HOW_TO_GET))
+            paths.append(local_file(self.params.pca_params, "VGGish PCA parameters", HOW_TO_GET_PCA))
         return paths
 
     def check(self) -> list[str]:
-        try:
-            self._paths()
-        except FileNotFoundError as e:
-            return [str(e)]
-        return []
+        problems = check_weights(self.params.weights, "VGGish weights", HOW_TO_GET,
+                                 (r"^features\.0\.weight$", r"^embeddings\.4\.weight$"))
+        if self.head == "pca":
+            problems += check_weights(self.params.pca_params, "VGGish PCA parameters", HOW_TO_GET_PCA,
+                                      ("^pca_eigen_vectors$", "^pca_means$"))
+        return problems
 
     def load(self, device: str = "cpu") -> None:
         paths = self._paths()

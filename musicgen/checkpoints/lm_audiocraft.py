@@ -99,6 +99,13 @@ def convert_audiocraft_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, 
 
 def load_audiocraft_lm(path: str | Path) -> tuple[LMModel, dict[str, torch.Tensor]]:
     """``(lm, extras)`` from an audiocraft ``state_dict.bin`` (or a folder holding one)."""
+    lm, extras, _ = load_audiocraft_lm_with_cfg(path)
+    return lm, extras
+
+
+def load_audiocraft_lm_with_cfg(path: str | Path) -> tuple[LMModel, dict[str, torch.Tensor], dict[str, Any]]:
+    """``(lm, extras, xp_cfg)``: also the parsed ``xp.cfg`` (``{}`` when absent), whose other fields
+    (text encoder name, segment duration, ...) the pipeline reads."""
     path = resolve_local(path)
     if path.is_dir():
         path = require_file(path, "state_dict.bin", "It is the LM file of an audiocraft MusicGen checkpoint "
@@ -110,7 +117,8 @@ def load_audiocraft_lm(path: str | Path) -> tuple[LMModel, dict[str, torch.Tenso
     state = pkg["best_state"]
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
-    lm = LMModel(lm_config_from_audiocraft(state, _read_cfg(pkg, path), str(path)))
+    cfg = _read_cfg(pkg, path)
+    lm = LMModel(lm_config_from_audiocraft(state, cfg, str(path)))
     ours, extras = convert_audiocraft_state(state)
     load_lm_state(lm, ours, source=str(path))
-    return lm, extras
+    return lm, extras, cfg

@@ -13,8 +13,9 @@
    ``spiece.model``) saved beside them, as on the hub. The T5 encoder comes from the
    ``text_encoder.*`` weights; transformers' semantics are kept (cross-attention masks padded text).
 
-3. An audiocraft folder: ``state_dict.bin`` + ``compression_state_dict.bin`` and a local T5 folder
-   (``t5/`` or ``text_encoder/`` inside it, or ``t5_path=``, or ``t5-base`` in the local HF cache).
+3. An audiocraft folder: ``state_dict.bin`` + ``compression_state_dict.bin`` and the T5 encoder its
+   ``xp.cfg`` names, found locally by ``musicgen.checkpoints.text_encoder`` (``text_encoder=PATH``,
+   ``t5/`` inside the folder, or the local HF cache under any spelling of the name).
    audiocraft's semantics are kept: the text projection is applied in the conditioner and padded text
    positions are attended as zero vectors (no cross-attention mask). Melody checkpoints (a
    ``self_wav`` chroma conditioner) load too.
@@ -47,17 +48,24 @@ CONFIG_NAME = "musicgen.json"
 RELEASED_MAX_DURATION_S = 30.0
 
 
-def load_musicgen(path_or_id: str | Path, t5_path: str | Path | None = None) -> MusicGen:
-    """Detect the format of ``path_or_id`` and load it (see the module docstring)."""
+def load_musicgen(path_or_id: str | Path, text_encoder: str | Path | None = None) -> MusicGen:
+    """Detect the format of ``path_or_id`` and load it (see the module docstring).
+
+    ``text_encoder`` (a folder or a locally cached hub id) overrides where an audiocraft checkpoint's
+    T5 encoder is found; the other formats carry their encoder and refuse it."""
     folder = resolve_local(path_or_id)
     if folder.is_file():
         folder = folder.parent
+    own = CONFIG_NAME if (folder / CONFIG_NAME).is_file() else "config.json"
+    if text_encoder is not None and (folder / own).is_file():
+        raise ValueError(f"text_encoder={str(text_encoder)!r}: only audiocraft checkpoints take their "
+                         f"T5 encoder from elsewhere; {folder} ({own}) carries its own")
     if (folder / CONFIG_NAME).is_file():
         return load_native(folder)
     if (folder / "config.json").is_file():
         return load_transformers_musicgen(folder)
     if (folder / "state_dict.bin").is_file():
-        return load_audiocraft_musicgen(folder, t5_path)
+        return load_audiocraft_musicgen(folder, text_encoder)
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     raise MissingCheckpointFile(
         f"{str(folder)!r} is not a MusicGen checkpoint we know: expected {CONFIG_NAME} (our format), "
@@ -235,27 +243,10 @@ def _load_linear(linear: nn.Linear, extras: dict[str, torch.Tensor], prefix: str
 
 # --- audiocraft ---------------------------------------------------------------------------------
 
-def _find_t5(folder: Path, t5_path: str | Path | None) -> Path:
-    if t5_path is not None:
-        return Path(t5_path)
-    for sub in ("t5", "text_encoder", "t5-base"):
-        if (folder / sub / "config.json").is_file():
-            return folder / sub
-    for hub_id in ("google-t5/t5-base", "t5-base"):
-        try:
-            return resolve_local(hub_id)
-        except MissingCheckpointFile:
-            continue
-    raise MissingCheckpointFile(
-        f"{folder}: an audiocraft MusicGen needs its T5 text encoder (t5-base) locally: put the "
-        f"transformers t5-base folder (config.json, model.safetensors, spiece.model/tokenizer.json) in "
-        f"{folder / 't5'}, pass t5_path=..., or have google-t5/t5-base in the local Hugging Face cache")
-
-
 SELF_WAV_PROJ = "condition_provider.conditioners.self_wav.output_proj."
 
 
-def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
+def load_audiocraft_musicgen(folder: Path, text_encoder: str | Path | None = None,
                              chroma_length: int = 235) -> MusicGen:
     """An audiocraft folder; melody checkpoints (``self_wav`` chroma conditioner) included.
 
@@ -264,19 +255,26 @@ def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
     melody is the chroma of silence, whose argmax is bin 0. ``chroma_length`` is the number of chroma
     frames of the training duration (30 s at 32 kHz, hop 4096: 235).
     """
-    from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm
+    from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm_with_cfg
+    from musicgen.checkpoints.text_encoder import find_text_encoder, text_encoder_name
     from musicgen.models.codec import CompressionModel
     from musicgen.models.text_conditioners import T5Conditioner
 
-    lm, extras = load_audiocraft_lm(require_file(folder, "state_dict.bin"))
+    lm, extras, cfg = load_audiocraft_lm_with_cfg(require_file(folder, "state_dict.bin"))
     codec_file = require_file(folder, "compression_state_dict.bin",
                               "It is the codec file of an audiocraft MusicGen checkpoint.")
     codec = CompressionModel.from_pretrained(codec_file)
     stereo = lm.config.num_codebooks == 2 * codec.num_codebooks
     if stereo:
         codec = CompressionModel.from_pretrained(codec_file, stereo=True)
-    text = T5Conditioner.from_pretrained(_find_t5(folder, t5_path), project=False)
+    t5_folder = find_text_encoder(folder, text_encoder_name(cfg), text_encoder)
+    text = T5Conditioner.from_pretrained(t5_folder, project=False)
     lm, proj = split_condition_projection(lm)
+    width = int(text.encoder.config.d_model)
+    if proj is not None and proj.in_features != width:
+        raise ValueError(f"{folder}: the T5 encoder in {t5_folder} gives {width}-dim states but the "
+                         f"checkpoint's text projection takes {proj.in_features} (xp.cfg names "
+                         f"{text_encoder_name(cfg)!r}); pass text_encoder= the matching T5 folder")
     if proj is not None:  # audiocraft: output_proj inside the conditioner, then masked to zero
         text = T5Conditioner(text.encoder, text.tokenizer, proj.out_features, project=True,
                              name_or_path=text.name_or_path)

@@ -332,12 +332,14 @@ class MusicGen(nn.Module):
 
     # --- files -----------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path_or_id: str, device: str | torch.device = "cpu") -> MusicGen:
+    def from_pretrained(cls, path_or_id: str, device: str | torch.device = "cpu",
+                        text_encoder: str | None = None) -> MusicGen:
         """Load our native folder, a transformers MusicGen / MusicGen-Melody folder, or an audiocraft
-        folder (``state_dict.bin`` + ``compression_state_dict.bin`` + a T5 folder); never downloads."""
+        folder (``state_dict.bin`` + ``compression_state_dict.bin`` + a T5 folder); never downloads.
+        ``text_encoder`` (folder or cached hub id) says where an audiocraft model's T5 is."""
         from musicgen.checkpoints.musicgen_formats import load_musicgen
 
-        return load_musicgen(path_or_id).to(device).eval()
+        return load_musicgen(path_or_id, text_encoder=text_encoder).to(device).eval()
 
     def save_pretrained(self, folder: str, codec_ref: str | None = None) -> None:
         """Write our native format (see ``musicgen.checkpoints.musicgen_formats``). ``codec_ref``
