@@ -27,19 +27,14 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
 from bench.api import Embedder, Params
-from bench.embedders.common import (
-    check_weights,
-    digest_of,
-    local_file,
-    torch_load_with_numpy,
-    unwrap_state_dict,
-)
+from bench.embedders.common import check_weight_files, local_file, torch_load_with_numpy, unwrap_state_dict
 
 SAMPLE_RATE = 48000
 MAX_SAMPLES = 480000
@@ -166,19 +161,19 @@ class ClapEmbedder(Embedder):
         super().__init__(params)
         self.model = None
         self.tokenizer = None
-        self.device = "cpu"
-        self._in_memory = False
 
     def check(self) -> list[str]:
-        return check_weights(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET,
-                             (r"audio_branch\.patch_embed\.proj\.weight$",
-                              r"text_branch\.embeddings\.word_embeddings\.weight$",
-                              r"audio_projection\.0\.weight$"))
+        return check_weight_files(self, ("CLAP checkpoint", (r"audio_branch\.patch_embed\.proj\.weight$",
+                                                             r"text_branch\.embeddings\.word_embeddings\.weight$",
+                                                             r"audio_projection\.0\.weight$"), HOW_TO_GET))
+
+    def weight_files(self) -> list[Path]:
+        return [local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET)]
 
     def load(self, device: str = "cpu") -> None:
         from transformers import ClapModel
 
-        path = local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET)
+        (path,) = self.weight_files()
         raw = unwrap_state_dict(torch_load_with_numpy(path), keys=("state_dict",))
         mel_key = "audio_branch.logmel_extractor.melW"
         mel_w = raw.get("module." + mel_key, raw.get(mel_key))
@@ -207,7 +202,8 @@ class ClapEmbedder(Embedder):
 
     def set_model(self, model, tokenizer=None) -> None:
         """Use an in-memory ``ClapModel`` (tests, benchmarks); the digest becomes ``"in-memory"``."""
-        self.model, self._in_memory = model.eval(), True
+        self.model = model.eval()
+        self.use_in_memory()
         if tokenizer is not None:
             self.tokenizer = tokenizer
 
@@ -223,11 +219,6 @@ class ClapEmbedder(Embedder):
                 raise MissingCheckpointFile(f"CLAP tokenizer: {e} {TOKENIZER_HOW}") from None
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         return self.tokenizer
-
-    def digest(self) -> str:
-        if self._in_memory:
-            return "in-memory"
-        return digest_of(local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET))
 
     def protocol(self) -> dict:
         return {**super().protocol(), "window_s": MAX_SAMPLES / SAMPLE_RATE,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from musicgen.checkpoints.files import MissingCheckpointFile, resolve_local, sha256_file
+from bench.files import file_digest as bench_file_digest
+from bench.files import files_digest
+from musicgen.checkpoints.files import MissingCheckpointFile, resolve_local
 from musicgen.checkpoints.peek import check_weight_file
 
 
@@ -26,27 +27,30 @@ def local_file(path: str, what: str, how_to_get: str) -> Path:
     return p
 
 
-def check_weights(path: str, what: str, how_to_get: str, required: tuple[str, ...] = ()) -> list[str]:
-    """``validate``'s look at one weight file: present, not empty, readable as what its name says, and
-    holding names that match each pattern of ``required`` (read from the safetensors header or the
-    pickle's opcodes, no tensor loaded). One line per problem, each with the one instruction."""
+def check_weight_files(embedder: Any, *specs: tuple[str, tuple[str, ...], str]) -> list[str]:
+    """``validate``'s look at an embedder's ``weight_files()``: each is present, not empty, readable as
+    what its name says, and holds names matching the patterns of its spec ``(what, required, how to
+    get it)`` (read from the safetensors header or the pickle's opcodes; no tensor is loaded). One line
+    per problem, each with the one instruction that fixes it."""
+    if embedder.in_memory:
+        return []
     try:
-        p = local_file(path, what, how_to_get)
+        files = embedder.weight_files()
     except FileNotFoundError as e:
         return [str(e)]
-    return check_weight_file(p, what, required, how_to_get)
+    return [line for f, (what, required, how) in zip(files, specs)
+            for line in check_weight_file(f, what, required, how)]
 
 
-@functools.lru_cache(maxsize=32)
+#: one sha256 hex string for one file, or joined digests of several files (``bench.files``)
+digest_of = files_digest
+
+
 def file_digest(path: str, mtime_ns: int, size: int) -> str:
-    """sha256 of a file, cached by (path, mtime, size)."""
-    return sha256_file(Path(path))
-
-
-def digest_of(*paths: Path) -> str:
-    """One sha256 hex string for one file, or joined digests of several files."""
-    parts = [file_digest(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths]
-    return parts[0] if len(parts) == 1 else hashlib.sha256("+".join(parts).encode()).hexdigest()
+    """Deprecated: use ``bench.files.file_digest(path)`` (memoised by path, size and mtime itself)."""
+    warnings.warn("bench.embedders.common.file_digest is deprecated; use bench.files.file_digest(path)",
+                  DeprecationWarning, stacklevel=2)
+    return bench_file_digest(path)
 
 
 def _numpy_safe_globals() -> list[Any]:

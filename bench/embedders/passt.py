@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -29,8 +30,7 @@ from torch import nn
 
 from bench.api import Embedder, Params
 from bench.embedders.common import (
-    check_weights,
-    digest_of,
+    check_weight_files,
     local_file,
     require_length,
     torch_load_with_numpy,
@@ -201,16 +201,17 @@ class PasstEmbedder(Embedder):
     def __init__(self, params: PasstParams | None = None) -> None:
         super().__init__(params)
         self.net: PasstNet | None = None
-        self.device = "cpu"
-        self._in_memory = False
 
     def check(self) -> list[str]:
-        return check_weights(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET,
-                             (r"(^|\.)patch_embed\.proj\.weight$", r"(^|\.)time_new_pos_embed$",
-                              r"(^|\.)head\.1\.weight$"))
+        return check_weight_files(self, ("PaSST checkpoint", (r"(^|\.)patch_embed\.proj\.weight$",
+                                                              r"(^|\.)time_new_pos_embed$",
+                                                              r"(^|\.)head\.1\.weight$"), HOW_TO_GET))
+
+    def weight_files(self) -> list[Path]:
+        return [local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)]
 
     def load(self, device: str = "cpu") -> None:
-        path = local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)
+        (path,) = self.weight_files()
         state = unwrap_state_dict(torch_load_with_numpy(path))
         for prefix in ("module.", "net."):
             if all(k.startswith(prefix) or k.startswith("mel.") for k in state):
@@ -223,12 +224,8 @@ class PasstEmbedder(Embedder):
 
     def set_network(self, net: PasstNet) -> None:
         """Use an in-memory network (tests, benchmarks); the digest becomes ``"in-memory"``."""
-        self.net, self._in_memory = net.eval(), True
-
-    def digest(self) -> str:
-        if self._in_memory:
-            return "in-memory"
-        return digest_of(local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET))
+        self.net = net.eval()
+        self.use_in_memory()
 
     def protocol(self) -> dict:
         return {**super().protocol(), "segments": "20 s, no padding, tail <= 0.15 s dropped",

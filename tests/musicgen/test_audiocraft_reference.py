@@ -1,0 +1,57 @@
+"""Parity with audiocraft 1.3.0 itself on folders it exported (``fixtures/audiocraft``, written by
+``fixtures/audiocraft/make_reference.py``: its hydra configs composed a tiny MusicGen and a tiny
+MusicGen-Melody with ``dataset.segment_duration: 1``, ``export_lm`` / ``export_encodec`` wrote the
+released layout, its T5 is found as ``t5-small`` in a Hugging Face cache, and ``reference.json`` holds
+the codes its ``MusicGen.generate`` / ``generate_with_chroma`` returned, greedy)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from musicgen import MusicGen
+from tests.musicgen.fixtures.audiocraft.make_reference import melody_wavs
+
+FIXTURE = Path(__file__).parent / "fixtures" / "audiocraft"
+REFERENCE = json.loads((FIXTURE / "reference.json").read_text())
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    """The exported folders as a user has them (codec file beside each LM file), T5 in the HF cache."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(FIXTURE / "hub"))
+    out = {}
+    for kind in ("text", "melody"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        shutil.copy(FIXTURE / kind / "state_dict.bin", folder)
+        shutil.copy(FIXTURE / "compression_state_dict.bin", folder)
+        out[kind] = folder
+    return out
+
+
+def _params(model: MusicGen, case: dict) -> None:
+    model.set_generation_params(duration_s=case["duration"], extend_stride_s=case.get("extend_stride", "auto"),
+                                use_sampling=False, cfg_coef=case["cfg_coef"], two_step_cfg=case["two_step_cfg"])
+
+
+@pytest.mark.parametrize("name", ["one_window", "extended"])
+def test_text_codes_equal_audiocraft(folders, name):
+    case = REFERENCE["cases"]["text"][name]
+    model = MusicGen.from_pretrained(str(folders["text"]))
+    assert model.max_duration_s == REFERENCE["segment_duration"]  # xp.cfg dataset.segment_duration
+    _params(model, case)
+    tokens = model.generate(REFERENCE["texts"], return_tokens=True)[1]
+    assert tokens.tolist() == case["codes"]
+
+
+@pytest.mark.parametrize("name", ["batched_cfg", "two_step_cfg", "extended"])
+def test_melody_codes_equal_audiocraft(folders, name):
+    case = REFERENCE["cases"]["melody"][name]
+    model = MusicGen.from_pretrained(str(folders["melody"]))
+    _params(model, case)
+    tokens = model.generate_with_chroma(REFERENCE["texts"], melody_wavs(), 32000, return_tokens=True)[1]
+    assert tokens.tolist() == case["codes"]
