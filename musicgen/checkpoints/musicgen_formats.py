@@ -68,6 +68,7 @@ class MusicGenParts:
     max_duration_s: float | None = None
     mask_cross_attention: bool = True  # transformers' semantics; audiocraft's is False
     name: str = ""
+    two_step_cfg_coef: float | None = None  # audiocraft: the LM's own coefficient in the two-step path
 
 
 def read_musicgen(path_or_id: str | Path, text_encoder: str | Path | None = None) -> MusicGenParts:
@@ -128,7 +129,8 @@ def save_musicgen(model: MusicGen, folder: str | Path, codec_ref: str | None = N
            "pattern": getattr(model.pattern, "name", "delay"),
            "max_duration_s": model.max_duration_s, "mask_cross_attention": model.mask_cross_attention,
            "stereo": stereo, "text": model.text_conditioner is not None, "codec": codec_ref,
-           "melody": model.melody.config() if model.melody is not None else None}
+           "melody": model.melody.config() if model.melody is not None else None,
+           "two_step_cfg_coef": getattr(model, "two_step_cfg_coef", None)}
     atomic_write_json(folder / CONFIG_NAME, doc, sort_keys=False)
     return folder
 
@@ -156,7 +158,8 @@ def read_native_musicgen(folder: Path) -> MusicGenParts:
         state = load_state_dict(require_file(folder, "melody.safetensors"))
         melody.output_proj.load_state_dict(state)
     return MusicGenParts(lm, codec, text, doc.get("pattern"), melody, doc.get("max_duration_s"),
-                         doc.get("mask_cross_attention", True), name=doc.get("name", folder.name))
+                         doc.get("mask_cross_attention", True), name=doc.get("name", folder.name),
+                         two_step_cfg_coef=doc.get("two_step_cfg_coef"))
 
 
 # --- transformers -------------------------------------------------------------------------------
@@ -265,19 +268,24 @@ SELF_WAV_PROJ = "condition_provider.conditioners.self_wav.output_proj."
 
 
 def read_audiocraft_musicgen(folder: Path, text_encoder: str | Path | None = None,
-                             chroma_length: int = 235) -> MusicGenParts:
+                             chroma_length: int | None = None) -> MusicGenParts:
     """An audiocraft folder; melody checkpoints (``self_wav`` chroma conditioner) included.
 
     For melody models audiocraft prepends ``[chroma; text]`` (the text conditioner is tokenised
     first, then each prepended condition goes in front), like transformers' MusicGen-Melody; the null
-    melody is the chroma of silence, whose argmax is bin 0. ``chroma_length`` is the number of chroma
-    frames of the training duration (30 s at 32 kHz, hop 4096: 235).
+    melody is the chroma of silence, whose argmax is bin 0. The fields of ``xp.cfg`` that change
+    generation are honoured (``audiocraft_cfg``): the window is ``dataset.segment_duration`` and the
+    chroma prefix has that many seconds' frames (30 s at 32 kHz, hop 4096: 235; ``chroma_length``
+    overrides it), and ``two_step_cfg`` guides with ``classifier_free_guidance.inference_coef``.
     """
+    from musicgen.checkpoints.audiocraft_cfg import audiocraft_settings
     from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm_with_cfg
     from musicgen.checkpoints.text_encoder import find_text_encoder, text_encoder_name
     from musicgen.models.text_conditioners import T5Conditioner
 
     lm, extras, cfg = load_audiocraft_lm_with_cfg(require_file(folder, "state_dict.bin"))
+    melody = any(k.startswith(SELF_WAV_PROJ) for k in extras)
+    settings = audiocraft_settings(cfg, lm.config.num_codebooks, melody, str(folder / "state_dict.bin"))
     codec_file = require_file(folder, "compression_state_dict.bin",
                               "It is the codec file of an audiocraft MusicGen checkpoint.")
     codec = CompressionModel.from_pretrained(codec_file)
@@ -297,16 +305,21 @@ def read_audiocraft_musicgen(folder: Path, text_encoder: str | Path | None = Non
                              name_or_path=text.name_or_path)
         text.output_proj.load_state_dict(proj.state_dict())
     chroma = None
-    if any(k.startswith(SELF_WAV_PROJ) for k in extras):
+    if melody:
         if lm.config.cross_attention:
             raise NotImplementedError(f"{folder}: a melody conditioner fused by cross-attention is not "
                                       f"supported (the released melody models prepend it)")
-        chroma = ChromaConditioner(lm.config.dim, chroma_length=chroma_length)
+        n_fft = settings.chroma_n_fft
+        chroma = ChromaConditioner(lm.config.dim, chroma_length=chroma_length or 1,
+                                   sample_rate=settings.chroma_sample_rate, n_fft=n_fft, hop_length=n_fft // 4)
+        if chroma_length is None:  # audiocraft: the chroma frames of segment_duration seconds
+            chroma.chroma_length = chroma.extractor.num_frames(
+                int(settings.chroma_sample_rate * settings.segment_duration_s))
         _load_linear(chroma.output_proj, extras, SELF_WAV_PROJ, folder / "state_dict.bin")
     pattern = "stereo_delay" if stereo else "delay"
     limit_s = _duration_limit(lm, codec, pattern, lm.config.max_positions, chroma)
-    return MusicGenParts(lm, codec, text, pattern, chroma, min(RELEASED_MAX_DURATION_S, limit_s),
-                         mask_cross_attention=False, name=folder.name)
+    return MusicGenParts(lm, codec, text, pattern, chroma, min(settings.segment_duration_s, limit_s),
+                         mask_cross_attention=False, name=folder.name, two_step_cfg_coef=settings.cfg_coef)
 
 
 def split_condition_projection(lm: nn.Module) -> tuple[nn.Module, nn.Linear | None]:

@@ -72,6 +72,9 @@ class MusicGen(nn.Module):
         self.pattern = pattern
         self.mask_cross_attention = mask_cross_attention
         self.name = name
+        #: audiocraft checkpoints: the LM's own guidance coefficient, which audiocraft's two-step path
+        #: uses instead of ``cfg_coef`` (``classifier_free_guidance.inference_coef``); None elsewhere
+        self.two_step_cfg_coef: float | None = None
         if lm.config.cross_attention and melody is not None:
             raise ValueError("a melody conditioner needs an LM without cross-attention (prefix conditioning)")
         positions_s = self.max_frames_by_positions() / self.frame_rate
@@ -161,9 +164,13 @@ class MusicGen(nn.Module):
 
     def _conditions(self, texts: list[str | None], melody_chroma: list[torch.Tensor] | None,
                     text_condition: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    null_text: tuple[torch.Tensor, torch.Tensor] | None = None,
                     ) -> dict[str, torch.Tensor | None]:
         """The keyword arguments of ``lm.generate`` for the condition and its null
-        (``text_condition``: the text conditioner's output for ``texts`` when already computed)."""
+        (``text_condition``: the text conditioner's output for ``texts`` when already computed).
+        ``null_text``: the conditioner's output for empty texts tokenised on their own (its own,
+        shorter length), audiocraft's null text with ``two_step_cfg``; else the null text has the
+        condition's length (zeros), as when the two are tokenised in one batch."""
         b = len(texts)
         if text_condition is None and self.text_conditioner is not None and any(t is not None for t in texts):
             text_condition = self._text_condition(texts)
@@ -175,9 +182,10 @@ class MusicGen(nn.Module):
             else:
                 embeds, mask = text_condition
             mask_arg = mask if self.mask_cross_attention else None
-            return dict(condition=embeds, condition_mask=mask_arg,
-                        null_condition=torch.zeros_like(embeds),
-                        null_condition_mask=None if mask_arg is None else torch.zeros_like(mask))
+            null, null_mask = (torch.zeros_like(embeds), torch.zeros_like(mask)) if null_text is None else (
+                null_text[0] * null_text[1][..., None].to(null_text[0].dtype), null_text[1])
+            return dict(condition=embeds, condition_mask=mask_arg, null_condition=null,
+                        null_condition_mask=None if mask_arg is None else null_mask)
         parts, nulls = [], []
         if self.melody is not None:
             if melody_chroma is None:
@@ -188,7 +196,8 @@ class MusicGen(nn.Module):
         if text_condition is not None:
             embeds, mask = text_condition
             parts.append(embeds * mask[..., None].to(embeds.dtype))
-            nulls.append(torch.zeros_like(embeds))
+            nulls.append(torch.zeros_like(embeds) if null_text is None else
+                         null_text[0] * null_text[1][..., None].to(null_text[0].dtype))
         if not parts:
             return {}
         return dict(prefix=torch.cat(parts, 1), null_prefix=torch.cat(nulls, 1))
@@ -229,15 +238,22 @@ class MusicGen(nn.Module):
         if melody is not None and self.melody is not None:
             chroma_full = [self.melody.chroma([w])[0] if w is not None else None for w in melody]
 
+        params = dict(self.generation_params)
+        null_text = None
+        if params["two_step_cfg"]:  # audiocraft: null conditions tokenised alone, the LM's own coefficient
+            if text_condition is not None:
+                null_text = self._text_condition([None] * b)
+            if cfg_coef is None and self.two_step_cfg_coef is not None:
+                params["cfg_coef"] = self.two_step_cfg_coef
+        if cfg_coef is not None:
+            params["cfg_coef"] = cfg_coef
+
         def run(window_prompt: torch.Tensor | None, frames: int, offset_s: float, done: int) -> torch.Tensor:
             chroma = None
             if chroma_full is not None:
                 chroma = [self._window_chroma(c, offset_s) for c in chroma_full]
-            kwargs = self._conditions(texts, chroma, text_condition)
+            kwargs = self._conditions(texts, chroma, text_condition, null_text)
             cb = None if callback is None else (lambda i, n: callback(done + i))
-            params = dict(self.generation_params)
-            if cfg_coef is not None:
-                params["cfg_coef"] = cfg_coef
             return self.lm.generate(self.pattern, frames, prompt=window_prompt, batch_size=b,
                                     generators=generators, callback=cb, **kwargs, **params)
 
@@ -337,8 +353,10 @@ class MusicGen(nn.Module):
     @classmethod
     def from_parts(cls, parts: MusicGenParts) -> MusicGen:
         """The pipeline from what a checkpoint reader returns (``musicgen_formats.MusicGenParts``)."""
-        return cls(parts.lm, parts.codec, parts.text_conditioner, parts.pattern, parts.melody,
-                   parts.max_duration_s, parts.mask_cross_attention, name=parts.name)
+        model = cls(parts.lm, parts.codec, parts.text_conditioner, parts.pattern, parts.melody,
+                    parts.max_duration_s, parts.mask_cross_attention, name=parts.name)
+        model.two_step_cfg_coef = parts.two_step_cfg_coef
+        return model
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, device: str | torch.device = "cpu",

@@ -55,3 +55,15 @@ def test_melody_codes_equal_audiocraft(folders, name):
     _params(model, case)
     tokens = model.generate_with_chroma(REFERENCE["texts"], melody_wavs(), 32000, return_tokens=True)[1]
     assert tokens.tolist() == case["codes"]
+
+
+def test_settings_survive_a_native_save(folders, tmp_path):
+    model = MusicGen.from_pretrained(str(folders["melody"]))
+    assert (model.max_duration_s, model.melody.chroma_length, model.two_step_cfg_coef) == (1.0, 8, 3.0)
+    model.save_pretrained(str(tmp_path / "native"))
+    again = MusicGen.from_pretrained(str(tmp_path / "native"))
+    assert (again.max_duration_s, again.melody.chroma_length, again.two_step_cfg_coef) == (1.0, 8, 3.0)
+    case = REFERENCE["cases"]["melody"]["two_step_cfg"]
+    _params(again, case)
+    tokens = again.generate_with_chroma(REFERENCE["texts"], melody_wavs(), 32000, return_tokens=True)[1]
+    assert tokens.tolist() == case["codes"]
