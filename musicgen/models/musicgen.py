@@ -29,25 +29,27 @@ list), so a clip depends only on its own seed; the same seed gives bit-identical
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from musicgen.models.conditioners import TextConditioner, check_texts
+from musicgen.models.audiocraft_api import AudiocraftAPI, audiocraft_aliases
 from musicgen.models.melody import ChromaConditioner
+from musicgen.models.progress import ProgressFn, progress_callback
 
 if TYPE_CHECKING:
     from musicgen.checkpoints.musicgen_formats import MusicGenParts
 
-ProgressFn = Callable[[int, int], None]
 Seed = int | Sequence[int] | None
 Output = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-class MusicGen(nn.Module):
-    """The MusicGen pipeline. Build it with :meth:`from_pretrained` or from parts."""
+class MusicGen(AudiocraftAPI, nn.Module):
+    """The MusicGen pipeline. Build it with :meth:`from_pretrained` or from parts; audiocraft's API
+    names work too (``musicgen.models.audiocraft_api``)."""
 
     def __init__(self, lm: nn.Module, codec: nn.Module, text_conditioner: TextConditioner | None,
                  pattern: Any = None, melody: ChromaConditioner | None = None,
@@ -117,11 +119,13 @@ class MusicGen(nn.Module):
         return frames
 
     # --- parameters ------------------------------------------------------------------------------
-    def set_generation_params(self, duration_s: float = 10.0, top_k: int = 250, top_p: float = 0.0,
+    def set_generation_params(self, duration_s: float | None = None, top_k: int = 250, top_p: float = 0.0,
                               temperature: float = 1.0, cfg_coef: float = 3.0, two_step_cfg: bool = False,
                               use_sampling: bool = True, extend_stride_s: float | None | str = "auto",
-                              kernel: str = "auto", compile: bool = False) -> None:
-        """Sampling and duration settings used by every ``generate*`` call.
+                              kernel: str = "auto", compile: bool = False, *, duration: float | None = None,
+                              extend_stride: float | None = None) -> None:
+        """Sampling and duration settings used by every ``generate*`` call (``duration_s`` defaults to
+        10 s; audiocraft's names ``duration`` / ``extend_stride`` are accepted as aliases).
 
         ``kernel`` / ``compile``: decode-speed options of :func:`musicgen.models.generation.generate`
         (``"auto"``: the fastest exact kernel; ``"rowwise"``: bit-identical clips whatever the batch size;
@@ -130,6 +134,7 @@ class MusicGen(nn.Module):
         ``extend_stride_s``: seconds added per window beyond ``max_duration_s`` (``"auto"`` = 60 % of
         ``max_duration_s``, audiocraft's 18 s of 30 s; ``None`` = no extension).
         """
+        duration_s, extend_stride_s = audiocraft_aliases(duration_s, duration, extend_stride_s, extend_stride)
         if not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) or duration_s <= 0:
             raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
         if extend_stride_s == "auto":
@@ -233,7 +238,7 @@ class MusicGen(nn.Module):
         text_condition = None
         if self.text_conditioner is not None and any(t is not None for t in texts):
             text_condition = self._text_condition(texts)  # once, shared by every window
-        callback = _progress_callback(progress, total, prompt.shape[-1] if prompt is not None else 0)
+        callback = progress_callback(progress, total, prompt.shape[-1] if prompt is not None else 0)
         chroma_full = None
         if melody is not None and self.melody is not None:
             chroma_full = [self.melody.chroma([w])[0] if w is not None else None for w in melody]
@@ -329,23 +334,23 @@ class MusicGen(nn.Module):
         return self._finish(tokens, return_tokens)
 
     @torch.no_grad()
-    def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int,
+    def generate_continuation(self, prompt: torch.Tensor, prompt_sample_rate: int,
                               descriptions: Sequence[str | None] | None = None,
                               seed: Seed = None, progress: ProgressFn | bool | None = None,
                               return_tokens: bool = False) -> Output:
-        """Continue ``prompt_wav [B, C, T]`` (at ``prompt_sample_rate``) up to ``duration_s``; the output
-        starts with the prompt's own tokens, kept verbatim."""
-        if prompt_wav.dim() == 2:
-            prompt_wav = prompt_wav[None]
-        if prompt_wav.dim() != 3:
-            raise ValueError(f"prompt_wav must be [B, C, T], got shape {tuple(prompt_wav.shape)}")
-        if prompt_wav.shape[1] != self.audio_channels:
-            raise ValueError(f"prompt_wav has {prompt_wav.shape[1]} channels; this model takes "
+        """Continue ``prompt [B, C, T]`` (at ``prompt_sample_rate``) up to ``duration_s``; the output
+        starts with the prompt's own tokens, kept verbatim. Argument names as audiocraft's."""
+        if prompt.dim() == 2:
+            prompt = prompt[None]
+        if prompt.dim() != 3:
+            raise ValueError(f"prompt must be [B, C, T], got shape {tuple(prompt.shape)}")
+        if prompt.shape[1] != self.audio_channels:
+            raise ValueError(f"prompt has {prompt.shape[1]} channels; this model takes "
                              f"{self.audio_channels}")
-        texts = check_texts(descriptions) if descriptions is not None else [None] * prompt_wav.shape[0]
-        if len(texts) != prompt_wav.shape[0]:
-            raise ValueError(f"{len(texts)} descriptions for {prompt_wav.shape[0]} prompts")
-        prompt = self.codec.encode(prompt_wav.to(self.device), sample_rate=int(prompt_sample_rate))
+        texts = check_texts(descriptions) if descriptions is not None else [None] * prompt.shape[0]
+        if len(texts) != prompt.shape[0]:
+            raise ValueError(f"{len(texts)} descriptions for {prompt.shape[0]} prompts")
+        prompt = self.codec.encode(prompt.to(self.device), sample_rate=int(prompt_sample_rate))
         tokens = self._generate_tokens(texts, prompt, None, seed, progress)
         return self._finish(tokens, return_tokens)
 
@@ -378,26 +383,3 @@ class MusicGen(nn.Module):
         from musicgen.checkpoints.musicgen_formats import save_musicgen
 
         save_musicgen(self, folder, codec_ref=codec_ref)
-
-
-def _progress_callback(progress: ProgressFn | bool | None, total: int, start: int) -> Callable | None:
-    """``progress(done_frames, total_frames)``; ``True`` prints a line per 10 %."""
-    if not progress:
-        return None
-    if progress is True:
-        last = [-1]
-
-        def printer(done: int, n: int) -> None:
-            pct = int(100 * done / n)
-            if pct // 10 != last[0]:
-                last[0] = pct // 10
-                print(f"generated {done}/{n} frames ({pct}%)", flush=True)
-
-        fn: ProgressFn = printer
-    else:
-        fn = progress
-
-    def callback(done_steps: int) -> None:
-        fn(min(total, start + done_steps), total)
-
-    return callback
