@@ -73,12 +73,21 @@ def lm_config_from_audiocraft(state: dict[str, torch.Tensor], cfg: dict[str, Any
         cond_dim=int(cond.shape[1]) if cond is not None else None)
 
 
+def _unwrap_mha(key: str) -> str:
+    return key.replace(".self_attn.mha.", ".self_attn.").replace(".cross_attention.mha.", ".cross_attention.")
+
+
 def convert_audiocraft_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
                                                                        dict[str, torch.Tensor]]:
-    """``(lm_state, extras)``: audiocraft LM keys renamed to ours (fused q/k/v split), the rest apart."""
+    """``(lm_state, extras)``: audiocraft LM keys renamed to ours (fused q/k/v split), the rest apart.
+
+    Attention weights come in either of audiocraft's layouts: ``self_attn.in_proj_weight`` (its custom
+    attention, ``memory_efficient``/``custom``, the released models) or ``self_attn.mha.in_proj_weight``
+    (``torch.nn.MultiheadAttention``, a model trained without them); audiocraft loads both alike."""
     out: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
     for key, value in state.items():
+        key = _unwrap_mha(key)
         if key.startswith(COND_PROJ):
             out["condition_proj." + key[len(COND_PROJ):]] = value
         elif key.startswith(("emb.", "linears.", "out_norm.")):
@@ -118,6 +127,7 @@ def load_audiocraft_lm_with_cfg(path: str | Path) -> tuple[LMModel, dict[str, to
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     cfg = _read_cfg(pkg, path)
+    state = {_unwrap_mha(k): v for k, v in state.items()}
     lm = LMModel(lm_config_from_audiocraft(state, cfg, str(path)))
     ours, extras = convert_audiocraft_state(state)
     load_lm_state(lm, ours, source=str(path))

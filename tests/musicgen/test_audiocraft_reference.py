@@ -67,3 +67,20 @@ def test_settings_survive_a_native_save(folders, tmp_path):
     _params(again, case)
     tokens = again.generate_with_chroma(REFERENCE["texts"], melody_wavs(), 32000, return_tokens=True)[1]
     assert tokens.tolist() == case["codes"]
+
+
+def test_torch_multihead_attention_layout_loads_alike(folders):
+    """A model trained with ``memory_efficient: false`` (torch's MultiheadAttention) names its weights
+    ``self_attn.mha.*`` / ``cross_attention.mha.*``; audiocraft loads either layout, so do we."""
+    import torch
+
+    path = folders["text"] / "state_dict.bin"
+    pkg = torch.load(path, weights_only=True)
+    renamed = {k.replace(".self_attn.", ".self_attn.mha.").replace(".cross_attention.", ".cross_attention.mha."): v
+               for k, v in pkg["best_state"].items()}
+    assert any(".cross_attention.mha.in_proj_weight" in k for k in renamed)
+    torch.save({**pkg, "best_state": renamed}, path)
+    case = REFERENCE["cases"]["text"]["one_window"]
+    model = MusicGen.from_pretrained(str(folders["text"]))
+    _params(model, case)
+    assert model.generate(REFERENCE["texts"], return_tokens=True)[1].tolist() == case["codes"]
