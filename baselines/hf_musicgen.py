@@ -9,7 +9,8 @@ cross-attending (loading it into the text-only class would leave cross-attention
 For a melody model a prompt's ``melody_path`` (resampled to 32 kHz, channels averaged) is turned
 into one-hot chroma ``[B, frames, 12]`` by ``musicgen.modules.chroma.ChromaExtractor``, the recipe of
 transformers' ``MusicgenMelodyFeatureExtractor`` (which needs torchaudio, not a dependency here);
-prompts without one are text-only (transformers gives them no melody prefix). Any other ``model_type`` is refused. Sampling follows the paper's protocol by default (top-k 250,
+prompts without one are text-only (transformers gives them no melody prefix). Any other ``model_type``
+is refused. Sampling follows the paper's protocol by default (top-k 250,
 temperature 1, classifier-free guidance 3).
 
 Each prompt is generated alone with the torch seed ``prompt_seed(seed, prompt.id)`` so that a clip

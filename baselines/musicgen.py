@@ -146,7 +146,6 @@ class MusicGenGenerator(Generator):
 
     def fingerprint(self) -> str:
         import musicgen
-
         from musicgen.checkpoints.check import audiocraft_text_encoder
 
         folder = self._folder()

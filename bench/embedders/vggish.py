@@ -38,7 +38,8 @@ EXAMPLE_FRAMES = 96
 MIN_SAMPLES = WINDOW + HOP * (EXAMPLE_FRAMES - 1)
 RELEASES = "https://github.com/harritaylor/torchvggish/releases/tag/v0.1"
 HOW_TO_GET = f"Download vggish-10086976.pth from {RELEASES} and pass its path."
-HOW_TO_GET_PCA = f"Download vggish_pca_params-970ea276.pth (for vggish-pca) from {RELEASES} and pass its path."
+HOW_TO_GET_PCA = (f"Download vggish_pca_params-970ea276.pth (for vggish-pca) from {RELEASES} "
+                  "and pass its path.")
 WEIGHT_NAMES = (r"^features\.0\.weight$", r"^embeddings\.4\.weight$")
 PCA_NAMES = ("^pca_eigen_vectors$", "^pca_means$")
 

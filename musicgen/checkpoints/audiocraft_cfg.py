@@ -73,7 +73,8 @@ def audiocraft_settings(cfg: dict[str, Any] | None, num_codebooks: int, melody: 
         sample_rate = int(stem.get("sample_rate", 32000) or 32000)
         n_fft = 2 ** int(stem.get("radix2_exp", 14))
         if int(stem.get("n_chroma", 12)) != 12:
-            unsupported.append(f"conditioners.self_wav.chroma_stem.n_chroma: {stem.get('n_chroma')} (12 only)")
+            unsupported.append(f"conditioners.self_wav.chroma_stem.n_chroma: {stem.get('n_chroma')} "
+                               f"(12 only)")
         if not stem.get("argmax", True):
             unsupported.append("conditioners.self_wav.chroma_stem.argmax: false (one-hot chroma only)")
         if not stem.get("match_len_on_eval", True):

@@ -91,7 +91,8 @@ def cached_snapshot(repo_id: str) -> Path | None:
 def download_hint(repo_id: str) -> str:
     """One plain instruction for getting ``repo_id`` onto this machine."""
     return (f"Nothing is downloaded at run time: on a machine with network run "
-            f"`huggingface-cli download {repo_id}`, then copy its cache folder {hub_cache_folder(repo_id).name} "
+            f"`huggingface-cli download {repo_id}`, then copy its cache folder "
+            f"{hub_cache_folder(repo_id).name} "
             f"into {_hub_cache()} here (or pass the snapshot folder's path)")
 
 

@@ -311,7 +311,8 @@ def read_audiocraft_musicgen(folder: Path, text_encoder: str | Path | None = Non
                                       f"supported (the released melody models prepend it)")
         n_fft = settings.chroma_n_fft
         chroma = ChromaConditioner(lm.config.dim, chroma_length=chroma_length or 1,
-                                   sample_rate=settings.chroma_sample_rate, n_fft=n_fft, hop_length=n_fft // 4)
+                                   sample_rate=settings.chroma_sample_rate, n_fft=n_fft,
+                                   hop_length=n_fft // 4)
         if chroma_length is None:  # audiocraft: the chroma frames of segment_duration seconds
             chroma.chroma_length = chroma.extractor.num_frames(
                 int(settings.chroma_sample_rate * settings.segment_duration_s))

@@ -32,7 +32,8 @@ def audiocraft_aliases(duration_s: float | None, duration: float | None, extend_
     ``"auto"`` (60 % of the window, audiocraft's 18 s of 30 s)."""
     if duration is not None and duration_s is not None and float(duration) != float(duration_s):
         raise ValueError(f"duration={duration} and duration_s={duration_s} disagree; give one")
-    if extend_stride is not None and extend_stride_s not in ("auto", None) and extend_stride != extend_stride_s:
+    both = extend_stride is not None and extend_stride_s not in ("auto", None)
+    if both and extend_stride != extend_stride_s:
         raise ValueError(f"extend_stride={extend_stride} and extend_stride_s={extend_stride_s} disagree; "
                          f"give one")
     duration_s = duration if duration is not None else (10.0 if duration_s is None else duration_s)
@@ -56,7 +57,7 @@ class AudiocraftAPI:
         folder = resolve_local(SHORT_NAMES.get(name, name))
         if folder.is_file():
             folder = folder.parent
-        has_audiocraft = (folder / "state_dict.bin").is_file() and (folder / "compression_state_dict.bin").is_file()
+        has_audiocraft = all((folder / n).is_file() for n in ("state_dict.bin", "compression_state_dict.bin"))
         parts = read_audiocraft_musicgen(folder) if has_audiocraft else read_musicgen(folder)
         return cls.from_parts(parts).to(device).eval()  # type: ignore[attr-defined]
 

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from musicgen.models.conditioners import TextConditioner, check_texts
 from musicgen.models.audiocraft_api import AudiocraftAPI, audiocraft_aliases
+from musicgen.models.conditioners import TextConditioner, check_texts
 from musicgen.models.melody import ChromaConditioner
 from musicgen.models.progress import ProgressFn, progress_callback
 

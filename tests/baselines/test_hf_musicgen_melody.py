@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import soundfile as sf
 import torch
 from transformers import AutoTokenizer
@@ -17,15 +16,6 @@ from baselines.hf_musicgen import HFMusicGen
 from bench.api import Context, Prompt
 from bench.audio import resample
 from musicgen.modules.chroma import ChromaExtractor
-from musicgen.testing import tiny_text_tokenizer, tiny_transformers_musicgen_melody
-
-
-@pytest.fixture(scope="module")
-def melody_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hf_melody")
-    model = tiny_transformers_musicgen_melody(folder, seed=3)
-    tiny_text_tokenizer().save_pretrained(str(folder))
-    return model, folder
 
 
 def _reference(model, folder, text, duration_s, features=None):
@@ -42,8 +32,8 @@ def _reference(model, folder, text, duration_s, features=None):
     return out[0].numpy()
 
 
-def test_melody_checkpoint_uses_the_melody_class(melody_dir, tmp_path):
-    model, folder = melody_dir
+def test_melody_checkpoint_uses_the_melody_class(hf_melody, tmp_path):
+    model, folder = hf_melody
     g = HFMusicGen(HFMusicGen.Params(model=str(folder), top_k=4), Context(cache_dir=tmp_path))
     assert g.check() == []
     g.load("cpu")
@@ -55,15 +45,16 @@ def test_melody_checkpoint_uses_the_melody_class(melody_dir, tmp_path):
     rng = np.random.default_rng(0)
     melody = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000) + 0.01 * rng.standard_normal(16000))
     sf.write(tmp_path / "m.wav", melody.astype(np.float32), 16000)
-    [with_melody] = g.generate([Prompt("a", "calm piano", melody_path=tmp_path / "m.wav")], seed=0, duration_s=0.2)
+    prompt = Prompt("a", "calm piano", melody_path=tmp_path / "m.wav")
+    [with_melody] = g.generate([prompt], seed=0, duration_s=0.2)
     feats = ChromaExtractor()(torch.from_numpy(resample(melody[None].astype(np.float32), 16000, 32000)))
     expected = _reference(model, folder, "calm piano", 0.2, feats)
     np.testing.assert_allclose(with_melody.wav, expected[..., :with_melody.wav.shape[-1]], atol=1e-5)
     assert not np.allclose(with_melody.wav, clip.wav)
 
 
-def test_other_model_types_are_refused(melody_dir, tmp_path):
-    _, folder = melody_dir
+def test_other_model_types_are_refused(hf_melody, tmp_path):
+    _, folder = hf_melody
     other = tmp_path / "other"
     other.mkdir()
     for f in folder.iterdir():

@@ -13,12 +13,7 @@ import pytest
 from baselines.musicgen import MusicGenGenerator
 from bench.api import Context, Prompt
 from bench.cli import main
-from tests.musicgen.audiocraft_fixture import (  # noqa: F401 (fixtures)
-    hf_model,
-    hub_cache,
-    save_t5,
-    write_audiocraft_folder,
-)
+from tests.musicgen.audiocraft_fixture import save_t5, write_audiocraft_folder
 
 
 def test_suite_text_encoder_param_and_places_named(hf_model, hub_cache, tmp_path):
@@ -26,7 +21,8 @@ def test_suite_text_encoder_param_and_places_named(hf_model, hub_cache, tmp_path
     ac = write_audiocraft_folder(model, hf_folder, tmp_path / "models" / "ac", t5=False)
     plain = MusicGenGenerator(MusicGenGenerator.Params(checkpoint="models/ac"), Context(base_dir=tmp_path))
     [problem] = plain.check()
-    for place in (ac / "t5", ac / "text_encoder", hub_cache / "models--t5-base", hub_cache / "models--google-t5--t5-base"):
+    for place in (ac / "t5", ac / "text_encoder", hub_cache / "models--t5-base",
+                  hub_cache / "models--google-t5--t5-base"):
         assert str(place) in problem
     save_t5(model, tmp_path / "encoders" / "t5")
     g = MusicGenGenerator(MusicGenGenerator.Params(checkpoint="models/ac", text_encoder="encoders/t5",
@@ -93,7 +89,8 @@ def test_validate_names_each_weight_file_plainly(tmp_path, capsys, monkeypatch):
     lines = [line for line in err.splitlines() if "weights/" in line]
     assert len(lines) == 3, err
     assert all("huggingface-cli" not in line and ".." not in line for line in lines)
-    assert any("vggish-10086976.pth' does not exist. Download vggish-10086976.pth from" in line for line in lines)
+    missing = "vggish-10086976.pth' does not exist. Download vggish-10086976.pth from"
+    assert any(missing in line for line in lines)
     assert any("passt.pt' does not exist. Download" in line for line in lines)
     assert any("esc_90.14.pt is empty (0 bytes)" in line and line.endswith("and pass its path.")
                for line in lines)

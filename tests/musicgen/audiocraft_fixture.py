@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from musicgen.testing import tiny_text_tokenizer, tiny_transformers_musicgen
+from musicgen.testing import (
+    tiny_text_tokenizer,
+    tiny_transformers_musicgen,
+    tiny_transformers_musicgen_melody,
+)
 
 
 def audiocraft_lm_state(model) -> dict[str, torch.Tensor]:
@@ -60,8 +64,8 @@ def cache_snapshot(cache: Path, repo_id: str) -> Path:
     return snap
 
 
-def write_audiocraft_folder(model, hf_folder: Path, dest: Path, xp_cfg: str = "transformer_lm:\n  num_heads: 4\n",
-                            t5: bool = True) -> Path:
+def write_audiocraft_folder(model, hf_folder: Path, dest: Path,
+                            xp_cfg: str = "transformer_lm:\n  num_heads: 4\n", t5: bool = True) -> Path:
     """``dest`` as an audiocraft MusicGen folder of the tiny transformers ``model`` saved in
     ``hf_folder``; with ``t5`` its encoder goes to ``dest/t5``."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -85,3 +89,12 @@ def hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     (tmp_path / "hub").mkdir()
     return tmp_path / "hub"
+
+
+@pytest.fixture(scope="module")
+def hf_melody(tmp_path_factory):
+    """``(model, folder)``: a tiny transformers MusicGen-Melody saved with its tokenizer in ``folder``."""
+    folder = tmp_path_factory.mktemp("hf_melody")
+    model = tiny_transformers_musicgen_melody(folder, seed=0)
+    tiny_text_tokenizer().save_pretrained(str(folder))
+    return model, folder

@@ -77,8 +77,9 @@ def snippet_imports(monkeypatch):
         m.__dict__.update(attrs)
         return m
 
-    fakes = [module("torchaudio", load=load), module("audiocraft"), module("audiocraft.models", MusicGen=MusicGen),
-             module("audiocraft.data"), module("audiocraft.data.audio", audio_write=audio_write)]
+    fakes = [module("torchaudio", load=load), module("audiocraft"),
+             module("audiocraft.models", MusicGen=MusicGen), module("audiocraft.data"),
+             module("audiocraft.data.audio", audio_write=audio_write)]
     for m in fakes:
         monkeypatch.setitem(sys.modules, m.__name__, m)
 

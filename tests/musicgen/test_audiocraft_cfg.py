@@ -10,13 +10,15 @@ from musicgen.checkpoints.audiocraft_cfg import audiocraft_settings
 
 def test_released_defaults_and_references():
     s = audiocraft_settings({}, 4, melody=True)
-    assert (s.segment_duration_s, s.cfg_coef, s.chroma_sample_rate, s.chroma_n_fft) == (30.0, 3.0, 32000, 16384)
+    assert (s.segment_duration_s, s.cfg_coef) == (30.0, 3.0)
+    assert (s.chroma_sample_rate, s.chroma_n_fft) == (32000, 16384)
     cfg = {"sample_rate": 16000, "dataset": {"segment_duration": 10},
            "classifier_free_guidance": {"inference_coef": 4.5},
            "conditioners": {"self_wav": {"chroma_stem": {"sample_rate": "${sample_rate}", "radix2_exp": 12,
                                                           "match_len_on_eval": True}}}}
     s = audiocraft_settings(cfg, 4, melody=True)
-    assert (s.segment_duration_s, s.cfg_coef, s.chroma_sample_rate, s.chroma_n_fft) == (10.0, 4.5, 16000, 4096)
+    assert (s.segment_duration_s, s.cfg_coef) == (10.0, 4.5)
+    assert (s.chroma_sample_rate, s.chroma_n_fft) == (16000, 4096)
 
 
 @pytest.mark.parametrize("cfg, field", [
@@ -27,7 +29,9 @@ def test_released_defaults_and_references():
     ({"conditioners": {"description": {"t5": {"normalize_text": True}}}}, "normalize_text"),
 ])
 def test_unsupported_values_are_named(cfg, field):
-    with pytest.raises((ValueError, NotImplementedError), match=field.replace("[", r"\[").replace("]", r"\]")):
+    import re
+
+    with pytest.raises((ValueError, NotImplementedError), match=re.escape(field)):
         audiocraft_settings(cfg, 4, melody=True)
     assert audiocraft_settings({"codebooks_pattern": {"delay": {"delays": [0, 0, 1, 1, 2, 2, 3, 3]}}}, 8,
                                melody=False).segment_duration_s == 30.0

@@ -35,7 +35,8 @@ def folders(tmp_path, monkeypatch):
 
 def _params(model: MusicGen, case: dict) -> None:
     model.set_generation_params(duration_s=case["duration"], extend_stride_s=case.get("extend_stride", "auto"),
-                                use_sampling=False, cfg_coef=case["cfg_coef"], two_step_cfg=case["two_step_cfg"])
+                                use_sampling=False, cfg_coef=case["cfg_coef"],
+                                two_step_cfg=case["two_step_cfg"])
 
 
 @pytest.mark.parametrize("name", ["one_window", "extended"])
@@ -76,7 +77,8 @@ def test_torch_multihead_attention_layout_loads_alike(folders):
 
     path = folders["text"] / "state_dict.bin"
     pkg = torch.load(path, weights_only=True)
-    renamed = {k.replace(".self_attn.", ".self_attn.mha.").replace(".cross_attention.", ".cross_attention.mha."): v
+    renamed = {k.replace(".self_attn.", ".self_attn.mha.").replace(".cross_attention.",
+                                                                   ".cross_attention.mha."): v
                for k, v in pkg["best_state"].items()}
     assert any(".cross_attention.mha.in_proj_weight" in k for k in renamed)
     torch.save({**pkg, "best_state": renamed}, path)

@@ -12,7 +12,6 @@ from musicgen.testing import (
     tiny_musicgen,
     tiny_text_tokenizer,
     tiny_transformers_musicgen,
-    tiny_transformers_musicgen_melody,
 )
 from tests.musicgen.audiocraft_fixture import audiocraft_lm_state
 
@@ -42,14 +41,6 @@ def _transformers_generate(model, frames: int, **inputs):
 def hf_text(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf_musicgen")
     model = tiny_transformers_musicgen(folder, seed=0)
-    tiny_text_tokenizer().save_pretrained(str(folder))
-    return model, folder
-
-
-@pytest.fixture(scope="module")
-def hf_melody(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hf_melody")
-    model = tiny_transformers_musicgen_melody(folder, seed=0)
     tiny_text_tokenizer().save_pretrained(str(folder))
     return model, folder
 

@@ -55,7 +55,8 @@ def test_placeholders_and_truncations_are_named(tmp_path):
     empty = tmp_path / "clap.pt"
     empty.touch()
     [line] = check_weight_file(empty, "CLAP checkpoint", (), "Download it and pass its path.")
-    assert "is empty (0 bytes)" in line and line.endswith("Download it and pass its path.") and ".." not in line
+    assert "is empty (0 bytes)" in line and line.endswith("Download it and pass its path.")
+    assert ".." not in line
     good = tmp_path / "m.safetensors"
     save_file({"decoder.w": torch.zeros(3)}, str(good))
     cut = tmp_path / "cut.safetensors"
@@ -69,8 +70,8 @@ def test_placeholders_and_truncations_are_named(tmp_path):
 
 def test_a_pickled_string_is_read_without_loading(tmp_path):
     path = tmp_path / "state_dict.bin"
-    torch.save({"best_state": {"emb.0.weight": torch.zeros(2)}, "xp.cfg": "dataset:\n  segment_duration: 10\n",
-                "epoch": np.int64(3)}, path)
+    torch.save({"best_state": {"emb.0.weight": torch.zeros(2)},
+                "xp.cfg": "dataset:\n  segment_duration: 10\n", "epoch": np.int64(3)}, path)
     assert peek_pickled_string(path, "xp.cfg") == "dataset:\n  segment_duration: 10\n"
     assert peek_pickled_string(path, "nope") is None
     with pytest.raises(FileNotFoundError):

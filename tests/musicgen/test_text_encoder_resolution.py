@@ -13,13 +13,7 @@ import torch
 from musicgen import MusicGen
 from musicgen.checkpoints.files import MissingCheckpointFile, resolve_local
 from musicgen.checkpoints.text_encoder import find_text_encoder, text_encoder_name
-from tests.musicgen.audiocraft_fixture import (  # noqa: F401 (fixtures)
-    cache_snapshot,
-    hf_model,
-    hub_cache,
-    save_t5,
-    write_audiocraft_folder,
-)
+from tests.musicgen.audiocraft_fixture import cache_snapshot, save_t5, write_audiocraft_folder
 
 TEXT = ["calm piano"]
 
@@ -40,9 +34,11 @@ def test_every_cache_spelling_resolves(hf_model, hub_cache, cached_as, asked_as)
 
 def test_audiocraft_folder_finds_the_t5_its_config_names_in_the_cache(hf_model, hub_cache, tmp_path):
     model, hf_folder = hf_model
-    reference = _tokens(MusicGen.from_pretrained(str(write_audiocraft_folder(model, hf_folder, tmp_path / "a"))))
+    plain = write_audiocraft_folder(model, hf_folder, tmp_path / "a")
+    reference = _tokens(MusicGen.from_pretrained(str(plain)))
     for name, cached_as in (("t5-base", "t5-base"), ("google/flan-t5-base", "google/flan-t5-base")):
-        cfg = f"transformer_lm:\n  num_heads: 4\nconditioners:\n  description:\n    model: t5\n    t5:\n      name: {name}\n"
+        cfg = ("transformer_lm:\n  num_heads: 4\nconditioners:\n  description:\n    model: t5\n"
+               f"    t5:\n      name: {name}\n")
         ac = write_audiocraft_folder(model, hf_folder, tmp_path / name.replace("/", "_"), cfg, t5=False)
         with pytest.raises(MissingCheckpointFile) as err:
             MusicGen.from_pretrained(str(ac))
@@ -75,7 +71,8 @@ def test_a_miss_names_every_place_looked_at(hf_model, hub_cache, tmp_path):
     for place in (ac / "t5", ac / "text_encoder", ac / "t5-base", hub_cache / "models--t5-base",
                   hub_cache / "models--google-t5--t5-base"):
         assert str(place) in msg
-    assert "has no weights" in msg and "text_encoder=PATH" in msg and "huggingface-cli download t5-base" in msg
+    assert "has no weights" in msg and "text_encoder=PATH" in msg
+    assert "huggingface-cli download t5-base" in msg
 
 
 def test_text_encoder_name_from_xp_cfg():

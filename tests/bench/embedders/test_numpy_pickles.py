@@ -16,6 +16,7 @@ import torch
 from bench.embedders.common import torch_load_with_numpy
 from tests.bench.embedders.numpy_pickles import SPELLINGS, pickled_globals, save_naming_numpy_module
 
+
 @pytest.mark.parametrize("module", SPELLINGS)
 def test_numpy_scalars_and_arrays_load_under_either_module_name(tmp_path, module):
     obj = {"epoch": np.int64(15), "lr": np.float64(1e-4), "pca": np.arange(6, dtype=np.float32).reshape(2, 3),
