@@ -34,8 +34,8 @@ def folders(tmp_path, monkeypatch):
 
 
 def _params(model: MusicGen, case: dict) -> None:
-    stride = case.get("extend_stride", "auto")
-    model.set_generation_params(duration_s=case["duration"], extend_stride_s=stride, use_sampling=False, cfg_coef=case["cfg_coef"],
+    model.set_generation_params(duration_s=case["duration"], extend_stride_s=case.get("extend_stride", "auto"),
+                                use_sampling=False, cfg_coef=case["cfg_coef"],
                                 two_step_cfg=case["two_step_cfg"])
 
 
