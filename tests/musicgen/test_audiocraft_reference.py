@@ -34,7 +34,7 @@ def folders(tmp_path, monkeypatch):
 
 
 def _params(model: MusicGen, case: dict) -> None:
-    model.set_generation_params(duration_s=case["duration"], extend_stride_s=case.get("extend_stride", "auto"),
+    model.set_generation_params(duration_s=case["duration"], extend_stride_s=case.get("extend_stride", 0.5),
                                 use_sampling=False, cfg_coef=case["cfg_coef"],
                                 two_step_cfg=case["two_step_cfg"])
 
