@@ -31,7 +31,7 @@ from pydantic import Field
 from baselines._common import fingerprint_of, fit_length, missing_packages, prompt_seed, weights_digest
 from bench.api import AudioClip, Generator, Params, Prompt
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: MusicGen-Melody folders load with the melody class
 MELODY_RATE = 32000
 MODEL_CLASSES = {"musicgen": "MusicgenForConditionalGeneration",
                  "musicgen_melody": "MusicgenMelodyForConditionalGeneration"}

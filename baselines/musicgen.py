@@ -42,7 +42,7 @@ from baselines._common import fingerprint_of, fit_length, prompt_seed, weights_d
 from baselines.trained_models import check_recipe, recipe_digest, resolve_recipe, trained_model
 from bench.api import AudioClip, Generator, Params, Prompt
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: audiocraft checkpoints follow xp.cfg (window, two-step CFG)
 MELODY_RATE = 32000
 
 
