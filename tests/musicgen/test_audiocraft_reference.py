@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from musicgen import MusicGen
 from tests.musicgen.fixtures.audiocraft.make_reference import melody_wavs
@@ -45,8 +46,13 @@ def test_text_codes_equal_audiocraft(folders, name):
     model = MusicGen.from_pretrained(str(folders["text"]))
     assert model.max_duration_s == REFERENCE["segment_duration"]  # xp.cfg dataset.segment_duration
     _params(model, case)
-    tokens = model.generate(REFERENCE["texts"], return_tokens=True)[1]
+    wav, tokens = model.generate(REFERENCE["texts"], return_tokens=True)
     assert tokens.tolist() == case["codes"]
+    # the exported EnCodec decodes those codes to audiocraft's audio
+    assert list(wav.shape) == case["audio_shape"]
+    torch.testing.assert_close(wav[:, 0, :64], torch.tensor(case["audio_head"]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(wav.abs().sum(dim=(1, 2)), torch.tensor(case["audio_abs_sum"]), rtol=1e-4,
+                               atol=0)
 
 
 @pytest.mark.parametrize("name", ["batched_cfg", "two_step_cfg", "extended"])
@@ -73,8 +79,6 @@ def test_settings_survive_a_native_save(folders, tmp_path):
 def test_torch_multihead_attention_layout_loads_alike(folders):
     """A model trained with ``memory_efficient: false`` (torch's MultiheadAttention) names its weights
     ``self_attn.mha.*`` / ``cross_attention.mha.*``; audiocraft loads either layout, so do we."""
-    import torch
-
     path = folders["text"] / "state_dict.bin"
     pkg = torch.load(path, weights_only=True)
     renamed = {k.replace(".self_attn.", ".self_attn.mha.").replace(".cross_attention.",
