@@ -11,7 +11,9 @@ fields its generation reads (audiocraft 1.3.0: ``models/builders.py``, ``models/
 - ``classifier_free_guidance.inference_coef``: the LM's ``cfg_coef``, which ``LMModel`` uses instead
   of ``set_generation_params(cfg_coef=...)`` when ``two_step_cfg=True``;
 - ``conditioners.self_wav.chroma_stem``: ``sample_rate``, ``n_chroma``, ``radix2_exp`` (window
-  ``2**radix2_exp``, hop a quarter of it), ``argmax``, ``match_len_on_eval``;
+  ``2**radix2_exp``, hop a quarter of it), ``argmax``. Its ``match_len_on_eval`` is not read:
+  ``MusicGen.get_pretrained`` sets it to true (and masking off) for every melody checkpoint, so the
+  chroma is always tiled or cut to the segment's frames;
 - ``codebooks_pattern``: the interleaving (``delay`` with delays ``0..K-1``, or the stereo delays).
 
 Values this implementation does not reproduce are refused with the field named, never ignored.
@@ -77,9 +79,6 @@ def audiocraft_settings(cfg: dict[str, Any] | None, num_codebooks: int, melody: 
                                f"(12 only)")
         if not stem.get("argmax", True):
             unsupported.append("conditioners.self_wav.chroma_stem.argmax: false (one-hot chroma only)")
-        if not stem.get("match_len_on_eval", True):
-            unsupported.append("conditioners.self_wav.chroma_stem.match_len_on_eval: false (the chroma "
-                               "prefix is tiled or cut to the segment's length, as the released model)")
     if unsupported:
         raise NotImplementedError(f"{source}: xp.cfg settings not supported: {'; '.join(unsupported)}")
     return AudiocraftSettings(segment, coef, sample_rate, n_fft)

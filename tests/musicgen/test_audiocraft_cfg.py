@@ -25,7 +25,7 @@ def test_released_defaults_and_references():
     ({"dataset": {"segment_duration": 0}}, "dataset.segment_duration"),
     ({"codebooks_pattern": {"modeling": "parallel"}}, "codebooks_pattern 'parallel'"),
     ({"codebooks_pattern": {"delay": {"delays": [0, 0, 0, 0]}}}, "delays [0, 0, 0, 0]"),
-    ({"conditioners": {"self_wav": {"chroma_stem": {"match_len_on_eval": False}}}}, "match_len_on_eval"),
+    ({"conditioners": {"self_wav": {"chroma_stem": {"n_chroma": 24}}}}, "n_chroma: 24"),
     ({"conditioners": {"description": {"t5": {"normalize_text": True}}}}, "normalize_text"),
 ])
 def test_unsupported_values_are_named(cfg, field):
@@ -35,3 +35,6 @@ def test_unsupported_values_are_named(cfg, field):
         audiocraft_settings(cfg, 4, melody=True)
     assert audiocraft_settings({"codebooks_pattern": {"delay": {"delays": [0, 0, 1, 1, 2, 2, 3, 3]}}}, 8,
                                melody=False).segment_duration_s == 30.0
+    # audiocraft's get_pretrained forces match_len_on_eval=True for melody models: accepted either way
+    stem = {"conditioners": {"self_wav": {"chroma_stem": {"match_len_on_eval": False}}}}
+    assert audiocraft_settings(stem, 4, melody=True).segment_duration_s == 30.0
