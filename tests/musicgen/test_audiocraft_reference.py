@@ -1,8 +1,10 @@
 """Parity with audiocraft 1.3.0 itself on folders it exported (``fixtures/audiocraft``, written by
-``fixtures/audiocraft/make_reference.py``: its hydra configs composed a tiny MusicGen and a tiny
-MusicGen-Melody with ``dataset.segment_duration: 1``, ``export_lm`` / ``export_encodec`` wrote the
-released layout, its T5 is found as ``t5-small`` in a Hugging Face cache, and ``reference.json`` holds
-the codes its ``MusicGen.generate`` / ``generate_with_chroma`` returned, greedy)."""
+``fixtures/audiocraft/make_reference.py``): its hydra configs composed a tiny MusicGen, a tiny
+MusicGen-Melody and a tiny stereo MusicGen (8 interleaved codebooks of the mono codec, as the released
+stereo fine-tunes), all with ``dataset.segment_duration: 1``; ``export_lm`` / ``export_encodec`` wrote
+the released layout; its T5 is found as ``t5-small`` in a Hugging Face cache; ``reference.json`` holds
+the codes its ``MusicGen.generate`` / ``generate_with_chroma`` returned (greedy) and, for the text and
+stereo cases, a summary of the audio its EnCodec decoded."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def folders(tmp_path, monkeypatch):
     """The exported folders as a user has them (codec file beside each LM file), T5 in the HF cache."""
     monkeypatch.setenv("HF_HUB_CACHE", str(FIXTURE / "hub"))
     out = {}
-    for kind in ("text", "melody"):
+    for kind in ("text", "melody", "stereo"):
         folder = tmp_path / kind
         folder.mkdir()
         shutil.copy(FIXTURE / kind / "state_dict.bin", folder)
@@ -40,10 +42,11 @@ def _params(model: MusicGen, case: dict) -> None:
                                 two_step_cfg=case["two_step_cfg"])
 
 
-@pytest.mark.parametrize("name", ["one_window", "extended"])
-def test_text_codes_equal_audiocraft(folders, name):
-    case = REFERENCE["cases"]["text"][name]
-    model = MusicGen.from_pretrained(str(folders["text"]))
+@pytest.mark.parametrize("kind, name", [("text", "one_window"), ("text", "extended"),
+                                        ("stereo", "one_window")])
+def test_text_codes_and_audio_equal_audiocraft(folders, kind, name):
+    case = REFERENCE["cases"][kind][name]
+    model = MusicGen.from_pretrained(str(folders[kind]))
     assert model.max_duration_s == REFERENCE["segment_duration"]  # xp.cfg dataset.segment_duration
     _params(model, case)
     wav, tokens = model.generate(REFERENCE["texts"], return_tokens=True)
