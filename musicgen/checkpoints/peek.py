@@ -29,14 +29,52 @@ class UnreadableWeights(ValueError):
     """A weight file that cannot be what its name says (empty, truncated, another format)."""
 
 
-def _pickle_strings(stream: io.BufferedIOBase, count: int = 1) -> Iterator[str]:
+#: modules whose globals ``torch.load(weights_only=True)`` may accept (with numpy's scalar/array
+#: classes allow-listed); a pickle naming anything else (``posix.system``, ``builtins.eval``, ...) is
+#: code, and refused before anything is loaded
+_DATA_MODULES = ("torch", "collections", "_codecs", "numpy")
+_DATA_BUILTINS = {"set", "frozenset", "bytearray", "bytes", "slice", "complex", "tuple", "list", "dict",
+                  "int", "float", "bool", "str", "object"}
+
+
+def _pickle_ops(stream: io.BufferedIOBase, count: int = 1) -> Iterator[tuple[str, str]]:
+    """``("str", value)`` for string constants and ``("global", "module.name")`` for globals."""
     for _ in range(count):
         try:
             for op, arg, _pos in pickletools.genops(stream):
                 if op.name in _STRING_OPS and isinstance(arg, (str, bytes)):
-                    yield arg if isinstance(arg, str) else arg.decode("latin-1")
+                    yield "str", arg if isinstance(arg, str) else arg.decode("latin-1")
+                elif op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    yield "global", arg.replace(" ", ".")
         except (ValueError, EOFError):
             return
+
+
+def _pickle_strings(stream: io.BufferedIOBase, count: int = 1) -> Iterator[str]:
+    return (value for kind, value in _pickle_ops(stream, count) if kind == "str")
+
+
+def code_globals(path: str | Path) -> list[str]:
+    """The globals a torch file's pickle names that are not data (see ``_DATA_MODULES``): what a
+    weights-only load refuses. Empty for safetensors and for files that are not pickles."""
+    path = Path(path)
+    if path.suffix == ".safetensors" or not path.is_file() or path.stat().st_size == 0:
+        return []
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            pkl = [n for n in z.namelist() if n.endswith("data.pkl")]
+            ops = list(_pickle_ops(io.BytesIO(z.read(pkl[0])))) if pkl else []
+    else:
+        with open(path, "rb") as f:
+            ops = list(_pickle_ops(f, _LEGACY_PICKLES))
+    names = sorted({value for kind, value in ops if kind == "global"})
+
+    def data(name: str) -> bool:
+        module, _, attr = name.rpartition(".")
+        root = module.split(".")[0]
+        return root in _DATA_MODULES or (module in ("builtins", "__builtin__") and attr in _DATA_BUILTINS)
+
+    return [n for n in names if not data(n)]
 
 
 def _safetensors_names(path: Path) -> set[str]:
@@ -128,6 +166,10 @@ def check_weight_file(path: str | Path, what: str, required: Iterable[str] = (),
         return [f"{what}: {str(path)!r} does not exist.{hint}"]
     except UnreadableWeights as e:
         return [f"{what}: {e}.{hint}"]
+    code = code_globals(path)
+    if code:
+        return [f"{what}: {path}: refused: not a weights-only torch checkpoint (its pickle calls "
+                f"{', '.join(code)}); only safetensors and weights-only torch files are read, never code"]
     missing = missing_names(names, required)
     if missing:
         return [f"{what}: {path} holds no entry matching {', '.join(repr(m) for m in missing)}: not the "

@@ -76,3 +76,22 @@ def test_a_pickled_string_is_read_without_loading(tmp_path):
     assert peek_pickled_string(path, "nope") is None
     with pytest.raises(FileNotFoundError):
         peek_names(tmp_path / "absent.bin")
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_pickles_that_call_code_are_refused_before_loading(tmp_path):
+    import numpy as np
+
+    evil = tmp_path / "state_dict.bin"
+    torch.save({"best_state": {"emb.0.weight": torch.zeros(2)}, "x": _Evil()}, evil)
+    [line] = check_weight_file(evil, "audiocraft LM", (r"emb\.0\.weight",))
+    assert "refused: not a weights-only torch checkpoint (its pickle calls posix.system)" in line
+    data = tmp_path / "ok.pt"
+    torch.save({"w": torch.zeros(2), "epoch": np.int64(3), "pca": np.arange(3), "s": {1, 2}}, data)
+    assert check_weight_file(data, "w", (r"^w$",)) == []
