@@ -163,6 +163,10 @@ def test_report_explains_a_negative_fad_inf_and_shows_sample_size_curves(tmp_pat
     assert "Below zero for clean (-3.5)" in fad_inf.text() and note in fad_inf.text()
     row = next(n for n in fad_inf.iter("tr") if n.attrs.get("data-generator") == "clean").text()
     assert "1200" in row and "0.91" in row  # slope and r²
+    # and in the leaderboard: a link to the fit, with slope and r² (and the warning) in its title
+    link = next(n for n in doc.iter("a") if "fit-link" in (n.attrs.get("class") or ""))
+    assert link.attrs["href"] == "#fad-inf" and "1200 / frames + -3.5, r² 0.91" in link.attrs["title"]
+    assert "not better than the reference" in link.attrs["title"]
     # the sample-size study: its own FAD-inf fit (below zero too, so explained there as well)
     sample = sections["sample-size"]
     assert note in sample.text()
