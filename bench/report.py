@@ -44,6 +44,7 @@ import jinja2
 from markupsafe import Markup
 
 from bench import __version__
+from bench.listening.section import listening_section
 from bench.published import PUBLISHED_TABLES
 from bench.run_results import (
     SAMPLES_FILE,
@@ -357,7 +358,7 @@ def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str 
         results=results, meta=shorten(results.meta), version=__version__,
         tables=metric_tables(results.records),
         pivots=pivots(results.records), protocols=protocols(results.records),
-        score_columns=scores, samples=rows,
+        score_columns=scores, samples=rows, listening=listening_section(run_dir),
         published=PUBLISHED_TABLES if paper_numbers else ())
 
 

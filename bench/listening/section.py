@@ -1,0 +1,115 @@
+"""The report's "Listening test" section: computed here (``summarise``), rendered by its own
+template (``bench/templates/listening_section.html.j2``) into markup the report page includes.
+
+For every listening test of the run that has ratings: who rated (imported, simulated, removed by each
+screening rule, kept), each system's score per scale with its two-way bootstrap interval (and, in
+MUSHRA, the hidden reference's and the anchor's), an SVG plot of those scores, and the metric-human
+agreement tables (``bench.listening.agreement``). Empty markup when the run has no rated test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from bench.listening.agreement import N_BOOT, Agreement, Estimate, clip_agreement, system_agreement, system_scores
+from bench.listening.design import ANCHOR, HIDDEN_REFERENCE, Scale, TestKey, load_keys
+from bench.listening.ratings import load_store
+from bench.listening.screening import Screening, default_rules, describe, ratings_frame, screen
+from bench.run_results import is_finite, load_results, load_samples
+from bench.svg_plot import Point, Series, errorbar_plot
+
+TEMPLATE = "listening_section.html.j2"
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass
+class TestSummary:
+    key: TestKey
+    screening: Screening
+    rule_counts: list[tuple[str, int, str]]  # rule, raters it removed, who and why
+    removed: dict[str, dict[str, str]]
+    simulated: list[dict[str, Any]]
+    n_ratings: int
+    rows: list[str]  # systems, then hidden reference / anchor
+    scores: dict[str, dict[str, Estimate]]  # scale -> row -> estimate
+    system_agreement: list[Agreement] = field(default_factory=list)
+    clip_agreement: list[Agreement] = field(default_factory=list)
+    svg: Markup = field(default_factory=lambda: Markup(""))
+    n_boot: int = N_BOOT
+
+    @property
+    def scales(self) -> tuple[Scale, ...]:
+        return self.key.scales
+
+
+def summarise(run_dir: str | Path, n_boot: int = N_BOOT, seed: int = 0) -> list[TestSummary]:
+    """Every rated listening test of the run (oldest first)."""
+    run_dir = Path(run_dir)
+    keys = load_keys(run_dir)
+    if not keys:
+        return []
+    results = load_results(run_dir)
+    samples = load_samples(run_dir, str(results.meta.get("samples_table") or "samples.csv"))
+    out = []
+    for key in sorted(keys.values(), key=lambda k: (k.created, k.test_id)):
+        store = load_store(run_dir, key)
+        if not store["raters"]:
+            continue
+        frame = ratings_frame(key, store)
+        rules = store.get("screening")
+        rules = default_rules(key.protocol) if rules is None else rules
+        result = screen(frame, rules)
+        kept = frame[frame["rater"].isin(result.kept)]
+        extras = [k for k in (HIDDEN_REFERENCE, ANCHOR) if (kept["kind"] == k).any()]
+        rows = list(key.systems) + [str(kept[kept["kind"] == k]["system"].iloc[0]) for k in extras]
+        scores = {sc.name: system_scores(kept, sc.name, n_boot, seed) for sc in key.scales}
+        summary = TestSummary(
+            key, result, _rule_counts(result), result.removed,
+            [r["simulated"] for r in store["raters"] if r.get("simulated")][:1], len(kept), rows, scores,
+            n_boot=n_boot)
+        if not kept.empty:
+            for sc in key.scales:
+                summary.system_agreement += system_agreement(kept, results.records, sc.name, n_boot, seed)
+                summary.clip_agreement += clip_agreement(kept, samples, results.records, sc.name, n_boot, seed)
+            summary.svg = Markup(_plot(summary))
+        out.append(summary)
+    return out
+
+
+def _rule_counts(result: Screening) -> list[tuple[str, int, str]]:
+    out = []
+    for rule in result.rules:
+        removed = result.removed.get(rule["rule"], {})
+        out.append((describe(rule), len(removed), "; ".join(f"{r} ({why})" for r, why in removed.items())))
+    return out
+
+
+def _plot(s: TestSummary) -> str:
+    series = [Series(sc.label, tuple(Point(e.value, e.low, e.high) if (e := s.scores[sc.name].get(row)) else None
+                                     for row in s.rows)) for sc in s.scales]
+    return errorbar_plot(f"listening test {s.key.test_id}: mean score, 95 % bootstrap interval", "system",
+                         "score", s.rows, series)
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return f"{value:.{digits}g}" if is_finite(value) else "–"
+
+
+def render(summaries: list[TestSummary]) -> Markup:
+    """The section's markup (empty when there is nothing to show)."""
+    if not summaries:
+        return Markup("")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["num"] = fmt
+    return Markup(env.get_template(TEMPLATE).render(tests=summaries))
+
+
+def listening_section(run_dir: str | Path) -> Markup:
+    """``render(summarise(run_dir))``: the hook the report calls."""
+    return render(summarise(run_dir))
