@@ -71,13 +71,13 @@ def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Kendall's tau-b of each row pair of ``x``, ``y`` ``[B, n]`` (NaN where a row is constant)."""
     out = np.empty(x.shape[0])
     for start in range(0, x.shape[0], _CHUNK):
-        xs, ys = x[start:start + _CHUNK], y[start:start + _CHUNK]
+        xs, ys = x[start : start + _CHUNK], y[start : start + _CHUNK]
         sx = np.sign(xs[:, :, None] - xs[:, None, :])
         sy = np.sign(ys[:, :, None] - ys[:, None, :])
         num = (sx * sy).sum((1, 2))
         den = np.sqrt(np.abs(sx).sum((1, 2)) * np.abs(sy).sum((1, 2)))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[start:start + _CHUNK] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+            out[start : start + _CHUNK] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     return out
 
 
@@ -99,8 +99,13 @@ def _draws(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
 
 
-def group_means(frame: pd.DataFrame, by: str, n_boot: int, rng: np.random.Generator,
-                over: Sequence[str] = ("rater", "item")) -> tuple[list[Any], np.ndarray, np.ndarray]:
+def group_means(
+    frame: pd.DataFrame,
+    by: str,
+    n_boot: int,
+    rng: np.random.Generator,
+    over: Sequence[str] = ("rater", "item"),
+) -> tuple[list[Any], np.ndarray, np.ndarray]:
     """(groups, point means ``[G]``, bootstrap means ``[n_boot, G]``) of ``frame.score`` by
     ``frame[by]``, resampling the ``over`` columns (crossed; a rating's weight is the product of
     its units' draw counts). NaN where a replicate drew no rating of a group."""
@@ -118,7 +123,9 @@ def group_means(frame: pd.DataFrame, by: str, n_boot: int, rng: np.random.Genera
     return groups, point, reps
 
 
-def system_scores(frame: pd.DataFrame, scale: str, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Estimate]:
+def system_scores(
+    frame: pd.DataFrame, scale: str, n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, Estimate]:
     """Mean score per system (and per hidden reference / anchor) with the two-way interval."""
     part = frame[frame["scale"] == scale]
     if part.empty:
@@ -128,8 +135,9 @@ def system_scores(frame: pd.DataFrame, scale: str, n_boot: int = N_BOOT, seed: i
     return {str(s): _interval(float(point[i]), reps[:, i], int(counts[s])) for i, s in enumerate(groups)}
 
 
-def _correlations(x: np.ndarray, y_point: np.ndarray, y_reps: np.ndarray,
-                  rng: np.random.Generator) -> tuple[Estimate, Estimate]:
+def _correlations(
+    x: np.ndarray, y_point: np.ndarray, y_reps: np.ndarray, rng: np.random.Generator
+) -> tuple[Estimate, Estimate]:
     """Spearman and Kendall of ``x`` ``[n]`` with ``y_point`` ``[n]``; intervals from ``y_reps``
     ``[B, n]`` with the n units drawn with replacement in each replicate."""
     n = len(x)
@@ -140,12 +148,15 @@ def _correlations(x: np.ndarray, y_point: np.ndarray, y_reps: np.ndarray,
     ys[bad] = 0.0  # dropped below
     rho, tau = spearman_rows(xs, ys), kendall_rows(xs, ys)
     rho[bad] = tau[bad] = np.nan
-    return (_interval(float(spearman_rows(x[None], y_point[None])[0]), rho, n),
-            _interval(float(kendall_rows(x[None], y_point[None])[0]), tau, n))
+    return (
+        _interval(float(spearman_rows(x[None], y_point[None])[0]), rho, n),
+        _interval(float(kendall_rows(x[None], y_point[None])[0]), tau, n),
+    )
 
 
-def system_agreement(frame: pd.DataFrame, records: Sequence[Any], scale: str, n_boot: int = N_BOOT,
-                     seed: int = 0) -> list[Agreement]:
+def system_agreement(
+    frame: pd.DataFrame, records: Sequence[Any], scale: str, n_boot: int = N_BOOT, seed: int = 0
+) -> list[Agreement]:
     """Every metric (``bench.run_results.Record`` groups by name and protocol) against the systems'
     scores on ``scale`` (module docstring)."""
     part = frame[(frame["scale"] == scale) & (frame["kind"] == SYSTEM)]
@@ -169,8 +180,14 @@ def system_agreement(frame: pd.DataFrame, records: Sequence[Any], scale: str, n_
     return out
 
 
-def clip_agreement(frame: pd.DataFrame, samples: pd.DataFrame | None, records: Sequence[Any], scale: str,
-                   n_boot: int = N_BOOT, seed: int = 0) -> list[Agreement]:
+def clip_agreement(
+    frame: pd.DataFrame,
+    samples: pd.DataFrame | None,
+    records: Sequence[Any],
+    scale: str,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> list[Agreement]:
     """Per-clip metric columns of ``samples`` (named like a metric of ``records``) against each
     clip's mean rating on ``scale``, with a bootstrap over raters and clips."""
     part = frame[(frame["scale"] == scale) & (frame["kind"] == SYSTEM)]
@@ -185,11 +202,22 @@ def clip_agreement(frame: pd.DataFrame, samples: pd.DataFrame | None, records: S
     stimuli, point, reps = group_means(part, "stimulus", n_boot, np.random.default_rng(seed), over=("rater",))
     first = part.drop_duplicates("stimulus").set_index("stimulus")
     seeds = samples["seed"] if "seed" in samples.columns else pd.Series([None] * len(samples))
-    lookup = {(str(g), str(p), None if s is None or s != s else int(s)): i
-              for i, (g, p, s) in enumerate(zip(samples["generator"], samples["prompt_id"], seeds))}
-    rows = [lookup.get((str(first.at[s, "system"]), str(first.at[s, "prompt_id"]),
-                        None if first.at[s, "seed"] is None or first.at[s, "seed"] != first.at[s, "seed"]
-                        else int(first.at[s, "seed"]))) for s in stimuli]
+    lookup = {
+        (str(g), str(p), None if s is None or s != s else int(s)): i
+        for i, (g, p, s) in enumerate(zip(samples["generator"], samples["prompt_id"], seeds))
+    }
+    rows = [
+        lookup.get(
+            (
+                str(first.at[s, "system"]),
+                str(first.at[s, "prompt_id"]),
+                None
+                if first.at[s, "seed"] is None or first.at[s, "seed"] != first.at[s, "seed"]
+                else int(first.at[s, "seed"]),
+            )
+        )
+        for s in stimuli
+    ]
     out = []
     for col in columns:
         have = [i for i, row in enumerate(rows) if row is not None and np.isfinite(samples[col].iloc[row])]

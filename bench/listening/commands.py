@@ -25,8 +25,12 @@ from bench.run_results import ResultsError
 
 def _import(ns: argparse.Namespace) -> int:
     rules = None
-    thresholds = {"min_corr": ns.min_corr, "min_overlap": ns.min_overlap, "ref_below": ns.ref_below,
-                  "max_fraction": ns.ref_max_fraction}
+    thresholds = {
+        "min_corr": ns.min_corr,
+        "min_overlap": ns.min_overlap,
+        "ref_below": ns.ref_below,
+        "max_fraction": ns.ref_max_fraction,
+    }
     if ns.screen or any(v is not None for v in thresholds.values()):
         protocols = {k.protocol for k in load_keys(ns.run_dir).values()}
         names = ns.screen or (["bs1534"] if protocols == {"mushra"} else ["crowdmos"])
@@ -41,8 +45,10 @@ def _simulate(ns: argparse.Namespace) -> int:
     from bench.listening.simulate import FUNCTION, simulate
 
     key, raters, metric = simulate(ns.run_dir, ns.raters, ns.noise, ns.metric, ns.test, ns.seed)
-    print(f"test {key.test_id}: {len(raters)} simulated raters following {metric}: {FUNCTION} "
-          f"(noise {ns.noise}, seed {ns.seed})")
+    print(
+        f"test {key.test_id}: {len(raters)} simulated raters following {metric}: {FUNCTION} "
+        f"(noise {ns.noise}, seed {ns.seed})"
+    )
     return 0
 
 
@@ -53,12 +59,18 @@ def ratings_command(args: list[str]) -> int:
     imp.add_argument("run_dir")
     imp.add_argument("files", nargs="+")
     imp.add_argument("--replace", action="store_true", help="replace raters imported before")
-    imp.add_argument("--screen", action="append", choices=[*DEFAULTS, "none"],
-                     help="post-screening rule (repeatable, applied in order)")
+    imp.add_argument(
+        "--screen",
+        action="append",
+        choices=[*DEFAULTS, "none"],
+        help="post-screening rule (repeatable, applied in order)",
+    )
     imp.add_argument("--min-corr", type=float, help="crowdmos: minimum correlation (default 0.25)")
     imp.add_argument("--min-overlap", type=float, help="crowdmos: minimum shared stimuli (default 3)")
     imp.add_argument("--ref-below", type=float, help="bs1534: hidden-reference score limit (default 90)")
-    imp.add_argument("--ref-max-fraction", type=float, help="bs1534: allowed fraction of items (default 0.15)")
+    imp.add_argument(
+        "--ref-max-fraction", type=float, help="bs1534: allowed fraction of items (default 0.15)"
+    )
     sim = sub.add_parser("simulate", help="synthetic raters whose ratings follow a metric")
     sim.add_argument("run_dir")
     sim.add_argument("--raters", type=int, required=True)

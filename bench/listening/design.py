@@ -54,18 +54,32 @@ class Scale:
 
 #: paraphrasing Copet et al. 2023, section 4.1 ("Human studies"): overall quality and relevance to
 #: the text, each on a 1-100 scale
-OVL = Scale("ovl", "Overall quality (OVL)", 1, 100,
-            "How good is the perceptual quality of this clip? Rate from 1 (very poor) to 100 (excellent), "
-            "whatever the text says.")
-REL = Scale("rel", "Relevance to the text (REL)", 1, 100,
-            "How well does this clip match the text description above? Rate from 1 (not at all) to 100 "
-            "(perfectly).")
+OVL = Scale(
+    "ovl",
+    "Overall quality (OVL)",
+    1,
+    100,
+    "How good is the perceptual quality of this clip? Rate from 1 (very poor) to 100 (excellent), "
+    "whatever the text says.",
+)
+REL = Scale(
+    "rel",
+    "Relevance to the text (REL)",
+    1,
+    100,
+    "How well does this clip match the text description above? Rate from 1 (not at all) to 100 (perfectly).",
+)
 #: ITU-R BS.1534-3: basic audio quality against the open reference on the 0-100 continuous quality
 #: scale (80-100 excellent, 60-80 good, 40-60 fair, 20-40 poor, 0-20 bad)
-MUSHRA = Scale("mushra", "Basic audio quality (MUSHRA)", 0, 100,
-               "Compare each clip with the reference and rate its basic audio quality from 0 to 100: "
-               "80-100 excellent, 60-80 good, 40-60 fair, 20-40 poor, 0-20 bad. One of the clips is the "
-               "reference itself, hidden among them: rate it 100 when you find it.")
+MUSHRA = Scale(
+    "mushra",
+    "Basic audio quality (MUSHRA)",
+    0,
+    100,
+    "Compare each clip with the reference and rate its basic audio quality from 0 to 100: "
+    "80-100 excellent, 60-80 good, 40-60 fair, 20-40 poor, 0-20 bad. One of the clips is the "
+    "reference itself, hidden among them: rate it 100 when you find it.",
+)
 PROTOCOLS: dict[str, tuple[Scale, ...]] = {"ovl-rel": (OVL, REL), "mushra": (MUSHRA,)}
 #: BS.1534-3 low anchor: the reference low-pass filtered at 3.5 kHz
 ANCHOR_CUTOFF_HZ = 3500.0
@@ -121,26 +135,67 @@ class TestKey:
         return {s.id: (item, s) for item in self.items for s in item.stimuli}
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": KEY_FORMAT, "version": KEY_VERSION, "test_id": self.test_id,
-                "protocol": self.protocol, "raters_seed": self.raters_seed, "created": self.created,
-                "systems": self.systems, "salt": self.salt, "target_lufs": self.target_lufs,
-                "common_gain_db": self.common_gain_db, "extra": self.extra,
-                "items": [{"id": it.id, "prompt_id": it.prompt_id, "seed": it.seed, "text": it.text,
-                           "reference_source": it.reference_source, "reference_id": it.reference_id,
-                           "stimuli": [vars(s) for s in it.stimuli]} for it in self.items]}
+        return {
+            "format": KEY_FORMAT,
+            "version": KEY_VERSION,
+            "test_id": self.test_id,
+            "protocol": self.protocol,
+            "raters_seed": self.raters_seed,
+            "created": self.created,
+            "systems": self.systems,
+            "salt": self.salt,
+            "target_lufs": self.target_lufs,
+            "common_gain_db": self.common_gain_db,
+            "extra": self.extra,
+            "items": [
+                {
+                    "id": it.id,
+                    "prompt_id": it.prompt_id,
+                    "seed": it.seed,
+                    "text": it.text,
+                    "reference_source": it.reference_source,
+                    "reference_id": it.reference_id,
+                    "stimuli": [vars(s) for s in it.stimuli],
+                }
+                for it in self.items
+            ],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str) -> TestKey:
-        if not isinstance(data, dict) or data.get("format") != KEY_FORMAT or data.get("version") != KEY_VERSION:
-            raise ListeningError(f"{where}: not a listening-test key (format {KEY_FORMAT!r} version "
-                                 f"{KEY_VERSION} expected)")
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != KEY_FORMAT
+            or data.get("version") != KEY_VERSION
+        ):
+            raise ListeningError(
+                f"{where}: not a listening-test key (format {KEY_FORMAT!r} version {KEY_VERSION} expected)"
+            )
         try:
-            items = [Item(it["id"], it["prompt_id"], it["seed"], it["text"],
-                          [Stimulus(**s) for s in it["stimuli"]], it.get("reference_source"),
-                          it.get("reference_id")) for it in data["items"]]
-            return cls(data["test_id"], data["protocol"], int(data["raters_seed"]), items, data["systems"],
-                       data["salt"], data.get("target_lufs"), float(data.get("common_gain_db", 0.0)),
-                       data.get("created", ""), dict(data.get("extra") or {}))
+            items = [
+                Item(
+                    it["id"],
+                    it["prompt_id"],
+                    it["seed"],
+                    it["text"],
+                    [Stimulus(**s) for s in it["stimuli"]],
+                    it.get("reference_source"),
+                    it.get("reference_id"),
+                )
+                for it in data["items"]
+            ]
+            return cls(
+                data["test_id"],
+                data["protocol"],
+                int(data["raters_seed"]),
+                items,
+                data["systems"],
+                data["salt"],
+                data.get("target_lufs"),
+                float(data.get("common_gain_db", 0.0)),
+                data.get("created", ""),
+                dict(data.get("extra") or {}),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise ListeningError(f"{where}: damaged listening-test key ({type(e).__name__}: {e})") from e
 
@@ -157,8 +212,9 @@ def choose_items(candidates: Sequence[tuple[str, Any]], n: int, raters_seed: int
         by_prompt.setdefault(prompt_id, []).append(seed)
     prompts = sorted(by_prompt)
     prompts = [prompts[i] for i in rng.permutation(len(prompts))]
-    queues = {p: [sorted(by_prompt[p], key=str)[i] for i in rng.permutation(len(by_prompt[p]))]
-              for p in prompts}
+    queues = {
+        p: [sorted(by_prompt[p], key=str)[i] for i in rng.permutation(len(by_prompt[p]))] for p in prompts
+    }
     chosen: list[tuple[str, Any]] = []
     depth = 0
     while len(chosen) < n and any(len(q) > depth for q in queues.values()):
@@ -189,32 +245,41 @@ def plan_test(run_dir: Path, protocol: str, n_items: int, raters_seed: int) -> T
         if isinstance(clip, str) and clip and _resolve(run_dir, clip).is_file():
             clips.setdefault((str(row["prompt_id"]), _seed(row.get("seed"))), {})[str(row["generator"])] = row
     needs_ref = protocol == "mushra"
-    candidates = [k for k, rows in clips.items() if len(rows) == len(systems)
-                  and (not needs_ref or _has_reference(run_dir, rows))]
+    candidates = [
+        k
+        for k, rows in clips.items()
+        if len(rows) == len(systems) and (not needs_ref or _has_reference(run_dir, rows))
+    ]
     if not candidates:
         what = " and a reference clip" if needs_ref else ""
-        raise ListeningError(f"{run_dir / name}: no (prompt, seed) has a clip from every system "
-                             f"({', '.join(systems)}){what} on disk")
+        raise ListeningError(
+            f"{run_dir / name}: no (prompt, seed) has a clip from every system "
+            f"({', '.join(systems)}){what} on disk"
+        )
     salt = secrets.token_hex(16)
     items = []
     for i, (prompt_id, seed) in enumerate(choose_items(candidates, n_items, raters_seed)):
         rows = clips[(prompt_id, seed)]
         item_id = f"i{i + 1:02d}"
-        stimuli = [Stimulus(stimulus_id(salt, item_id, SYSTEM, s), SYSTEM, s, str(rows[s]["clip"]))
-                   for s in systems]
+        stimuli = [
+            Stimulus(stimulus_id(salt, item_id, SYSTEM, s), SYSTEM, s, str(rows[s]["clip"])) for s in systems
+        ]
         text = next((str(r["prompt"]) for r in rows.values() if isinstance(r.get("prompt"), str)), "")
         item = Item(item_id, prompt_id, seed, text, stimuli)
         if needs_ref:
             ref = str(next(r["reference"] for r in rows.values() if isinstance(r.get("reference"), str)))
             item.reference_source, item.reference_id = ref, stimulus_id(salt, item_id, "open-reference")
-            item.stimuli += [Stimulus(stimulus_id(salt, item_id, HIDDEN_REFERENCE), HIDDEN_REFERENCE,
-                                      "hidden reference", ref),
-                             Stimulus(stimulus_id(salt, item_id, ANCHOR), ANCHOR, "anchor (3.5 kHz low-pass)",
-                                      ref)]
+            item.stimuli += [
+                Stimulus(
+                    stimulus_id(salt, item_id, HIDDEN_REFERENCE), HIDDEN_REFERENCE, "hidden reference", ref
+                ),
+                Stimulus(stimulus_id(salt, item_id, ANCHOR), ANCHOR, "anchor (3.5 kHz low-pass)", ref),
+            ]
         item.stimuli.sort(key=lambda s: s.id)
         items.append(item)
-    digest = hashlib.sha256(json.dumps([salt, protocol, raters_seed, [vars(s) for it in items
-                                                                      for s in it.stimuli]]).encode())
+    digest = hashlib.sha256(
+        json.dumps([salt, protocol, raters_seed, [vars(s) for it in items for s in it.stimuli]]).encode()
+    )
     return TestKey(f"t{digest.hexdigest()[:11]}", protocol, raters_seed, items, systems, salt)
 
 
@@ -224,7 +289,9 @@ def _resolve(run_dir: Path, path: str) -> Path:
 
 
 def _has_reference(run_dir: Path, rows: dict[str, dict[str, Any]]) -> bool:
-    refs = [r.get("reference") for r in rows.values() if isinstance(r.get("reference"), str) and r["reference"]]
+    refs = [
+        r.get("reference") for r in rows.values() if isinstance(r.get("reference"), str) and r["reference"]
+    ]
     return bool(refs) and _resolve(run_dir, str(refs[0])).is_file()
 
 

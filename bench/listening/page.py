@@ -53,8 +53,10 @@ def lowpass(wav: np.ndarray, sample_rate: int, cutoff_hz: float = ANCHOR_CUTOFF_
     from scipy.signal import butter, sosfiltfilt
 
     if cutoff_hz >= sample_rate / 2:
-        raise ListeningError(f"cannot low-pass at {cutoff_hz:g} Hz a clip sampled at {sample_rate} Hz "
-                             f"(Nyquist {sample_rate / 2:g} Hz)")
+        raise ListeningError(
+            f"cannot low-pass at {cutoff_hz:g} Hz a clip sampled at {sample_rate} Hz "
+            f"(Nyquist {sample_rate / 2:g} Hz)"
+        )
     sos = butter(8, cutoff_hz, btype="low", fs=sample_rate, output="sos")
     return sosfiltfilt(sos, np.asarray(wav, dtype=np.float64), axis=-1).astype(np.float32)
 
@@ -93,12 +95,24 @@ def prepare_audio(run_dir: Path, key: TestKey, out_dir: Path) -> None:
 
 def page_config(key: TestKey) -> dict:
     """What the page's script knows: ids, prompt texts and audio file names, never a system."""
-    return {"test_id": key.test_id, "protocol": key.protocol, "raters_seed": key.raters_seed,
-            "scales": [{"name": s.name, "label": s.label, "min": s.low, "max": s.high,
-                        "instructions": s.instructions} for s in key.scales],
-            "items": [{"id": it.id, "text": it.text if key.protocol == "ovl-rel" else "",
-                       "reference": it.reference_file,
-                       "stimuli": [{"id": s.id, "src": s.file} for s in it.stimuli]} for it in key.items]}
+    return {
+        "test_id": key.test_id,
+        "protocol": key.protocol,
+        "raters_seed": key.raters_seed,
+        "scales": [
+            {"name": s.name, "label": s.label, "min": s.low, "max": s.high, "instructions": s.instructions}
+            for s in key.scales
+        ],
+        "items": [
+            {
+                "id": it.id,
+                "text": it.text if key.protocol == "ovl-rel" else "",
+                "reference": it.reference_file,
+                "stimuli": [{"id": s.id, "src": s.file} for s in it.stimuli],
+            }
+            for it in key.items
+        ],
+    }
 
 
 def _script_json(obj: object) -> Markup:
@@ -108,15 +122,26 @@ def _script_json(obj: object) -> Markup:
 
 
 def render_page(key: TestKey) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     return env.get_template(PAGE_TEMPLATE).render(
-        test_id=key.test_id, protocol=key.protocol, scales=key.scales, n_items=len(key.items),
-        config=_script_json(page_config(key)))
+        test_id=key.test_id,
+        protocol=key.protocol,
+        scales=key.scales,
+        n_items=len(key.items),
+        config=_script_json(page_config(key)),
+    )
 
 
-def build_test(run_dir: str | Path, out: str | Path | None = None, protocol: str = "ovl-rel",
-               n_items: int = 40, raters_seed: int = 0, target_lufs: float | None = -14.0) -> tuple[TestKey, Path]:
+def build_test(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    protocol: str = "ovl-rel",
+    n_items: int = 40,
+    raters_seed: int = 0,
+    target_lufs: float | None = -14.0,
+) -> tuple[TestKey, Path]:
     """Plan a test, write its audio and page to ``out`` (default RUN/listening/<id>/page) and its key
     to RUN/listening/<id>/test.json. Returns (key, page path)."""
     run_dir = Path(run_dir)
@@ -130,13 +155,17 @@ def build_test(run_dir: str | Path, out: str | Path | None = None, protocol: str
     page = out_dir / PAGE_NAME
     atomic_write_text(page, render_page(key))
     key.extra["page"] = str(page.resolve())
-    atomic_write_text(folder_of(run_dir, key.test_id) / "test.json", json.dumps(key.to_json(), indent=1) + "\n")
+    atomic_write_text(
+        folder_of(run_dir, key.test_id) / "test.json", json.dumps(key.to_json(), indent=1) + "\n"
+    )
     return key, page
 
 
 def listen_command(args: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="bench listen", description="Write a blind listening test (one HTML "
-                                 "page + audio) from a run directory.")
+    ap = argparse.ArgumentParser(
+        prog="bench listen",
+        description="Write a blind listening test (one HTML page + audio) from a run directory.",
+    )
     ap.add_argument("run_dir")
     ap.add_argument("--out", help="page folder (default RUN_DIR/listening/<test id>/page)")
     ap.add_argument("--protocol", default="ovl-rel", choices=sorted(PROTOCOLS))
@@ -150,8 +179,10 @@ def listen_command(args: list[str]) -> int:
         print(f"bench listen: {e}", file=sys.stderr)
         return 2
     n_stimuli = sum(len(it.stimuli) for it in key.items)
-    print(f"test {key.test_id}: {key.protocol}, {len(key.items)} items x {len(key.items[0].stimuli)} stimuli "
-          f"({n_stimuli} clips) at {key.target_lufs} LUFS (common gain {key.common_gain_db} dB)")
+    print(
+        f"test {key.test_id}: {key.protocol}, {len(key.items)} items x {len(key.items[0].stimuli)} stimuli "
+        f"({n_stimuli} clips) at {key.target_lufs} LUFS (common gain {key.common_gain_db} dB)"
+    )
     if len(key.items) < ns.items:
         print(f"note: {ns.items} items asked, only {len(key.items)} (prompt, seed) pairs have every system")
     print(f"page: {page}")

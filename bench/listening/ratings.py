@@ -57,8 +57,9 @@ def parse_json(data: bytes, where: str) -> Any:
     except UnicodeDecodeError as e:
         raise RatingsError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
-        raise RatingsError(f"{where}: not valid JSON (truncated or damaged: {e.msg} at line {e.lineno}, "
-                           f"column {e.colno})") from None
+        raise RatingsError(
+            f"{where}: not valid JSON (truncated or damaged: {e.msg} at line {e.lineno}, column {e.colno})"
+        ) from None
     except RecursionError:
         raise RatingsError(f"{where}: not valid JSON (nested too deeply)") from None
 
@@ -80,8 +81,9 @@ def validate_export(data: Any, keys: Mapping[str, TestKey], where: str) -> dict[
         raise _fail(where, "protocol", f"{data.get('protocol')!r}; test {test_id} is {key.protocol!r}")
     rater = data.get("rater_id")
     if not isinstance(rater, str) or not rater.strip() or len(rater) > MAX_RATER_ID:
-        raise _fail(where, "rater_id", f"{rater!r}: expected a non-empty text of at most {MAX_RATER_ID} "
-                    "characters")
+        raise _fail(
+            where, "rater_id", f"{rater!r}: expected a non-empty text of at most {MAX_RATER_ID} characters"
+        )
     ratings = data.get("ratings")
     if not isinstance(ratings, list) or not ratings:
         raise _fail(where, "ratings", "expected a non-empty list of ratings")
@@ -96,8 +98,9 @@ def validate_export(data: Any, keys: Mapping[str, TestKey], where: str) -> dict[
         if not isinstance(stim, str) or stim not in stimuli:
             raise _fail(where, f"{at}.stimulus", f"{stim!r} is not a stimulus of test {test_id}")
         if item != stimuli[stim][0].id:
-            raise _fail(where, f"{at}.item", f"{item!r} is not an item of test {test_id} holding stimulus "
-                        f"{stim}")
+            raise _fail(
+                where, f"{at}.item", f"{item!r} is not an item of test {test_id} holding stimulus {stim}"
+            )
         if stim in seen:
             raise _fail(where, f"{at}.stimulus", f"{stim} rated twice (also ratings[{seen[stim]}])")
         seen[stim] = i
@@ -108,7 +111,9 @@ def validate_export(data: Any, keys: Mapping[str, TestKey], where: str) -> dict[
         for name, value in scores.items():
             sc = scales[name]
             if not _number(value) or not sc.low <= value <= sc.high:
-                raise _fail(where, f"{at}.scores.{name}", f"{value!r} is not a number in [{sc.low}, {sc.high}]")
+                raise _fail(
+                    where, f"{at}.scores.{name}", f"{value!r} is not a number in [{sc.low}, {sc.high}]"
+                )
         listened = r.get("listened_fraction")
         if listened is not None and (not _number(listened) or not 0 <= listened <= 1):
             raise _fail(where, f"{at}.listened_fraction", f"{listened!r} is not null or a number in [0, 1]")
@@ -128,7 +133,11 @@ def load_store(run_dir: str | Path, key: TestKey) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ListeningError(f"{path}: cannot read the ratings store ({e})") from e
-    if not isinstance(data, dict) or data.get("format") != STORE_FORMAT or not isinstance(data.get("raters"), list):
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != STORE_FORMAT
+        or not isinstance(data.get("raters"), list)
+    ):
         raise ListeningError(f"{path}: not a ratings store (format {STORE_FORMAT!r})")
     return data
 
@@ -139,9 +148,14 @@ def write_store(run_dir: str | Path, store: dict[str, Any]) -> Path:
     return path
 
 
-def import_exports(run_dir: str | Path, exports: Iterable[tuple[str, bytes]], *, replace: bool = False,
-                   screening: list[dict[str, Any]] | None = None, simulated: dict[str, Any] | None = None,
-                   ) -> dict[str, list[str]]:
+def import_exports(
+    run_dir: str | Path,
+    exports: Iterable[tuple[str, bytes]],
+    *,
+    replace: bool = False,
+    screening: list[dict[str, Any]] | None = None,
+    simulated: dict[str, Any] | None = None,
+) -> dict[str, list[str]]:
     """Validate ``(name, bytes)`` exports and add them to their tests' stores, all or nothing.
 
     ``replace`` lets a rater already in the store be replaced (else it is an error); ``screening``
@@ -158,23 +172,38 @@ def import_exports(run_dir: str | Path, exports: Iterable[tuple[str, bytes]], *,
         if test_id not in stores:
             stores[test_id] = load_store(run_dir, keys[test_id])
         if (test_id, rater) in batch:
-            raise _fail(name, "rater_id", f"{rater!r} is also in {batch[(test_id, rater)]}: the same rater twice")
+            raise _fail(
+                name, "rater_id", f"{rater!r} is also in {batch[(test_id, rater)]}: the same rater twice"
+            )
         before = next((r for r in stores[test_id]["raters"] if r["rater_id"] == rater), None)
         if before is not None and not replace:
-            raise _fail(name, "rater_id", f"{rater!r} was already imported into test {test_id} (from "
-                        f"{before['source']}); pass --replace to replace those ratings")
+            raise _fail(
+                name,
+                "rater_id",
+                f"{rater!r} was already imported into test {test_id} (from "
+                f"{before['source']}); pass --replace to replace those ratings",
+            )
         batch[(test_id, rater)] = name
-        added.setdefault(test_id, []).append({
-            "rater_id": rater, "source": Path(name).name, "sha256": hashlib.sha256(raw).hexdigest(),
-            "imported": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "simulated": simulated,
-            "export": export})
+        added.setdefault(test_id, []).append(
+            {
+                "rater_id": rater,
+                "source": Path(name).name,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "imported": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "simulated": simulated,
+                "export": export,
+            }
+        )
     if not added:
         raise RatingsError("no rating file given")
     for test_id, new in added.items():
         store = stores[test_id]
         names = {r["rater_id"] for r in new}
-        store["raters"] = [r for r in store["raters"] if r["rater_id"] not in names
-                           and not (simulated and r.get("simulated"))] + new
+        store["raters"] = [
+            r
+            for r in store["raters"]
+            if r["rater_id"] not in names and not (simulated and r.get("simulated"))
+        ] + new
         if screening is not None:
             store["screening"] = screening
     for store in stores.values():  # everything validated: only now is anything written

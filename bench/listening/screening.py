@@ -25,8 +25,10 @@ import pandas as pd
 
 from bench.listening.design import HIDDEN_REFERENCE, ListeningError, TestKey
 
-DEFAULTS: dict[str, dict[str, float]] = {"crowdmos": {"min_corr": 0.25, "min_overlap": 3},
-                                         "bs1534": {"ref_below": 90.0, "max_fraction": 0.15}}
+DEFAULTS: dict[str, dict[str, float]] = {
+    "crowdmos": {"min_corr": 0.25, "min_overlap": 3},
+    "bs1534": {"ref_below": 90.0, "max_fraction": 0.15},
+}
 COLUMNS = ("rater", "item", "stimulus", "kind", "system", "prompt_id", "seed", "scale", "score")
 
 
@@ -45,8 +47,12 @@ def make_rules(names: Sequence[str], protocol: str, **thresholds: float | None) 
         if name not in DEFAULTS:
             raise ListeningError(f"screening rule {name!r}: expected one of {', '.join(DEFAULTS)} or none")
         if name == "bs1534" and protocol != "mushra":
-            raise ListeningError(f"screening rule bs1534 needs a hidden reference: a mushra test, not {protocol}")
-        params = {k: (v if thresholds.get(k) is None else float(thresholds[k])) for k, v in DEFAULTS[name].items()}
+            raise ListeningError(
+                f"screening rule bs1534 needs a hidden reference: a mushra test, not {protocol}"
+            )
+        params = {
+            k: (v if thresholds.get(k) is None else float(thresholds[k])) for k, v in DEFAULTS[name].items()
+        }
         rules.append({"rule": name, **params})
     return rules
 
@@ -59,8 +65,19 @@ def ratings_frame(key: TestKey, store: Mapping[str, Any]) -> pd.DataFrame:
         for r in rater["export"]["ratings"]:
             item, stim = stimuli[r["stimulus"]]
             for scale, score in r["scores"].items():
-                rows.append((rater["rater_id"], item.id, stim.id, stim.kind, stim.system, item.prompt_id,
-                             item.seed, scale, float(score)))
+                rows.append(
+                    (
+                        rater["rater_id"],
+                        item.id,
+                        stim.id,
+                        stim.kind,
+                        stim.system,
+                        item.prompt_id,
+                        item.seed,
+                        scale,
+                        float(score),
+                    )
+                )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -79,10 +96,14 @@ class Screening:
 
 def describe(rule: Mapping[str, Any]) -> str:
     if rule["rule"] == "crowdmos":
-        return (f"CrowdMOS: correlation with the other raters' mean < {rule['min_corr']:g} on any scale "
-                f"(at least {int(rule['min_overlap'])} shared stimuli)")
-    return (f"BS.1534-3: hidden reference rated below {rule['ref_below']:g} in more than "
-            f"{100 * rule['max_fraction']:g} % of items")
+        return (
+            f"CrowdMOS: correlation with the other raters' mean < {rule['min_corr']:g} on any scale "
+            f"(at least {int(rule['min_overlap'])} shared stimuli)"
+        )
+    return (
+        f"BS.1534-3: hidden reference rated below {rule['ref_below']:g} in more than "
+        f"{100 * rule['max_fraction']:g} % of items"
+    )
 
 
 def crowdmos_correlations(frame: pd.DataFrame, min_overlap: int) -> dict[str, dict[str, float]]:
@@ -123,8 +144,10 @@ def screen(frame: pd.DataFrame, rules: Sequence[Mapping[str, Any]]) -> Screening
             for rater, rows in ref.groupby("rater"):
                 frac = float((rows["score"] < rule["ref_below"]).mean())
                 if frac > rule["max_fraction"]:
-                    removed[str(rater)] = (f"hidden reference below {rule['ref_below']:g} in "
-                                           f"{100 * frac:.0f} % of {len(rows)} items")
+                    removed[str(rater)] = (
+                        f"hidden reference below {rule['ref_below']:g} in "
+                        f"{100 * frac:.0f} % of {len(rows)} items"
+                    )
         else:
             raise ListeningError(f"unknown screening rule {rule['rule']!r}")
         result.removed[str(rule["rule"])] = removed

@@ -16,7 +16,14 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from bench.listening.agreement import N_BOOT, Agreement, Estimate, clip_agreement, system_agreement, system_scores
+from bench.listening.agreement import (
+    N_BOOT,
+    Agreement,
+    Estimate,
+    clip_agreement,
+    system_agreement,
+    system_scores,
+)
 from bench.listening.design import ANCHOR, HIDDEN_REFERENCE, Scale, TestKey, load_keys
 from bench.listening.ratings import load_store
 from bench.listening.screening import Screening, default_rules, describe, ratings_frame, screen
@@ -69,13 +76,22 @@ def summarise(run_dir: str | Path, n_boot: int = N_BOOT, seed: int = 0) -> list[
         rows = list(key.systems) + [str(kept[kept["kind"] == k]["system"].iloc[0]) for k in extras]
         scores = {sc.name: system_scores(kept, sc.name, n_boot, seed) for sc in key.scales}
         summary = TestSummary(
-            key, result, _rule_counts(result), result.removed,
-            [r["simulated"] for r in store["raters"] if r.get("simulated")][:1], len(kept), rows, scores,
-            n_boot=n_boot)
+            key,
+            result,
+            _rule_counts(result),
+            result.removed,
+            [r["simulated"] for r in store["raters"] if r.get("simulated")][:1],
+            len(kept),
+            rows,
+            scores,
+            n_boot=n_boot,
+        )
         if not kept.empty:
             for sc in key.scales:
                 summary.system_agreement += system_agreement(kept, results.records, sc.name, n_boot, seed)
-                summary.clip_agreement += clip_agreement(kept, samples, results.records, sc.name, n_boot, seed)
+                summary.clip_agreement += clip_agreement(
+                    kept, samples, results.records, sc.name, n_boot, seed
+                )
             summary.svg = Markup(_plot(summary))
         out.append(summary)
     return out
@@ -90,10 +106,22 @@ def _rule_counts(result: Screening) -> list[tuple[str, int, str]]:
 
 
 def _plot(s: TestSummary) -> str:
-    series = [Series(sc.label, tuple(Point(e.value, e.low, e.high) if (e := s.scores[sc.name].get(row)) else None
-                                     for row in s.rows)) for sc in s.scales]
-    return errorbar_plot(f"listening test {s.key.test_id}: mean score, 95 % bootstrap interval", "system",
-                         "score", s.rows, series)
+    series = [
+        Series(
+            sc.label,
+            tuple(
+                Point(e.value, e.low, e.high) if (e := s.scores[sc.name].get(row)) else None for row in s.rows
+            ),
+        )
+        for sc in s.scales
+    ]
+    return errorbar_plot(
+        f"listening test {s.key.test_id}: mean score, 95 % bootstrap interval",
+        "system",
+        "score",
+        s.rows,
+        series,
+    )
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -104,8 +132,9 @@ def render(summaries: list[TestSummary]) -> Markup:
     """The section's markup (empty when there is nothing to show)."""
     if not summaries:
         return Markup("")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     env.filters["num"] = fmt
     return Markup(env.get_template(TEMPLATE).render(tests=summaries))
 

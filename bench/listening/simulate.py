@@ -37,7 +37,9 @@ def pick_test(run_dir: str | Path, test_id: str | None) -> TestKey:
     if test_id is None:
         return max(keys.values(), key=lambda k: k.created)
     if test_id not in keys:
-        raise ListeningError(f"--test {test_id!r}: not a listening test of {run_dir} (known: {', '.join(keys)})")
+        raise ListeningError(
+            f"--test {test_id!r}: not a listening test of {run_dir} (known: {', '.join(keys)})"
+        )
     return keys[test_id]
 
 
@@ -68,7 +70,9 @@ def metric_values(run_dir: Path, key: TestKey, metric: str | None) -> tuple[str,
     if frame is not None and name in frame.columns:
         for row in frame.to_dict("records"):
             seed = row.get("seed")
-            per_clip[(str(row["generator"]), str(row["prompt_id"]), None if seed != seed else int(seed))] = row[name]
+            per_clip[(str(row["generator"]), str(row["prompt_id"]), None if seed != seed else int(seed))] = (
+                row[name]
+            )
     out = {}
     for item in key.items:
         for s in item.stimuli:
@@ -81,8 +85,14 @@ def metric_values(run_dir: Path, key: TestKey, metric: str | None) -> tuple[str,
     return chosen, out
 
 
-def simulate(run_dir: str | Path, raters: int, noise: float, metric: str | None = None,
-             test_id: str | None = None, seed: int = 0) -> tuple[TestKey, list[str], str]:
+def simulate(
+    run_dir: str | Path,
+    raters: int,
+    noise: float,
+    metric: str | None = None,
+    test_id: str | None = None,
+    seed: int = 0,
+) -> tuple[TestKey, list[str], str]:
     """Write ``raters`` simulated raters into the test's store. Returns (key, rater ids, metric)."""
     run_dir = Path(run_dir)
     if raters < 1 or not noise >= 0:
@@ -103,15 +113,35 @@ def simulate(run_dir: str | Path, raters: int, noise: float, metric: str | None 
         for item_id in order:
             for pos, i in enumerate(rng.permutation(len(by_id[item_id].stimuli))):
                 s = by_id[item_id].stimuli[i]
-                centre = 95.0 if s.kind == HIDDEN_REFERENCE else 15.0 if s.kind == ANCHOR else 50 + 15 * z[s.id]
-                scores = {sc.name: int(np.clip(round(centre + rng.normal(0.0, noise)), sc.low, sc.high))
-                          for sc in key.scales}
-                ratings.append({"item": item_id, "stimulus": s.id, "position": pos, "scores": scores,
-                                "listened_fraction": 1.0})
-        export = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "test_id": key.test_id,
-                  "protocol": key.protocol, "rater_id": rater, "session": f"simulated-{seed}-{k}",
-                  "started": now, "exported": now, "user_agent": "bench ratings simulate",
-                  "item_order": order, "ratings": ratings}
+                centre = (
+                    95.0 if s.kind == HIDDEN_REFERENCE else 15.0 if s.kind == ANCHOR else 50 + 15 * z[s.id]
+                )
+                scores = {
+                    sc.name: int(np.clip(round(centre + rng.normal(0.0, noise)), sc.low, sc.high))
+                    for sc in key.scales
+                }
+                ratings.append(
+                    {
+                        "item": item_id,
+                        "stimulus": s.id,
+                        "position": pos,
+                        "scores": scores,
+                        "listened_fraction": 1.0,
+                    }
+                )
+        export = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "test_id": key.test_id,
+            "protocol": key.protocol,
+            "rater_id": rater,
+            "session": f"simulated-{seed}-{k}",
+            "started": now,
+            "exported": now,
+            "user_agent": "bench ratings simulate",
+            "item_order": order,
+            "ratings": ratings,
+        }
         exports.append((f"<simulated {rater}>", json.dumps(export).encode()))
     info = {"metric": chosen, "function": FUNCTION, "noise": noise, "seed": seed}
     imported = import_exports(run_dir, exports, replace=True, simulated=info)

@@ -23,8 +23,14 @@ def system_names(n: int) -> list[str]:
     return [f"{SYSTEM_PREFIX}-{i}" for i in range(n)]
 
 
-def make_listening_run(root: Path, n_systems: int = 4, n_prompts: int = 3, seeds: tuple[int, ...] = (0,),
-                       duration_s: float = 0.5, seed: int = 0) -> Path:
+def make_listening_run(
+    root: Path,
+    n_systems: int = 4,
+    n_prompts: int = 3,
+    seeds: tuple[int, ...] = (0,),
+    duration_s: float = 0.5,
+    seed: int = 0,
+) -> Path:
     """The run directory ``root/run``. System i has quality ``i`` (higher is better) and distance
     ``10 - i`` (lower is better); per-clip ``quality`` is ``i`` plus a small clip-specific offset."""
     run = root / "run"
@@ -41,10 +47,16 @@ def make_listening_run(root: Path, n_systems: int = 4, n_prompts: int = 3, seeds
                 clip = f"audio/{s}/p{p}__s{sd}.wav"
                 write_wav(run / clip, 300.0 + 100 * i + 10 * p + sd, duration_s=duration_s)
                 q = i + 0.3 * rng.standard_normal()
-                lines.append(f"{s},p{p},{sd},\"prompt {p}: calm piano, <b>bold</b> & drums\",{clip},{ref},"
-                             f"{duration_s},8000,{q:.4f}")
+                lines.append(
+                    f'{s},p{p},{sd},"prompt {p}: calm piano, <b>bold</b> & drums",{clip},{ref},'
+                    f"{duration_s},8000,{q:.4f}"
+                )
     (run / "samples.csv").write_text("\n".join(lines) + "\n")
-    data = {"suite": "listening-fixture", "created": "2026-12-01T00:00:00Z",
-            "metadata": {"samples_table": "samples.csv"}, "records": records}
+    data = {
+        "suite": "listening-fixture",
+        "created": "2026-12-01T00:00:00Z",
+        "metadata": {"samples_table": "samples.csv"},
+        "records": records,
+    }
     (run / "results.json").write_text(json.dumps(data, indent=1))
     return run
