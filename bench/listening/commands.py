@@ -1,10 +1,12 @@
 """``bench ratings import|simulate``: ratings into a run directory.
 
 ``bench ratings import RUN_DIR FILES... [--replace] [--screen RULE]... [--min-corr R] [--min-overlap N]
-[--ref-below S] [--ref-max-fraction F]``: validate every export and store them all, or none (one
-error line naming the file and the field). ``--screen`` (``crowdmos``, ``bs1534`` or ``none``;
-repeatable, applied in order) and the thresholds set the stored screening rules of the tests
-touched; without them a test keeps its rules (default: CrowdMOS for OVL/REL, BS.1534-3 for MUSHRA).
+[--ref-below S] [--ref-max-fraction F] [--min-listened F] [--max-unlistened F]``: validate every
+export and store them all, or none (one error line naming the file and the field). ``--screen``
+(``crowdmos``, ``bs1534``, ``listened`` or ``none``; repeatable, applied in order) and the thresholds
+set the stored screening rules of the tests touched; thresholds alone apply to the protocol's
+default rule; without either a test keeps its rules (default: CrowdMOS for OVL/REL, BS.1534-3 for
+MUSHRA; ``bench.listening.screening``).
 
 ``bench ratings simulate RUN_DIR --raters N --noise SD [--metric NAME] [--test ID] [--seed S]``:
 synthetic raters following a metric (``bench.listening.simulate``).
@@ -16,25 +18,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
-from bench.listening.design import ListeningError, load_keys
+from bench.listening.design import ListeningError
 from bench.listening.ratings import import_files
-from bench.listening.screening import DEFAULTS, make_rules
+from bench.listening.screening import DEFAULTS, default_rules, make_rules
 from bench.run_results import ResultsError
 
 
 def _import(ns: argparse.Namespace) -> int:
-    rules = None
+    rules: Callable[[str], list[dict]] | None = None
     thresholds = {
         "min_corr": ns.min_corr,
         "min_overlap": ns.min_overlap,
         "ref_below": ns.ref_below,
         "max_fraction": ns.ref_max_fraction,
+        "min_listened": ns.min_listened,
+        "max_unlistened": ns.max_unlistened,
     }
     if ns.screen or any(v is not None for v in thresholds.values()):
-        protocols = {k.protocol for k in load_keys(ns.run_dir).values()}
-        names = ns.screen or (["bs1534"] if protocols == {"mushra"} else ["crowdmos"])
-        rules = make_rules(names, protocols.pop() if len(protocols) == 1 else "ovl-rel", **thresholds)
+
+        def chosen(protocol: str) -> list[dict]:
+            names = ns.screen or [r["rule"] for r in default_rules(protocol)]
+            return make_rules(names, protocol, **thresholds)
+
+        rules = chosen
     imported = import_files(ns.run_dir, ns.files, replace=ns.replace, screening=rules)
     for test_id, raters in imported.items():
         print(f"test {test_id}: imported {len(raters)} rater(s): {', '.join(raters)}")
@@ -70,6 +78,10 @@ def ratings_command(args: list[str]) -> int:
     imp.add_argument("--ref-below", type=float, help="bs1534: hidden-reference score limit (default 90)")
     imp.add_argument(
         "--ref-max-fraction", type=float, help="bs1534: allowed fraction of items (default 0.15)"
+    )
+    imp.add_argument("--min-listened", type=float, help="listened: played fraction of a clip (default 0.9)")
+    imp.add_argument(
+        "--max-unlistened", type=float, help="listened: allowed fraction of clips not played (default 0)"
     )
     sim = sub.add_parser("simulate", help="synthetic raters whose ratings follow a metric")
     sim.add_argument("run_dir")

@@ -25,7 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +153,14 @@ def import_exports(
     exports: Iterable[tuple[str, bytes]],
     *,
     replace: bool = False,
-    screening: list[dict[str, Any]] | None = None,
+    screening: Callable[[str], list[dict[str, Any]]] | None = None,
     simulated: dict[str, Any] | None = None,
 ) -> dict[str, list[str]]:
     """Validate ``(name, bytes)`` exports and add them to their tests' stores, all or nothing.
 
     ``replace`` lets a rater already in the store be replaced (else it is an error); ``screening``
-    (rules, see ``bench.listening.screening``) replaces the stored rules of every test touched;
+    (protocol -> rules, see ``bench.listening.screening``) replaces the stored rules of every test
+    touched;
     ``simulated`` marks the raters as synthetic (the report says so) and drops the earlier synthetic
     raters of the tests touched. Returns test id -> rater ids."""
     keys = load_keys(run_dir)
@@ -205,7 +206,7 @@ def import_exports(
             if r["rater_id"] not in names and not (simulated and r.get("simulated"))
         ] + new
         if screening is not None:
-            store["screening"] = screening
+            store["screening"] = screening(keys[test_id].protocol)
     for store in stores.values():  # everything validated: only now is anything written
         write_store(run_dir, store)
     return {t: [r["rater_id"] for r in new] for t, new in added.items()}

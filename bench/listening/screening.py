@@ -12,6 +12,10 @@ Rules (applied in the order given, each to the raters the previous ones kept):
 - ``bs1534`` (ITU-R BS.1534-3, post-screening of assessors): a rater is removed who rates the hidden
   reference below ``ref_below`` (default 90) in more than ``max_fraction`` (default 0.15) of the
   items where they rated it. MUSHRA tests only (the others have no hidden reference).
+- ``listened`` (the paper, Copet et al. 2023 section 4.1, removed raters who did not listen to the
+  full recordings): a rater is removed when more than ``max_unlistened`` (default 0) of the clips
+  they rated were played less than ``min_listened`` (default 0.9) of their length (the page records
+  the furthest point played; an export without it counts as not listened). Opt-in.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from bench.listening.design import HIDDEN_REFERENCE, ListeningError, TestKey
 DEFAULTS: dict[str, dict[str, float]] = {
     "crowdmos": {"min_corr": 0.25, "min_overlap": 3},
     "bs1534": {"ref_below": 90.0, "max_fraction": 0.15},
+    "listened": {"min_listened": 0.9, "max_unlistened": 0.0},
 }
-COLUMNS = ("rater", "item", "stimulus", "kind", "system", "prompt_id", "seed", "scale", "score")
+COLUMNS = ("rater", "item", "stimulus", "kind", "system", "prompt_id", "seed", "scale", "score", "listened")
 
 
 def default_rules(protocol: str) -> list[dict[str, Any]]:
@@ -76,6 +81,7 @@ def ratings_frame(key: TestKey, store: Mapping[str, Any]) -> pd.DataFrame:
                         item.seed,
                         scale,
                         float(score),
+                        float("nan") if r.get("listened_fraction") is None else float(r["listened_fraction"]),
                     )
                 )
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -90,15 +96,17 @@ class Screening:
     removed: dict[str, dict[str, str]] = field(default_factory=dict)
     rules: list[dict[str, Any]] = field(default_factory=list)
 
-    def counts(self) -> list[tuple[str, int]]:
-        return [(describe(rule), len(self.removed.get(rule["rule"], {}))) for rule in self.rules]
-
 
 def describe(rule: Mapping[str, Any]) -> str:
     if rule["rule"] == "crowdmos":
         return (
             f"CrowdMOS: correlation with the other raters' mean < {rule['min_corr']:g} on any scale "
             f"(at least {int(rule['min_overlap'])} shared stimuli)"
+        )
+    if rule["rule"] == "listened":
+        return (
+            f"listening: clips played less than {100 * rule['min_listened']:g} % of their length in more "
+            f"than {100 * rule['max_unlistened']:g} % of a rater's ratings"
         )
     return (
         f"BS.1534-3: hidden reference rated below {rule['ref_below']:g} in more than "
@@ -148,6 +156,12 @@ def screen(frame: pd.DataFrame, rules: Sequence[Mapping[str, Any]]) -> Screening
                         f"hidden reference below {rule['ref_below']:g} in "
                         f"{100 * frac:.0f} % of {len(rows)} items"
                     )
+        elif rule["rule"] == "listened":
+            clips = part.drop_duplicates(["rater", "stimulus"])
+            short = (clips["listened"].fillna(0.0) < rule["min_listened"]).groupby(clips["rater"]).mean()
+            for rater, frac in short.items():
+                if frac > rule["max_unlistened"]:
+                    removed[str(rater)] = f"{100 * frac:.0f} % of clips not played to the end"
         else:
             raise ListeningError(f"unknown screening rule {rule['rule']!r}")
         result.removed[str(rule["rule"])] = removed

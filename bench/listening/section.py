@@ -24,8 +24,8 @@ from bench.listening.agreement import (
     system_agreement,
     system_scores,
 )
-from bench.listening.design import ANCHOR, HIDDEN_REFERENCE, Scale, TestKey, load_keys
-from bench.listening.ratings import load_store
+from bench.listening.design import ANCHOR, HIDDEN_REFERENCE, ListeningError, Scale, TestKey, load_keys
+from bench.listening.ratings import load_store, store_path
 from bench.listening.screening import Screening, default_rules, describe, ratings_frame, screen
 from bench.run_results import is_finite, load_results, load_samples
 from bench.svg_plot import Point, Series, errorbar_plot
@@ -54,47 +54,63 @@ class TestSummary:
         return self.key.scales
 
 
-def summarise(run_dir: str | Path, n_boot: int = N_BOOT, seed: int = 0) -> list[TestSummary]:
-    """Every rated listening test of the run (oldest first)."""
+def summarise(
+    run_dir: str | Path, n_boot: int = N_BOOT, seed: int = 0, problems: list[str] | None = None
+) -> list[TestSummary]:
+    """Every rated listening test of the run (oldest first). A test whose key or store cannot be read
+    raises ``ListeningError``, or, when ``problems`` is a list, is left out with its error appended."""
     run_dir = Path(run_dir)
-    keys = load_keys(run_dir)
+    try:
+        keys = load_keys(run_dir)
+    except ListeningError as e:
+        if problems is None:
+            raise
+        problems.append(str(e))
+        return []
     if not keys:
         return []
     results = load_results(run_dir)
     samples = load_samples(run_dir, str(results.meta.get("samples_table") or "samples.csv"))
     out = []
     for key in sorted(keys.values(), key=lambda k: (k.created, k.test_id)):
-        store = load_store(run_dir, key)
-        if not store["raters"]:
+        try:
+            summary = _summarise_test(run_dir, key, results.records, samples, n_boot, seed)
+        except (ListeningError, KeyError, TypeError, ValueError) as e:
+            message = (
+                e if isinstance(e, ListeningError) else f"damaged ratings store ({type(e).__name__}: {e})"
+            )
+            if problems is None:
+                raise ListeningError(f"{store_path(run_dir, key.test_id)}: {message}") from e
+            problems.append(f"test {key.test_id}: {message}")
             continue
-        frame = ratings_frame(key, store)
-        rules = store.get("screening")
-        rules = default_rules(key.protocol) if rules is None else rules
-        result = screen(frame, rules)
-        kept = frame[frame["rater"].isin(result.kept)]
-        extras = [k for k in (HIDDEN_REFERENCE, ANCHOR) if (kept["kind"] == k).any()]
-        rows = list(key.systems) + [str(kept[kept["kind"] == k]["system"].iloc[0]) for k in extras]
-        scores = {sc.name: system_scores(kept, sc.name, n_boot, seed) for sc in key.scales}
-        summary = TestSummary(
-            key,
-            result,
-            _rule_counts(result),
-            result.removed,
-            [r["simulated"] for r in store["raters"] if r.get("simulated")][:1],
-            len(kept),
-            rows,
-            scores,
-            n_boot=n_boot,
-        )
-        if not kept.empty:
-            for sc in key.scales:
-                summary.system_agreement += system_agreement(kept, results.records, sc.name, n_boot, seed)
-                summary.clip_agreement += clip_agreement(
-                    kept, samples, results.records, sc.name, n_boot, seed
-                )
-            summary.svg = Markup(_plot(summary))
-        out.append(summary)
+        if summary is not None:
+            out.append(summary)
     return out
+
+
+def _summarise_test(
+    run_dir: Path, key: TestKey, records: list[Any], samples: Any, n_boot: int, seed: int
+) -> TestSummary | None:
+    store = load_store(run_dir, key)
+    if not store["raters"]:
+        return None
+    frame = ratings_frame(key, store)
+    rules = store.get("screening")
+    result = screen(frame, default_rules(key.protocol) if rules is None else rules)
+    kept = frame[frame["rater"].isin(result.kept)]
+    extras = [k for k in (HIDDEN_REFERENCE, ANCHOR) if (kept["kind"] == k).any()]
+    rows = list(key.systems) + [str(kept[kept["kind"] == k]["system"].iloc[0]) for k in extras]
+    scores = {sc.name: system_scores(kept, sc.name, n_boot, seed) for sc in key.scales}
+    simulated = [r["simulated"] for r in store["raters"] if r.get("simulated")][:1]
+    summary = TestSummary(
+        key, result, _rule_counts(result), result.removed, simulated, len(kept), rows, scores, n_boot=n_boot
+    )
+    if not kept.empty:
+        for sc in key.scales:
+            summary.system_agreement += system_agreement(kept, records, sc.name, n_boot, seed)
+            summary.clip_agreement += clip_agreement(kept, samples, records, sc.name, n_boot, seed)
+        summary.svg = Markup(_plot(summary))
+    return summary
 
 
 def _rule_counts(result: Screening) -> list[tuple[str, int, str]]:
@@ -128,17 +144,19 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if is_finite(value) else "–"
 
 
-def render(summaries: list[TestSummary]) -> Markup:
+def render(summaries: list[TestSummary], problems: list[str] | None = None) -> Markup:
     """The section's markup (empty when there is nothing to show)."""
-    if not summaries:
+    if not summaries and not problems:
         return Markup("")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters["num"] = fmt
-    return Markup(env.get_template(TEMPLATE).render(tests=summaries))
+    return Markup(env.get_template(TEMPLATE).render(tests=summaries, problems=problems or []))
 
 
 def listening_section(run_dir: str | Path) -> Markup:
-    """``render(summarise(run_dir))``: the hook the report calls."""
-    return render(summarise(run_dir))
+    """``render(summarise(run_dir))``, where a test that cannot be read is named with its error in
+    the section instead of failing the whole report: the hook the report calls."""
+    problems: list[str] = []
+    return render(summarise(run_dir, problems=problems), problems)

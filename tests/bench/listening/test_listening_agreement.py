@@ -184,3 +184,35 @@ def test_simulate_cli(big_run, capsys):
     )
     assert "--metric 'nope' is not a metric of the run" in capsys.readouterr().err
     json.dumps(raters)  # the store is plain JSON
+
+
+def test_listened_rule_removes_raters_who_skipped_clips(big_run):
+    run, key = big_run
+    simulate(run, raters=3, noise=5.0, metric="quality", seed=3)
+    frame = ratings_frame(key, load_store(run, key))
+    assert (frame["listened"] == 1.0).all()  # simulated raters listen to everything
+    first = frame["stimulus"].iloc[0]
+    frame.loc[(frame["rater"] == "sim-02") & (frame["stimulus"] == first), "listened"] = 0.5
+    frame.loc[frame["rater"] == "sim-03", "listened"] = float("nan")  # an export that did not record it
+    result = screen(frame, make_rules(["listened"], "ovl-rel"))
+    assert sorted(result.removed["listened"]) == ["sim-02", "sim-03"]
+    lenient = screen(frame, make_rules(["listened"], "ovl-rel", max_unlistened=0.05))
+    assert list(lenient.removed["listened"]) == ["sim-03"]
+
+
+def test_a_damaged_store_is_named_in_the_report_not_fatal(tmp_path):
+    from bench.listening.ratings import store_path
+    from bench.report import write_report
+    from tests.bench.html_tree import parse
+
+    run = make_listening_run(tmp_path, n_systems=3, n_prompts=2)
+    key, _ = build_test(run, tmp_path / "page", n_items=2)
+    simulate(run, raters=2, noise=1.0)
+    store = store_path(run, key.test_id)
+    data = json.loads(store.read_text())
+    data["raters"][0]["export"]["ratings"][0]["stimulus"] = "gone"
+    store.write_text(json.dumps(data))
+    (problem,) = parse(write_report(run).read_text()).find_all("p", "listening-problem")
+    assert f"test {key.test_id}: damaged ratings store" in problem.text()
+    with pytest.raises(ValueError, match="ratings.json: damaged ratings store"):
+        summarise(run)

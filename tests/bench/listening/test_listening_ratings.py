@@ -169,7 +169,23 @@ def test_cli_import_error_is_one_line(run_with_test, tmp_path, capsys):
     assert load_store(run, key)["screening"] == [{"rule": "crowdmos", "min_corr": 0.4, "min_overlap": 3}]
     assert bench_main(["ratings", "import", str(run), str(good), "--screen", "bs1534", "--replace"]) == 2
     assert "bs1534 needs a hidden reference" in capsys.readouterr().err
+    # thresholds alone tune each test's default rule; a mushra test takes bs1534
+    mushra = next(k for k in load_keys(run).values() if k.protocol == "mushra")
+    m = write(tmp_path / "m.json", export_for(mushra, "cli", score=95))
+    args = ["ratings", "import", str(run), str(m), "--ref-below", "80", "--min-corr", "0.1"]
+    assert bench_main(args) == 0
+    assert load_store(run, mushra)["screening"] == [
+        {"rule": "bs1534", "ref_below": 80.0, "max_fraction": 0.15}
+    ]
+    assert (
+        bench_main(
+            ["ratings", "import", str(run), str(m), "--replace", "--screen", "bs1534", "--screen", "listened"]
+        )
+        == 0
+    )
+    assert [r["rule"] for r in load_store(run, mushra)["screening"]] == ["bs1534", "listened"]
     store_path(run, key.test_id).unlink()
+    store_path(run, mushra.test_id).unlink()
 
 
 # -- property test: a mutated export is imported or refused with a RatingsError, never a traceback --
