@@ -13,7 +13,8 @@ Blindness: stimulus ids are the first 16 hex digits of sha256(secret salt, item,
 salt a random 128-bit value kept in the key only; audio files are named ``<stimulus id>.wav``; items
 are ``i01``, ``i02``, ... in chosen order, and stimuli are listed in the page sorted by id, so
 neither names nor order tell which system a clip comes from. The key (``test.json`` in the run
-directory, never in the page folder) maps ids back to systems.
+directory, never in the page folder) maps ids back to systems. Running ``bench listen`` again makes
+a new test (new salt, new ids, new test id) over the same items when the seed is the same.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ for at least two systems of the test), each system stimulus gets z, the metric's
 
     score = clip(round(50 + 15 z + e), low, high),   e ~ Normal(0, noise), independent per rating
 
-and, in MUSHRA, ``clip(round(95 + e))`` to the hidden reference and ``clip(round(15 + e))`` to the
+and, in MUSHRA, ``clip(round(100 + e))`` to the hidden reference and ``clip(round(15 + e))`` to the
 anchor. Raters are ``sim-01``, ``sim-02``, ...; their exports go through the same validation as
 real ones and are stored marked as simulated (with this function, the metric, noise and seed), so
 the report says the ratings are synthetic. Simulating again replaces the earlier simulated raters.
@@ -27,7 +27,7 @@ from bench.listening.design import ANCHOR, HIDDEN_REFERENCE, ListeningError, Tes
 from bench.listening.ratings import EXPORT_FORMAT, EXPORT_VERSION, import_exports
 from bench.run_results import load_results, load_samples
 
-FUNCTION = "clip(round(50 + 15 z + e)), e ~ N(0, noise); hidden reference 95 + e, anchor 15 + e"
+FUNCTION = "clip(round(50 + 15 z + e)), e ~ N(0, noise); hidden reference 100 + e, anchor 15 + e"
 
 
 def pick_test(run_dir: str | Path, test_id: str | None) -> TestKey:
@@ -114,7 +114,7 @@ def simulate(
             for pos, i in enumerate(rng.permutation(len(by_id[item_id].stimuli))):
                 s = by_id[item_id].stimuli[i]
                 centre = (
-                    95.0 if s.kind == HIDDEN_REFERENCE else 15.0 if s.kind == ANCHOR else 50 + 15 * z[s.id]
+                    100.0 if s.kind == HIDDEN_REFERENCE else 15.0 if s.kind == ANCHOR else 50 + 15 * z[s.id]
                 )
                 scores = {
                     sc.name: int(np.clip(round(centre + rng.normal(0.0, noise)), sc.low, sc.high))
