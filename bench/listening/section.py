@@ -40,7 +40,7 @@ class TestSummary:
     screening: Screening
     rule_counts: list[tuple[str, int, str]]  # rule, raters it removed, who and why
     removed: dict[str, dict[str, str]]
-    simulated: list[dict[str, Any]]
+    simulated: list[dict[str, Any]]  # one entry per simulated rater (how it was simulated)
     n_ratings: int
     rows: list[str]  # systems, then hidden reference / anchor
     scores: dict[str, dict[str, Estimate]]  # scale -> row -> estimate
@@ -101,7 +101,7 @@ def _summarise_test(
     extras = [k for k in (HIDDEN_REFERENCE, ANCHOR) if (kept["kind"] == k).any()]
     rows = list(key.systems) + [str(kept[kept["kind"] == k]["system"].iloc[0]) for k in extras]
     scores = {sc.name: system_scores(kept, sc.name, n_boot, seed) for sc in key.scales}
-    simulated = [r["simulated"] for r in store["raters"] if r.get("simulated")][:1]
+    simulated = [r["simulated"] for r in store["raters"] if r.get("simulated")]
     summary = TestSummary(
         key, result, _rule_counts(result), result.removed, simulated, len(kept), rows, scores, n_boot=n_boot
     )

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.listening.design import ANCHOR, HIDDEN_REFERENCE, ListeningError, TestKey, load_keys
-from bench.listening.ratings import EXPORT_FORMAT, EXPORT_VERSION, import_exports
+from bench.listening.ratings import EXPORT_FORMAT, EXPORT_VERSION, import_exports, load_store
 from bench.run_results import load_results, load_samples
 
 FUNCTION = "clip(round(50 + 15 z + e)), e ~ N(0, noise); hidden reference 100 + e, anchor 15 + e"
@@ -143,6 +143,13 @@ def simulate(
             "ratings": ratings,
         }
         exports.append((f"<simulated {rater}>", json.dumps(export).encode()))
+    people = {r["rater_id"] for r in load_store(run_dir, key)["raters"] if not r.get("simulated")}
+    clash = sorted(people & {f"sim-{k + 1:02d}" for k in range(raters)})
+    if clash:
+        raise ListeningError(
+            f"test {key.test_id}: imported (not simulated) raters {clash} have the ids "
+            "simulated raters take; rename them before simulating"
+        )
     info = {"metric": chosen, "function": FUNCTION, "noise": noise, "seed": seed}
     imported = import_exports(run_dir, exports, replace=True, simulated=info)
     return key, imported[key.test_id], chosen

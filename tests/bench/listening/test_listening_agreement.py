@@ -184,11 +184,24 @@ def test_simulate_cli(big_run, capsys):
     )
     assert "--metric 'nope' is not a metric of the run" in capsys.readouterr().err
     json.dumps(raters)  # the store is plain JSON
+    # a person whose id is one a simulated rater takes is never overwritten by a simulation
+    from bench.listening.ratings import store_path
+
+    path = store_path(run, key.test_id)
+    data = json.loads(path.read_text())
+    data["raters"][1]["simulated"] = None
+    path.write_text(json.dumps(data))
+    before = path.read_bytes()
+    args = ["ratings", "simulate", str(run), "--raters", "3", "--noise", "2", "--test", key.test_id]
+    assert bench_main(args) == 2
+    assert "raters ['sim-02'] have the ids simulated raters take" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    path.unlink()
 
 
 def test_listened_rule_removes_raters_who_skipped_clips(big_run):
     run, key = big_run
-    simulate(run, raters=3, noise=5.0, metric="quality", seed=3)
+    simulate(run, raters=3, noise=5.0, metric="quality", test_id=key.test_id, seed=3)
     frame = ratings_frame(key, load_store(run, key))
     assert (frame["listened"] == 1.0).all()  # simulated raters listen to everything
     first = frame["stimulus"].iloc[0]
