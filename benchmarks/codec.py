@@ -23,7 +23,8 @@ def build_pair(seed: int = 0):
         codec_config_from_transformers,
         convert_transformers_codec_state,
     )
-    from musicgen.models.codec import CompressionModel, load_codec_state
+    from musicgen.checkpoints.files import load_state_strict
+    from musicgen.models.codec import CompressionModel
     from musicgen.testing import ENCODEC_32KHZ
 
     config = EncodecConfig(**ENCODEC_32KHZ)
@@ -34,7 +35,7 @@ def build_pair(seed: int = 0):
             if name.endswith("codebook.embed"):
                 buf.normal_()
     ours = CompressionModel(codec_config_from_transformers(config.to_dict())).eval()
-    load_codec_state(ours, convert_transformers_codec_state(hf.state_dict()), "transformers")
+    load_state_strict(ours, convert_transformers_codec_state(hf.state_dict()), "transformers")
     return hf, ours
 
 

@@ -14,7 +14,7 @@ from musicgen import __version__
 
 PROG = "musicgen"
 COMMANDS: dict[str, tuple[str, str]] = {
-    # name: ("module:function", one-line help); filled in as subcommands land
+    # name: ("module:function", one-line help)
     "generate": ("musicgen.generate_cli:main", "generate music from text with a MusicGen checkpoint"),
     "train": ("musicgen.train.run:main", "train a codec or an LM from a recipe YAML (musicgen/recipes/)"),
 }

@@ -200,8 +200,8 @@ def tiny_musicgen(seed: int = 0, stereo: bool = False, melody: bool = False, max
     return MusicGen(lm, codec, text, None, chroma, name="tiny").eval()
 
 
-# transformers' EncodecConfig fields of facebook/encodec_32khz (REFERENCE.md), for parity tests and
-# benchmarks that build the released codec's architecture with random weights.
+# transformers' EncodecConfig fields of facebook/encodec_32khz (its config.json on the hub), for parity
+# tests and benchmarks that build the released codec's architecture with random weights.
 ENCODEC_32KHZ = dict(
     audio_channels=1, sampling_rate=32000, num_filters=64, upsampling_ratios=[8, 5, 4, 4],
     codebook_size=2048, codebook_dim=128, hidden_size=128, num_lstm_layers=2, num_residual_layers=1,

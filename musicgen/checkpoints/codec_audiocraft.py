@@ -23,8 +23,9 @@ from typing import Any
 import torch
 import yaml
 
+from musicgen.checkpoints.codec_transformers import read_transformers_codec
 from musicgen.checkpoints.files import load_state_dict, resolve_local
-from musicgen.models.codec import CodecConfig, CompressionModel, load_codec_state
+from musicgen.models.codec_config import CodecConfig, CodecParts
 
 _RENAMES = [
     (re.compile(r"^(encoder|decoder)\.model\.(\d+)\."), r"\1.layers.\2."),
@@ -115,8 +116,8 @@ def codec_config_from_audiocraft(cfg: dict[str, Any], source: str) -> CodecConfi
     )
 
 
-def load_audiocraft_codec(path: Path) -> CompressionModel:
-    """A ``CompressionModel`` from ``compression_state_dict.bin``."""
+def read_audiocraft_codec(path: Path) -> CodecParts:
+    """The config and weights (our key names) of ``compression_state_dict.bin``."""
     path = Path(path)
     pkg = load_state_dict(path)
     if not isinstance(pkg, dict):
@@ -125,9 +126,7 @@ def load_audiocraft_codec(path: Path) -> CompressionModel:
         )
     if "pretrained" in pkg:
         name = str(pkg["pretrained"]).removeprefix("//pretrained/")
-        from musicgen.checkpoints.codec_transformers import load_transformers_codec
-
-        return load_transformers_codec(resolve_local(name))
+        return read_transformers_codec(resolve_local(name))
     if "best_state" not in pkg:
         raise ValueError(f"{path}: no 'best_state' (nor 'pretrained') entry; keys are {sorted(pkg)}")
     state = pkg["best_state"]
@@ -135,6 +134,5 @@ def load_audiocraft_codec(path: Path) -> CompressionModel:
         state = state["model"]  # a training checkpoint rather than an exported one
     raw_cfg = pkg.get("xp.cfg")
     cfg = yaml.safe_load(raw_cfg) if isinstance(raw_cfg, str) else (raw_cfg or {})
-    model = CompressionModel(codec_config_from_audiocraft(cfg, str(path)))
-    load_codec_state(model, convert_audiocraft_codec_state(state), str(path))
-    return model
+    return CodecParts(codec_config_from_audiocraft(cfg, str(path)), convert_audiocraft_codec_state(state),
+                      str(path))

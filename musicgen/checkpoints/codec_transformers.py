@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from musicgen.checkpoints.files import MissingCheckpointFile, load_state_dict, read_json, require_file
-from musicgen.models.codec import CodecConfig, CompressionModel, load_codec_state
+from musicgen.models.codec_config import CodecConfig, CodecParts
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -80,8 +80,8 @@ def convert_transformers_codec_state(
     return out
 
 
-def load_transformers_codec(folder: Path) -> CompressionModel:
-    """A ``CompressionModel`` from a transformers folder (``config.json`` + weights)."""
+def read_transformers_codec(folder: Path) -> CodecParts:
+    """The config and weights (our key names) of a transformers folder (``config.json`` + weights)."""
     folder = Path(folder)
     cfg = read_json(require_file(folder, "config.json"))
     prefix = ""
@@ -97,6 +97,4 @@ def load_transformers_codec(folder: Path) -> CompressionModel:
             f"(the folder holds: {sorted(q.name for q in folder.iterdir())})"
         )
     state = convert_transformers_codec_state(load_state_dict(weights), prefix)
-    model = CompressionModel(config)
-    load_codec_state(model, state, str(weights))
-    return model
+    return CodecParts(config, state, str(weights))

@@ -1,4 +1,5 @@
-"""Local files only: resolve paths or hub ids offline, read state dicts safely, digest weights.
+"""Local files only: resolve paths or hub ids offline, read state dicts safely and load them strictly,
+digest weights, write files and folders atomically.
 
 Nothing here downloads. A hub id (``facebook/musicgen-small``) resolves through the local Hugging
 Face cache (``HF_HUB_CACHE`` / ``HF_HOME`` / ``~/.cache/huggingface/hub``); a missing file raises
@@ -10,10 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 
 class MissingCheckpointFile(FileNotFoundError):
@@ -130,3 +135,92 @@ def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def _few(keys: list[str], n: int = 10) -> str:
+    return f"{keys[:n]}{' ...' if len(keys) > n else ''}"
+
+
+def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str, what: str = "weights",
+                      skip: tuple[str, ...] = ()) -> None:
+    """Copy ``state`` (our key names) into ``module``; every key must match in name and shape.
+
+    Keys of ``module`` that start with a prefix in ``skip`` are neither expected nor touched (a frozen
+    encoder saved elsewhere). A mismatch is one ``ValueError`` naming ``source`` and the missing,
+    unexpected and misshapen keys; nothing is loaded then.
+    """
+    own = {k: v for k, v in module.state_dict().items() if not (skip and k.startswith(skip))}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        raise ValueError(f"{source}: {what} do not match the configuration: missing keys {_few(missing)}, "
+                         f"unexpected keys {_few(unexpected)}, "
+                         f"shape mismatches (file vs model) {_few(shapes)}")
+    module.load_state_dict(state, strict=not skip)
+
+
+# --- atomic writes ----------------------------------------------------------------------------------
+
+def _temporary_sibling(path: Path, tag: str = "tmp") -> Path:
+    return path.with_name(f".{path.name}.{tag}-{os.getpid()}")
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry to disk (best effort: some file systems refuse it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a fsynced temporary sibling renamed into place: a reader (or a
+    killed writer) sees the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1,
+                      sort_keys: bool = True) -> Path:
+    """``atomic_write_text`` of ``obj`` as JSON (a trailing newline)."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Build a folder in a temporary sibling (yielded, empty) and rename it to ``path`` when the block
+    ends without error; an existing ``path`` is replaced only then. On error the sibling is removed
+    and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = _temporary_sibling(path), _temporary_sibling(path, "old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)

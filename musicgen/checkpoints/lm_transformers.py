@@ -21,7 +21,13 @@ from pathlib import Path
 
 import torch
 
-from musicgen.checkpoints.files import load_state_dict, read_json, require_file, resolve_local
+from musicgen.checkpoints.files import (
+    load_state_dict,
+    load_state_strict,
+    read_json,
+    require_file,
+    resolve_local,
+)
 from musicgen.models.lm import LMConfig, LMModel
 
 _LAYER_RENAMES = {
@@ -123,15 +129,6 @@ def lm_from_transformers_state(config: dict, raw: Mapping[str, torch.Tensor], so
 
 
 def load_lm_state(lm: LMModel, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy ``state`` (our key names) into ``lm``; an error names every missing/unexpected/misshapen key."""
-    own = lm.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shapes:
-        raise ValueError(f"{source}: the LM weights do not match the config: missing {missing[:8]}"
-                         f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
-                         f"{' ...' if len(unexpected) > 8 else ''}, shape mismatches {shapes[:8]}")
-    lm.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    """Copy ``state`` (our key names) into ``lm`` strictly (:func:`load_state_strict`), then eval mode."""
+    load_state_strict(lm, state, source, "the LM weights")
     lm.eval()

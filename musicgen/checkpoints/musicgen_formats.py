@@ -1,11 +1,13 @@
-"""Whole MusicGen checkpoints -> :class:`musicgen.models.musicgen.MusicGen`, in three formats.
+"""Whole MusicGen checkpoints in three formats -> ``MusicGenParts`` (LM, codec, conditioners and the
+settings that join them); ``MusicGen.from_pretrained`` / ``MusicGen.from_parts`` assemble the pipeline
+(this module never imports it). ``read_musicgen`` finds the format.
 
 1. Our native folder::
 
        musicgen.json        {"format": "musicgen-bench", "version": 1, "pattern": "delay", ...}
-       lm/                  lm_config.json + lm.safetensors           (musicgen.checkpoints.lm_native)
-       codec/               config.json + model.safetensors           (CompressionModel.save_pretrained)
-       text/                text_conditioner.json + .safetensors [+ encoder/]   (conditioners.py)
+       lm/                  lm_config.json + lm.safetensors           (lm_native)
+       codec/               config.json + model.safetensors           (codec_formats, native)
+       text/                text_conditioner.json + .safetensors [+ encoder/]   (text_native)
        melody.safetensors   the chroma projection (melody models only)
 
 2. A transformers ``MusicgenForConditionalGeneration`` / ``MusicgenMelodyForConditionalGeneration``
@@ -25,39 +27,59 @@ A missing file raises ``MissingCheckpointFile`` naming it.
 from __future__ import annotations
 
 import dataclasses
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from musicgen.checkpoints.files import (
     MissingCheckpointFile,
+    atomic_write_json,
     load_state_dict,
     read_json,
     require_file,
     resolve_local,
+    state_dict_digest,
 )
+from musicgen.models.codec import CompressionModel
 from musicgen.models.melody import ChromaConditioner
-from musicgen.models.musicgen import MusicGen
+from musicgen.modules.patterns import get_pattern
+
+if TYPE_CHECKING:
+    from musicgen.models.musicgen import MusicGen
 
 FORMAT, VERSION = "musicgen-bench", 1
 CONFIG_NAME = "musicgen.json"
 RELEASED_MAX_DURATION_S = 30.0
 
 
-def load_musicgen(path_or_id: str | Path, t5_path: str | Path | None = None) -> MusicGen:
-    """Detect the format of ``path_or_id`` and load it (see the module docstring)."""
+@dataclass
+class MusicGenParts:
+    """A MusicGen checkpoint as the readers return it; the arguments of ``MusicGen(...)``."""
+
+    lm: nn.Module
+    codec: nn.Module
+    text_conditioner: nn.Module | None
+    pattern: str | None = None  # a pattern name (``None``: delay, or stereo_delay for a stereo codec)
+    melody: ChromaConditioner | None = None
+    max_duration_s: float | None = None
+    mask_cross_attention: bool = True  # transformers' semantics; audiocraft's is False
+    name: str = ""
+
+
+def read_musicgen(path_or_id: str | Path, t5_path: str | Path | None = None) -> MusicGenParts:
+    """Detect the format of ``path_or_id`` and read it (see the module docstring)."""
     folder = resolve_local(path_or_id)
     if folder.is_file():
         folder = folder.parent
     if (folder / CONFIG_NAME).is_file():
-        return load_native(folder)
+        return read_native_musicgen(folder)
     if (folder / "config.json").is_file():
-        return load_transformers_musicgen(folder)
+        return read_transformers_musicgen(folder)
     if (folder / "state_dict.bin").is_file():
-        return load_audiocraft_musicgen(folder, t5_path)
+        return read_audiocraft_musicgen(folder, t5_path)
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     raise MissingCheckpointFile(
         f"{str(folder)!r} is not a MusicGen checkpoint we know: expected {CONFIG_NAME} (our format), "
@@ -72,8 +94,9 @@ def save_musicgen(model: MusicGen, folder: str | Path, codec_ref: str | None = N
     codec has the very same weights) the folder records the reference instead of a ``codec/`` copy."""
     from safetensors.torch import save_file
 
+    from musicgen.checkpoints.codec_formats import save_codec
     from musicgen.checkpoints.lm_native import save_lm
-    from musicgen.models.conditioners import save_text_conditioner
+    from musicgen.checkpoints.text_native import save_text_conditioner
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,11 +105,8 @@ def save_musicgen(model: MusicGen, folder: str | Path, codec_ref: str | None = N
     stereo = codec.channels == 2 and hasattr(codec, "model")
     mono = codec.model if stereo else codec
     if codec_ref is None:
-        mono.save_pretrained(folder / "codec")
+        save_codec(mono, folder / "codec", stereo=False)
     else:
-        from musicgen.checkpoints.files import state_dict_digest
-        from musicgen.models.codec import CompressionModel
-
         ref = CompressionModel.from_pretrained(resolve_local(codec_ref))
         if state_dict_digest(ref.state_dict()) != state_dict_digest(mono.state_dict()):
             raise ValueError(f"codec_ref {codec_ref!r} has other weights than this model's codec; "
@@ -101,14 +121,13 @@ def save_musicgen(model: MusicGen, folder: str | Path, codec_ref: str | None = N
            "max_duration_s": model.max_duration_s, "mask_cross_attention": model.mask_cross_attention,
            "stereo": stereo, "text": model.text_conditioner is not None, "codec": codec_ref,
            "melody": model.melody.config() if model.melody is not None else None}
-    (folder / CONFIG_NAME).write_text(json.dumps(doc, indent=1))
+    atomic_write_json(folder / CONFIG_NAME, doc, sort_keys=False)
     return folder
 
 
-def load_native(folder: Path) -> MusicGen:
+def read_native_musicgen(folder: Path) -> MusicGenParts:
     from musicgen.checkpoints.lm_native import load_lm
-    from musicgen.models.codec import CompressionModel
-    from musicgen.models.conditioners import load_text_conditioner
+    from musicgen.checkpoints.text_native import load_text_conditioner
 
     doc = read_json(folder / CONFIG_NAME)
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
@@ -128,8 +147,8 @@ def load_native(folder: Path) -> MusicGen:
         melody = ChromaConditioner(**doc["melody"])
         state = load_state_dict(require_file(folder, "melody.safetensors"))
         melody.output_proj.load_state_dict(state)
-    return MusicGen(lm, codec, text, doc.get("pattern"), melody, doc.get("max_duration_s"),
-                    doc.get("mask_cross_attention", True), name=doc.get("name", folder.name))
+    return MusicGenParts(lm, codec, text, doc.get("pattern"), melody, doc.get("max_duration_s"),
+                         doc.get("mask_cross_attention", True), name=doc.get("name", folder.name))
 
 
 # --- transformers -------------------------------------------------------------------------------
@@ -161,11 +180,10 @@ def _tokenizer(folder: Path) -> Any:
     return load_tokenizer(folder)
 
 
-def load_transformers_musicgen(folder: Path) -> MusicGen:
+def read_transformers_musicgen(folder: Path) -> MusicGenParts:
     from transformers import T5Config, T5EncoderModel
 
     from musicgen.checkpoints.lm_transformers import load_transformers_lm
-    from musicgen.models.codec import CompressionModel
     from musicgen.models.text_conditioners import T5Conditioner
 
     config = read_json(require_file(folder, "config.json"))
@@ -195,17 +213,17 @@ def load_transformers_musicgen(folder: Path) -> MusicGen:
                                    chroma_length=int(config.get("chroma_length", 235)))
         _load_linear(chroma.output_proj, extras, "audio_enc_to_dec_proj.", folder)
     positions = int(config["decoder"].get("max_position_embeddings", 2048))
-    limit_s = _duration_limit(lm, codec, min(positions, lm.config.max_positions), chroma)
     pattern = "stereo_delay" if stereo else "delay"
-    return MusicGen(lm, codec, text, pattern, chroma, min(RELEASED_MAX_DURATION_S, limit_s),
-                    mask_cross_attention=True, name=folder.name)
+    limit_s = _duration_limit(lm, codec, pattern, min(positions, lm.config.max_positions), chroma)
+    return MusicGenParts(lm, codec, text, pattern, chroma, min(RELEASED_MAX_DURATION_S, limit_s),
+                         mask_cross_attention=True, name=folder.name)
 
 
-def _duration_limit(lm: nn.Module, codec: nn.Module, positions: int,
+def _duration_limit(lm: nn.Module, codec: nn.Module, pattern: str, positions: int,
                     chroma: ChromaConditioner | None) -> float:
-    """Seconds of one window within ``positions`` (minus the melody prefix and the delay tail)."""
-    k = lm.config.num_codebooks
-    tail = (k // 2 - 1) if codec.channels == 2 else (k - 1)
+    """Seconds of one window within ``positions``, less the melody prefix and the delay pattern's tail
+    (its ``max_delay`` steps after the last frame); the released formats use delay patterns."""
+    tail = get_pattern(pattern, num_codebooks=lm.config.num_codebooks).max_delay
     frames = positions - tail - (chroma.chroma_length if chroma is not None else 0)
     if frames <= 0:
         return 1.0 / codec.frame_rate
@@ -255,8 +273,8 @@ def _find_t5(folder: Path, t5_path: str | Path | None) -> Path:
 SELF_WAV_PROJ = "condition_provider.conditioners.self_wav.output_proj."
 
 
-def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
-                             chroma_length: int = 235) -> MusicGen:
+def read_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
+                             chroma_length: int = 235) -> MusicGenParts:
     """An audiocraft folder; melody checkpoints (``self_wav`` chroma conditioner) included.
 
     For melody models audiocraft prepends ``[chroma; text]`` (the text conditioner is tokenised
@@ -265,7 +283,6 @@ def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
     frames of the training duration (30 s at 32 kHz, hop 4096: 235).
     """
     from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm
-    from musicgen.models.codec import CompressionModel
     from musicgen.models.text_conditioners import T5Conditioner
 
     lm, extras = load_audiocraft_lm(require_file(folder, "state_dict.bin"))
@@ -288,9 +305,10 @@ def load_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
                                       f"supported (the released melody models prepend it)")
         chroma = ChromaConditioner(lm.config.dim, chroma_length=chroma_length)
         _load_linear(chroma.output_proj, extras, SELF_WAV_PROJ, folder / "state_dict.bin")
-    limit_s = _duration_limit(lm, codec, lm.config.max_positions, chroma)
-    return MusicGen(lm, codec, text, "stereo_delay" if stereo else "delay", chroma,
-                    min(RELEASED_MAX_DURATION_S, limit_s), mask_cross_attention=False, name=folder.name)
+    pattern = "stereo_delay" if stereo else "delay"
+    limit_s = _duration_limit(lm, codec, pattern, lm.config.max_positions, chroma)
+    return MusicGenParts(lm, codec, text, pattern, chroma, min(RELEASED_MAX_DURATION_S, limit_s),
+                         mask_cross_attention=False, name=folder.name)
 
 
 def split_condition_projection(lm: nn.Module) -> tuple[nn.Module, nn.Linear | None]:

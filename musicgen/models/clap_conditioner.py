@@ -14,7 +14,8 @@ The embedding model is any object with ``dim``, ``text_embedding(texts) -> [B, d
 ``audio_embedding(wav [B, C, T], sample_rate) -> [B, dim]``. ``TransformersClapEmbedder`` wraps a
 transformers ``ClapModel`` folder (e.g. laion/larger_clap_music converted, saved locally): no extra
 package is needed. The laion_clap checkpoint files used by audiocraft are NOT read here (that
-package pins numpy < 2); convert them to a transformers folder first (renames in REFERENCE.md).
+package pins numpy < 2); convert them to a transformers folder first (transformers'
+``models/clap/convert_clap_original_pytorch_to_hf.py`` holds the key renames).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from musicgen.models.conditioners import Condition, _check_texts
+from musicgen.models.conditioners import Condition, check_texts
+from musicgen.modules.audio import resample, to_mono
 
 
 class TransformersClapEmbedder(nn.Module):
@@ -65,12 +67,8 @@ class TransformersClapEmbedder(nn.Module):
         if self.feature_extractor is None:
             raise FileNotFoundError("this CLAP folder has no preprocessor_config.json (the audio feature "
                                     "extractor): save it with ClapFeatureExtractor.save_pretrained")
-        import julius
-
         target = int(self.feature_extractor.sampling_rate)
-        mono = wav.float().mean(1)
-        if sample_rate != target:
-            mono = julius.resample_frac(mono, int(sample_rate), target)
+        mono = resample(to_mono(wav.float())[:, 0], int(sample_rate), target)  # [B, T]
         feats = self.feature_extractor([m.cpu().numpy() for m in mono], sampling_rate=target,
                                        return_tensors="pt")
         device = next(self.model.parameters()).device
@@ -120,7 +118,7 @@ class CLAPConditioner(nn.Module):
             raise ValueError("give texts (inference) or wavs + sample_rate (training)")
         device = self.output_proj.weight.device
         if wavs is None:
-            texts = _check_texts(texts)
+            texts = check_texts(texts)
             present = torch.tensor([t is not None and bool(t.strip()) for t in texts], device=device)
             embedding = torch.zeros(len(texts), self.dim, device=device)
             idx = present.nonzero()[:, 0].tolist()
@@ -134,7 +132,7 @@ class CLAPConditioner(nn.Module):
         embedding = self.embedder.audio_embedding(wavs, int(sample_rate)).to(device)
         present = torch.ones(wavs.shape[0], dtype=torch.bool, device=device)
         if texts is not None and self.training and self.text_p > 0:
-            texts = _check_texts(texts)
+            texts = check_texts(texts)
             use_text = [i for i, t in enumerate(texts) if t and float(torch.rand(())) < self.text_p]
             if use_text:
                 embedding[use_text] = self.embedder.text_embedding([texts[i] for i in use_text]).to(device)

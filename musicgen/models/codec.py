@@ -26,90 +26,21 @@ Not supported (clear ``NotImplementedError`` when a checkpoint asks for it): inp
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
+from musicgen.models.codec_config import CodecConfig, CodecParts, musicgen_32khz_config, tiny_config
+from musicgen.modules.audio import resample
 from musicgen.modules.rvq import ResidualVectorQuantizer
 from musicgen.modules.seanet import SEANetDecoder, SEANetEncoder
 
-NATIVE_FORMAT = "musicgen-codec"
-NATIVE_CONFIG = "config.json"
-NATIVE_WEIGHTS = "model.safetensors"
-
-
-@dataclass
-class CodecConfig:
-    """Every hyper-parameter of the codec. Defaults are MusicGen's 32 kHz EnCodec."""
-
-    sample_rate: int = 32000
-    channels: int = 1
-    dimension: int = 128
-    n_filters: int = 64
-    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 4])
-    residual_layers: int = 1
-    kernel_size: int = 7
-    last_kernel_size: int = 7
-    residual_kernel_size: int = 3
-    dilation_base: int = 2
-    compress: int = 2
-    lstm_layers: int = 2
-    causal: bool = False
-    pad_mode: str = "reflect"
-    true_skip: bool = True
-    norm: str = "weight_norm"
-    trim_right_ratio: float = 1.0
-    codebook_size: int = 2048
-    num_codebooks: int = 4
-    decay: float = 0.99
-    kmeans_init: bool = True
-    kmeans_iters: int = 50
-    threshold_ema_dead_code: float = 2.0
-    q_dropout: bool = False
-
-    @property
-    def hop_length(self) -> int:
-        return math.prod(self.ratios)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CodecConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown codec config fields {unknown}; expected some of {sorted(names)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def musicgen_32khz_config() -> CodecConfig:
-    """MusicGen's codec: 32 kHz mono, hop 640 (50 Hz), 4 codebooks of 2048, dim 128, 64 filters."""
-    return CodecConfig()
-
-
-def tiny_config(**overrides: Any) -> CodecConfig:
-    """A small codec for tests: 8 kHz, hop 32 (250 Hz), 4 codebooks of 64, dim 16, 8 filters."""
-    base = dict(
-        sample_rate=8000,
-        dimension=16,
-        n_filters=8,
-        ratios=[4, 4, 2],
-        codebook_size=64,
-        num_codebooks=4,
-        lstm_layers=1,
-        kmeans_iters=5,
-    )
-    base.update(overrides)
-    return CodecConfig(**base)
-
+__all__ = ["CodecConfig", "CodecOutput", "CodecParts", "CompressionModel", "StereoCompressionModel",
+           "check_audio", "check_codes", "musicgen_32khz_config", "tiny_config"]
 
 @dataclass
 class CodecOutput:
@@ -242,9 +173,7 @@ class CompressionModel(nn.Module):
             if int(sample_rate) <= 0:
                 raise ValueError(f"sample_rate must be positive, got {sample_rate}")
             check_audio(wav, self.channels)
-            import julius
-
-            wav = julius.resample_frac(wav, int(sample_rate), self.sample_rate)
+            wav = resample(wav, int(sample_rate), self.sample_rate)
         check_audio(wav, self.channels)
         return wav
 
@@ -277,23 +206,12 @@ class CompressionModel(nn.Module):
         audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
         return CodecOutput(audio, q.codes, q.quantized, q.commitment_loss, q.bandwidth_kbps)
 
-    # -- files ------------------------------------------------------------------------------------
+    # -- files (formats: musicgen.checkpoints.codec_formats) --------------------------------------
     def save_pretrained(self, folder: str | os.PathLike[str], stereo: bool = False) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (our native format) into ``folder``."""
-        from safetensors.torch import save_file
+        from musicgen.checkpoints.codec_formats import save_codec
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "format": NATIVE_FORMAT,
-            "format_version": 1,
-            "interleave_stereo": stereo,
-            "config": self.config.to_dict(),
-        }
-        (folder / NATIVE_CONFIG).write_text(json.dumps(meta, indent=2))
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / NATIVE_WEIGHTS))
-        return folder
+        return save_codec(self, folder, stereo=stereo)
 
     @classmethod
     def from_pretrained(
@@ -303,83 +221,31 @@ class CompressionModel(nn.Module):
     ) -> CompressionModel | StereoCompressionModel:
         """Load a codec from a local folder/file or a hub id in the local HF cache (never downloads).
 
-        Formats: our native folder (``config.json`` with ``"format": "musicgen-codec"`` +
-        ``model.safetensors``); a transformers ``EncodecModel`` folder (or a ``MusicgenForConditional
-        Generation`` folder, whose ``audio_encoder`` is used); an audiocraft
-        ``compression_state_dict.bin`` (file or folder holding it). ``stereo=True`` wraps the mono
-        codec in ``StereoCompressionModel``; ``None`` follows the native file's flag (else mono).
-        The model is returned in eval mode.
+        Formats (see ``musicgen.checkpoints.codec_formats``): our native folder; a transformers
+        ``EncodecModel`` folder (or a ``MusicgenForConditionalGeneration`` folder, whose
+        ``audio_encoder`` is used); an audiocraft ``compression_state_dict.bin`` (file or folder holding
+        it). ``stereo=True`` wraps the mono codec in ``StereoCompressionModel``; ``None`` follows the
+        native file's flag (else mono). The model is returned in eval mode.
         """
-        from musicgen.checkpoints.files import MissingCheckpointFile, read_json, resolve_local
+        from musicgen.checkpoints.codec_formats import read_codec
+        from musicgen.checkpoints.files import load_state_strict
 
-        p = resolve_local(path)
-        flag = False
-        if p.is_file():
-            if p.suffix == ".safetensors":
-                p = p.parent
-            else:
-                from musicgen.checkpoints.codec_audiocraft import load_audiocraft_codec
-
-                model = load_audiocraft_codec(p)
-                p = None
-        if p is not None:
-            cfg_path = p / NATIVE_CONFIG
-            meta = read_json(cfg_path) if cfg_path.is_file() else None
-            if meta is not None and meta.get("format") == NATIVE_FORMAT:
-                model, flag = _load_native(p, meta)
-            elif meta is not None and meta.get("model_type") in ("encodec", "musicgen", "musicgen_melody"):
-                from musicgen.checkpoints.codec_transformers import load_transformers_codec
-
-                model = load_transformers_codec(p)
-            elif (p / "compression_state_dict.bin").is_file():
-                from musicgen.checkpoints.codec_audiocraft import load_audiocraft_codec
-
-                model = load_audiocraft_codec(p / "compression_state_dict.bin")
-            else:
-                present = sorted(q.name for q in p.iterdir()) if p.is_dir() else []
-                raise MissingCheckpointFile(
-                    f"{str(p)!r} holds no codec checkpoint we know: expected config.json (native "
-                    f"'{NATIVE_FORMAT}' or transformers model_type 'encodec'/'musicgen') with its weights, "
-                    f"or audiocraft's compression_state_dict.bin; the folder holds {present or 'nothing'}"
-                )
+        parts = read_codec(path)
+        model = cls(parts.config)
+        load_state_strict(model, parts.state, parts.source, "codec weights")
         model.eval()
-        if stereo if stereo is not None else flag:
+        if stereo if stereo is not None else parts.stereo:
             return StereoCompressionModel(model)
         return model
 
 
-def _load_native(folder: Path, meta: dict[str, Any]) -> tuple[CompressionModel, bool]:
-    from musicgen.checkpoints.files import load_state_dict, require_file
-
-    if meta.get("format_version") != 1:
-        raise ValueError(
-            f"{folder / NATIVE_CONFIG}: format_version {meta.get('format_version')!r}, expected 1"
-        )
-    model = CompressionModel(CodecConfig.from_dict(meta["config"]))
-    state = load_state_dict(require_file(folder, NATIVE_WEIGHTS))
-    load_codec_state(model, state, str(folder / NATIVE_WEIGHTS))
-    return model, bool(meta.get("interleave_stereo", False))
-
-
 def load_codec_state(model: CompressionModel, state: dict[str, torch.Tensor], source: str) -> None:
-    """Strict ``load_state_dict`` whose error names the file, the missing and the unexpected keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(
-            f"{source}: codec weights do not match the configuration: "
-            f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
-            f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}"
-        )
-    bad = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if bad:
-        raise ValueError(f"{source}: shape mismatch (file vs model) for {bad[:10]}")
-    model.load_state_dict(state, strict=True)
+    """Deprecated alias of ``musicgen.checkpoints.files.load_state_strict`` (strict load, clear errors)."""
+    from musicgen.checkpoints.files import load_state_strict
+
+    warnings.warn("musicgen.models.codec.load_codec_state is deprecated: use "
+                  "musicgen.checkpoints.files.load_state_strict", DeprecationWarning, stacklevel=2)
+    load_state_strict(model, state, source, "codec weights")
 
 
 class StereoCompressionModel(nn.Module):

@@ -14,22 +14,17 @@ Text conditioners here:
 
 - ``LUTConditioner``: whitespace words -> learned embeddings, vocabulary built from a corpus with an
   unknown-word id; for tiny models trained in this project. Saves/loads in our native format.
-- ``T5Conditioner`` and ``SentenceConditioner`` (``text_conditioners.py``): frozen pretrained
-  transformers encoders loaded from a local folder.
-
-``save_text_conditioner`` / ``load_text_conditioner`` write and read any of them to a folder
-(``text_conditioner.json`` + ``text_conditioner.safetensors``; pretrained encoders also copy the
-encoder into ``encoder/``).
+Frozen pretrained encoders (T5, sentence encoders) build on ``TextConditioner`` elsewhere
+(``musicgen.models.text_conditioners``); every conditioner's ``config()`` is what our native format
+(``musicgen.checkpoints.text_native``) writes.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,8 +33,6 @@ from torch import nn
 PAD_ID = 0
 UNK_ID = 1
 NUM_WORD = "<num>"  # the one vocabulary entry of every number when number features are on
-CONFIG_NAME = "text_conditioner.json"
-WEIGHTS_NAME = "text_conditioner.safetensors"
 
 
 @dataclass
@@ -79,7 +72,8 @@ def cat_conditions(conds: Sequence[Condition]) -> Condition:
     return Condition(torch.cat(embeds), torch.cat(masks))
 
 
-def _check_texts(texts: Sequence[str | None]) -> list[str | None]:
+def check_texts(texts: Sequence[str | None]) -> list[str | None]:
+    """``texts`` as a list, each a string or ``None``; a lone string or an empty list is an error."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings (or None for the null condition), not one string")
     out = list(texts)
@@ -223,7 +217,7 @@ class LUTConditioner(TextConditioner):
         ``values`` holds each number word's value (0 elsewhere, and everywhere when number features
         are off)."""
         rows = [[self._word_id(w) for w in split_words(t or "", self.keep_sharps)][: self.max_length]
-                for t in _check_texts(texts)]
+                for t in check_texts(texts)]
         length = max(1, max(len(r) for r in rows))
         ids = torch.full((len(rows), length), PAD_ID, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -259,72 +253,3 @@ class LUTConditioner(TextConditioner):
         if self.number_features:
             config["number_features"] = self.number_features
         return config
-
-
-# --------------------------------------------------------------------------------------------------
-# Native format
-
-
-def build_text_conditioner(config: dict[str, Any], folder: Path | None = None) -> TextConditioner:
-    """A text conditioner from its ``config()`` dict (random projection weights).
-
-    Pretrained encoders are read from ``config["encoder_path"]`` (resolved against ``folder``).
-    """
-    kind = config.get("type")
-    if kind == "lut":
-        return LUTConditioner(config["vocabulary"], config["dim"], config["output_dim"],
-                              config.get("max_length", 64), bool(config.get("keep_sharps", False)),
-                              int(config.get("number_features", 0)))
-    if kind in ("t5", "sentence"):
-        from musicgen.models.text_conditioners import SentenceConditioner, T5Conditioner
-
-        path = Path(config["encoder_path"])
-        if folder is not None and not path.is_absolute():
-            path = Path(folder) / path
-        cls = T5Conditioner if kind == "t5" else SentenceConditioner
-        return cls.from_pretrained(path, **{k: v for k, v in config.items()
-                                            if k not in ("type", "encoder_path")})
-    raise ValueError(f"unknown text conditioner type {kind!r}; expected one of 'lut', 't5', 'sentence'")
-
-
-def save_text_conditioner(cond: TextConditioner, folder: str | Path, copy_encoder: bool = True) -> Path:
-    """Write ``cond`` to ``folder``: config JSON + trainable weights in safetensors.
-
-    For pretrained encoders the frozen encoder and tokenizer are saved to ``folder/encoder`` when
-    ``copy_encoder`` (self-contained folder), else the config keeps the original encoder path.
-    """
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    config = cond.config()
-    if config["type"] in ("t5", "sentence") and copy_encoder:
-        cond.save_encoder(folder / "encoder")  # type: ignore[attr-defined]
-        config["encoder_path"] = "encoder"
-    trainable = {k: v.detach().contiguous().cpu() for k, v in cond.state_dict().items()
-                 if not k.startswith("encoder.")}
-    save_file(trainable, str(folder / WEIGHTS_NAME))
-    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=1))
-    return folder
-
-
-def load_text_conditioner(folder: str | Path) -> TextConditioner:
-    """Read a folder written by ``save_text_conditioner``; a missing file raises naming it."""
-    from musicgen.checkpoints.files import load_state_dict, read_json, require_file
-
-    folder = Path(folder)
-    config = read_json(require_file(folder, CONFIG_NAME))
-    state = load_state_dict(require_file(folder, WEIGHTS_NAME))
-    cond = build_text_conditioner(config, folder)
-    load_trainable_state(cond, state, str(folder / WEIGHTS_NAME))
-    return cond
-
-
-def load_trainable_state(cond: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load the non-encoder weights of ``cond`` from ``state``, strictly (names the missing keys)."""
-    expected = {k for k in cond.state_dict() if not k.startswith("encoder.")}
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
-        raise ValueError(f"{source}: text conditioner weights do not match (missing {sorted(missing)}, "
-                         f"unexpected {sorted(unexpected)})")
-    cond.load_state_dict(state, strict=False)

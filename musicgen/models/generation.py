@@ -6,7 +6,7 @@ shifted right by one (the special token at step 0) and the LM predicts column ``
 pattern decides is computed once before the loop: which ``(k, s)`` are sampled, which hold prompt
 codes (kept verbatim), which stay special.
 
-Decode loop (issue 9): one static KV cache for all steps, cross-attention keys/values computed once,
+Decode loop: one static KV cache for all steps, cross-attention keys/values computed once,
 conditional and null-conditioned rows in one batch for classifier-free guidance (rows ``[cond; null]``,
 logits ``null + (cond - null) * cfg_coef``, transformers' and audiocraft's formula), one fused sampling
 call over all K codebooks per step. ``two_step_cfg=True`` runs the two halves as separate forwards
@@ -106,14 +106,57 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         cuda_graph: capture the static step once in a CUDA graph and replay it every step (CUDA
             only; implies ``static_shapes``). UNTESTED on a GPU so far (no GPU in this project's CI).
     """
-    cfg = lm.config
-    k = cfg.num_codebooks
+    static = static_shapes or cuda_graph
+    _check_options(lm, pattern, num_frames, kernel, two_step_cfg, compile, static, cuda_graph)
+    b = _batch_size(condition, prefix, prompt, batch_size)
+    device = lm.positions.device
+    prompt = _check_prompt(lm, prompt, num_frames, device)
+    lm.check_prefix(prefix, b)
+    num_prefix = 0 if prefix is None else prefix.shape[1]
+    num_steps = pattern.num_steps(num_frames)
+    if num_prefix + num_steps > lm.config.max_positions:
+        raise ValueError(f"{num_frames} frames take {num_steps} steps (+{num_prefix} prefix positions), more "
+                         f"than the model's max_positions={lm.config.max_positions}")
+    generators = _row_generators(seeds, generators, b, device)
+
+    special = lm.config.card
+    seq, fill = _plan(pattern, num_frames, prompt, b, special, device)
+    active = fill.any(dim=1).nonzero()
+    if len(active) == 0:
+        return pattern.revert(seq)
+    first = int(active[0])
+
+    guided = cfg_coef != 1.0
+    conds = _condition_sets(guided, two_step_cfg, (condition, condition_mask, prefix, prefix_mask),
+                            (null_condition, null_condition_mask, null_prefix, null_prefix_mask))
+    reps = 2 if guided and not two_step_cfg else 1  # rows [cond; null] in one batch
+    coef = cfg_coef if guided else None
+    states = [lm.start_state(b * reps, num_prefix + num_steps, c[0], c[1], c[3], kernel=kernel)
+              for c in conds]
+    logits_of = _Forward(lm, states, conds, b, reps, num_prefix, kernel, coef, compile)
+    next_step = _StaticStep(lm, states[0], b, reps, kernel, coef, cuda_graph) if static else logits_of
+
+    start_tok = torch.full((b, pattern.num_codebooks, 1), special, dtype=torch.long, device=device)
+    logits = logits_of(torch.cat([start_tok, seq[..., :first]], dim=-1), num_prefix, with_prefix=True)
+    for s in range(first, num_steps):
+        if s > first:
+            logits = next_step(seq[..., s - 1: s], num_prefix + s)
+        nxt = sample_next(logits, use_sampling=use_sampling, temperature=temperature, top_k=top_k,
+                          top_p=top_p, generators=generators)
+        seq[..., s] = torch.where(fill[s], nxt, seq[..., s])
+        if callback is not None:
+            callback(s - first + 1, num_steps - first)
+    return pattern.revert(seq)
+
+
+def _check_options(lm: LMModel, pattern: Any, num_frames: int, kernel: str, two_step_cfg: bool,
+                   compile: bool, static: bool, cuda_graph: bool) -> None:
+    k = lm.config.num_codebooks
     if getattr(pattern, "num_codebooks", k) != k:
         raise ValueError(f"the pattern has {pattern.num_codebooks} codebooks but the LM has {k}")
     if cuda_graph and lm.positions.device.type != "cuda":
         raise ValueError(f"cuda_graph=True needs the LM on a CUDA device, it is on {lm.positions.device}; "
                          "static_shapes=True runs the same static step without a graph")
-    static = static_shapes or cuda_graph
     if static and (two_step_cfg or compile):
         raise ValueError("static_shapes / cuda_graph work with batched CFG and without compile=True; "
                          f"got two_step_cfg={two_step_cfg}, compile={compile}")
@@ -121,6 +164,11 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {LINEAR_KERNELS}")
     if int(num_frames) <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
+
+
+def _batch_size(condition: torch.Tensor | None, prefix: torch.Tensor | None, prompt: torch.Tensor | None,
+                batch_size: int | None) -> int:
+    """``B``, the one batch size the condition, prefix, prompt and ``batch_size`` agree on."""
     candidates = [t.shape[0] for t in (condition, prefix, prompt) if t is not None]
     if batch_size is not None:
         candidates.append(int(batch_size))
@@ -129,85 +177,75 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
     if len(set(candidates)) != 1:
         raise ValueError(f"batch sizes disagree between condition / prefix / prompt / batch_size: "
                          f"{candidates}")
-    b = candidates[0]
-    device = lm.positions.device
-    if prompt is not None:
-        lm.check_tokens(prompt, "prompt")
-        if prompt.numel() and int(prompt.max()) >= cfg.card:
-            raise ValueError(f"prompt codes must be < card={cfg.card}, got {int(prompt.max())}")
-        if prompt.shape[-1] > num_frames:
-            raise ValueError(f"the prompt has {prompt.shape[-1]} frames, more than num_frames={num_frames}")
-        prompt = prompt.to(device)
-    lm.check_prefix(prefix, b)
-    num_prefix = 0 if prefix is None else prefix.shape[1]
-    num_steps = pattern.num_steps(num_frames)
-    if num_prefix + num_steps > cfg.max_positions:
-        raise ValueError(f"{num_frames} frames take {num_steps} steps (+{num_prefix} prefix positions), more "
-                         f"than the model's max_positions={cfg.max_positions}")
+    return candidates[0]
+
+
+def _check_prompt(lm: LMModel, prompt: torch.Tensor | None, num_frames: int,
+                  device: torch.device) -> torch.Tensor | None:
+    if prompt is None:
+        return None
+    lm.check_tokens(prompt, "prompt")
+    if prompt.numel() and int(prompt.max()) >= lm.config.card:
+        raise ValueError(f"prompt codes must be < card={lm.config.card}, got {int(prompt.max())}")
+    if prompt.shape[-1] > num_frames:
+        raise ValueError(f"the prompt has {prompt.shape[-1]} frames, more than num_frames={num_frames}")
+    return prompt.to(device)
+
+
+def _row_generators(seeds: Sequence[int] | None, generators: Sequence[torch.Generator] | None, b: int,
+                    device: torch.device) -> Sequence[torch.Generator] | None:
     if generators is None and seeds is not None:
         if len(seeds) != b:
             raise ValueError(f"got {len(seeds)} seeds for a batch of {b}")
         generators = make_generators([int(s) for s in seeds], device)
     if generators is not None and len(generators) != b:
         raise ValueError(f"got {len(generators)} generators for a batch of {b}")
+    return generators
 
-    special = cfg.card
-    seq, fill = _plan(pattern, num_frames, prompt, b, special, device)
-    active = fill.any(dim=1).nonzero()
-    if len(active) == 0:
-        return pattern.revert(seq)
-    first = int(active[0])
 
-    guided = cfg_coef != 1.0
-    conds = [(condition, condition_mask, prefix, prefix_mask)]
-    if guided:
-        if null_condition is None:
-            null_condition, null_condition_mask = _null_like(condition, condition_mask)
-        if null_prefix is None:
-            null_prefix, null_prefix_mask = _null_like(prefix, prefix_mask)
-        conds.append((null_condition, null_condition_mask, null_prefix, null_prefix_mask))
-    if guided and not two_step_cfg:  # one batch: rows [cond; null]
-        (c, cm, p, pm), (nc, ncm, np_, npm) = conds
-        conds = [(*_stack_rows(c, cm, nc, ncm, "condition"), *_stack_rows(p, pm, np_, npm, "prefix"))]
-    length = num_prefix + num_steps
-    reps = 2 if guided and not two_step_cfg else 1
-    states = [lm.start_state(b * reps, length, c[0], c[1], c[3], kernel=kernel) for c in conds]
+Conditions = tuple[Any, Any, Any, Any]  # (condition, condition_mask, prefix, prefix_mask)
 
-    step = lm.transformer.compiled_step() if compile else lm.transformer.step
 
-    def run(tokens: torch.Tensor, start: int, with_prefix: bool) -> torch.Tensor:
-        """Last-position logits ``[B, K, card]`` after CFG for input ``tokens [B, K, n]``."""
-        outs = []
-        for state, c in zip(states, conds):
-            x = lm.embed(tokens.repeat(reps, 1, 1) if reps > 1 else tokens, start)
+def _condition_sets(guided: bool, two_step_cfg: bool, cond: Conditions, null: Conditions) -> list[Conditions]:
+    """The condition sets the LM runs on: ``[cond]`` without guidance; ``[cond, null]`` (two forwards,
+    each with its own cache) for ``two_step_cfg``; else one set of stacked rows ``[cond; null]``.
+    A null part left out defaults to zeros (and a zero mask where the condition has a mask)."""
+    if not guided:
+        return [cond]
+    c, cm, p, pm = cond
+    nc, ncm, np_, npm = null
+    if nc is None:
+        nc, ncm = _null_like(c, cm)
+    if np_ is None:
+        np_, npm = _null_like(p, pm)
+    if two_step_cfg:
+        return [cond, (nc, ncm, np_, npm)]
+    return [(*_stack_rows(c, cm, nc, ncm, "condition"), *_stack_rows(p, pm, np_, npm, "prefix"))]
+
+
+class _Forward:
+    """Last-position logits ``[B, K, card]`` (after CFG) for input ``tokens [B, K, n]`` at ``start``,
+    run through every condition set's cache (``static_shapes`` uses ``_StaticStep`` instead)."""
+
+    def __init__(self, lm: LMModel, states: list[Any], conds: list[Conditions], batch: int, reps: int,
+                 num_prefix: int, kernel: str, cfg_coef: float | None, compile: bool) -> None:
+        self.lm, self.states, self.conds, self.batch, self.reps = lm, states, conds, batch, reps
+        self.num_prefix, self.kernel, self.cfg_coef = num_prefix, kernel, cfg_coef
+        self.step = lm.transformer.compiled_step() if compile else lm.transformer.step
+
+    def __call__(self, tokens: torch.Tensor, start: int, with_prefix: bool = False) -> torch.Tensor:
+        lm, outs = self.lm, []
+        for state, c in zip(self.states, self.conds):
+            x = lm.embed(tokens.repeat(self.reps, 1, 1) if self.reps > 1 else tokens, start)
             if with_prefix and c[2] is not None:
-                x = torch.cat([c[2].to(x.dtype) + lm.positions[:num_prefix], x], dim=1)
-            h = step(x, state)
-            outs.append(lm.heads(h[:, -1:], kernel)[:, :, 0])
+                x = torch.cat([c[2].to(x.dtype) + lm.positions[:self.num_prefix], x], dim=1)
+            h = self.step(x, state)
+            outs.append(lm.heads(h[:, -1:], self.kernel)[:, :, 0])
         logits = torch.cat(outs) if len(outs) > 1 else outs[0]
-        if guided:
-            cond_logits, null_logits = logits.split(b)
-            logits = cfg_logits(cond_logits, null_logits, cfg_coef)
+        if self.cfg_coef is not None:
+            cond_logits, null_logits = logits.split(self.batch)
+            logits = cfg_logits(cond_logits, null_logits, self.cfg_coef)
         return logits
-
-    if static:
-        static_step = _StaticStep(lm, states[0], b, reps, kernel, cfg_coef if guided else None, cuda_graph)
-    total = num_steps - first
-    start_tok = torch.full((b, k, 1), special, dtype=torch.long, device=device)
-    tokens = torch.cat([start_tok, seq[..., :first]], dim=-1)
-    logits = run(tokens, num_prefix, True)
-    for s in range(first, num_steps):
-        if s > first:
-            if static:
-                logits = static_step(seq[..., s - 1: s], num_prefix + s)
-            else:
-                logits = run(seq[..., s - 1: s], num_prefix + s, False)
-        nxt = sample_next(logits, use_sampling=use_sampling, temperature=temperature, top_k=top_k,
-                          top_p=top_p, generators=generators)
-        seq[..., s] = torch.where(fill[s], nxt, seq[..., s])
-        if callback is not None:
-            callback(s - first + 1, total)
-    return pattern.revert(seq)
 
 
 class _StaticStep:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from musicgen.modules.audio import resample, to_mono
 from musicgen.modules.chroma import ChromaExtractor
 
 
@@ -71,12 +72,7 @@ class ChromaConditioner(nn.Module):
                 raise ValueError(f"melody {i} must be [C, T] with T > 0 samples, got shape {tuple(w.shape)}")
             if not torch.isfinite(w).all():
                 raise ValueError(f"melody {i} contains NaN or infinite samples")
-            w = w.float().mean(0, keepdim=True)
-            if sample_rate != self.sample_rate:
-                import julius
-
-                w = julius.resample_frac(w, sample_rate, self.sample_rate)
-            out.append(w[0])
+            out.append(resample(to_mono(w.float()), sample_rate, self.sample_rate)[0])
         return out
 
     def chroma(self, wavs: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:

@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from musicgen.models.conditioners import TextConditioner, _check_texts
+from musicgen.models.conditioners import TextConditioner, check_texts
 from musicgen.models.melody import ChromaConditioner
+
+if TYPE_CHECKING:
+    from musicgen.checkpoints.musicgen_formats import MusicGenParts
 
 ProgressFn = Callable[[int, int], None]
 Seed = int | Sequence[int] | None
@@ -278,7 +281,7 @@ class MusicGen(nn.Module):
                  progress: ProgressFn | bool | None = None, return_tokens: bool = False,
                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Audio ``[B, C, T]`` for ``descriptions`` (``None`` = unconditional for that row)."""
-        texts = _check_texts(descriptions)
+        texts = check_texts(descriptions)
         tokens = self._generate_tokens(texts, None, None, seed, progress)
         return self._finish(tokens, return_tokens)
 
@@ -304,7 +307,7 @@ class MusicGen(nn.Module):
         if self.melody is None:
             raise ValueError(f"{self.name or 'this model'} has no melody conditioning; load a melody "
                              f"checkpoint (e.g. musicgen-melody)")
-        texts = _check_texts(descriptions)
+        texts = check_texts(descriptions)
         wavs = self.melody.prepare_audio(melody_wavs, melody_sample_rate, len(texts))
         tokens = self._generate_tokens(texts, None, wavs, seed, progress)
         return self._finish(tokens, return_tokens)
@@ -323,21 +326,29 @@ class MusicGen(nn.Module):
         if prompt_wav.shape[1] != self.audio_channels:
             raise ValueError(f"prompt_wav has {prompt_wav.shape[1]} channels; this model takes "
                              f"{self.audio_channels}")
-        texts = _check_texts(descriptions) if descriptions is not None else [None] * prompt_wav.shape[0]
+        texts = check_texts(descriptions) if descriptions is not None else [None] * prompt_wav.shape[0]
         if len(texts) != prompt_wav.shape[0]:
             raise ValueError(f"{len(texts)} descriptions for {prompt_wav.shape[0]} prompts")
         prompt = self.codec.encode(prompt_wav.to(self.device), sample_rate=int(prompt_sample_rate))
         tokens = self._generate_tokens(texts, prompt, None, seed, progress)
         return self._finish(tokens, return_tokens)
 
-    # --- files -----------------------------------------------------------------------------------
+    # --- files (formats: musicgen.checkpoints.musicgen_formats) --------------------------------------
     @classmethod
-    def from_pretrained(cls, path_or_id: str, device: str | torch.device = "cpu") -> MusicGen:
-        """Load our native folder, a transformers MusicGen / MusicGen-Melody folder, or an audiocraft
-        folder (``state_dict.bin`` + ``compression_state_dict.bin`` + a T5 folder); never downloads."""
-        from musicgen.checkpoints.musicgen_formats import load_musicgen
+    def from_parts(cls, parts: MusicGenParts) -> MusicGen:
+        """The pipeline from what a checkpoint reader returns (``musicgen_formats.MusicGenParts``)."""
+        return cls(parts.lm, parts.codec, parts.text_conditioner, parts.pattern, parts.melody,
+                   parts.max_duration_s, parts.mask_cross_attention, name=parts.name)
 
-        return load_musicgen(path_or_id).to(device).eval()
+    @classmethod
+    def from_pretrained(cls, path_or_id: str, device: str | torch.device = "cpu",
+                        t5_path: str | None = None) -> MusicGen:
+        """Load our native folder, a transformers MusicGen / MusicGen-Melody folder, or an audiocraft
+        folder (``state_dict.bin`` + ``compression_state_dict.bin`` + a T5 folder, or ``t5_path``);
+        never downloads."""
+        from musicgen.checkpoints.musicgen_formats import read_musicgen
+
+        return cls.from_parts(read_musicgen(path_or_id, t5_path)).to(device).eval()
 
     def save_pretrained(self, folder: str, codec_ref: str | None = None) -> None:
         """Write our native format (see ``musicgen.checkpoints.musicgen_formats``). ``codec_ref``

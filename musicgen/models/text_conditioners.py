@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from musicgen.checkpoints.files import MissingCheckpointFile
-from musicgen.models.conditioners import Condition, TextConditioner, _check_texts
+from musicgen.models.conditioners import Condition, TextConditioner, check_texts
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "vocab.txt")
@@ -92,7 +92,7 @@ class PretrainedTextConditioner(TextConditioner):
     def tokenize(self, texts: Sequence[str | None]) -> dict[str, torch.Tensor]:
         """``texts`` -> tokenizer outputs (``input_ids``, ``attention_mask`` ``[B, L]``); empty or
         ``None`` texts get an all-zero mask."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         entries = [t if t is not None else "" for t in texts]
         kwargs: dict[str, Any] = {"return_tensors": "pt", "padding": True}
         if self.max_length is not None:

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musicgen.modules.audio import resample, to_mono
+
 
 def chroma_filter_bank(sample_rate: int, n_fft: int, num_chroma: int = 12) -> torch.Tensor:
     """librosa's chroma filter bank ``[num_chroma, n_fft // 2 + 1]`` (tuning 0, float32)."""
@@ -117,15 +119,13 @@ def remove_drums_and_bass(wav: torch.Tensor, sample_rate: int, repo: str | Path 
     except Exception as e:  # noqa: BLE001 - demucs raises several kinds here
         raise FileNotFoundError(f"Demucs model {model_name!r} could not be read from {str(repo)!r}: "
                                 f"{e}") from e
-    import julius
-
     model.eval()
     x = wav if wav.dim() == 3 else wav[:, None]
-    x = julius.resample_frac(x, sample_rate, model.samplerate)
+    x = resample(x, sample_rate, model.samplerate)
     if x.shape[1] != model.audio_channels:
-        x = x.mean(1, keepdim=True).expand(-1, model.audio_channels, -1)
+        x = to_mono(x).expand(-1, model.audio_channels, -1)
     with torch.no_grad():
         stems = apply_model(model, x)  # [B, S, C, T]
     idx = [model.sources.index(s) for s in keep_stems]
-    out = stems[:, idx].sum(1).mean(1, keepdim=True)
-    return julius.resample_frac(out, model.samplerate, sample_rate)
+    out = to_mono(stems[:, idx].sum(1))
+    return resample(out, model.samplerate, sample_rate)

@@ -16,6 +16,7 @@ Usage::
     p.step_index(T)                             # [K, T] step of each (k, t)
     p.valid_mask(T)                             # [K, S] same as the mask from build
     p.frame_index(T)                            # [K, S] frame placed at each step, -1 where none
+    p.channels, p.max_delay, p.steps_per_frame  # 2 for stereo patterns; delay tail; steps per frame
 
 Layouts for K=4, T=3 (rows: codebooks, columns: steps, entry: the frame placed there, ``.``: the
 special token). Paper Table 4 step counts for T=1500, K=4 are in brackets (the delay tail of
@@ -99,226 +100,33 @@ stereo_partial_delay (pair 0 undelayed, the other pairs share one delay, default
     k6: . 0 1 2
     k7: . 0 1 2
 
-Each layout above is checked against :meth:`CodebooksPattern.draw` by the tests.
-Index tensors are computed with tensor arithmetic (no Python loop over frames) and cached per
-(T, device), so build and revert are a single scatter / gather each.
+Each layout above is checked against :meth:`CodebooksPattern.draw` by the tests. The classes and their
+index mechanics are in ``musicgen.modules.pattern_types``.
+
+Step counts, for reports and planning: ``pattern_steps(name, num_codebooks, num_frames)`` (or
+``p.step_counts(T)``) gives a ``PatternSteps`` with the Table 4 count (``steps``), the delay tail
+(``tail``), their sum (``total == p.num_steps(T)``) and the formula (``"T"``, ``"2T"``, ``"K·T"``).
+``pattern_channels(name)`` is 2 for the stereo patterns, 1 for the others, as ``p.channels``.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["CodebooksPattern", "DelayPattern", "StepPattern", "get_pattern", "pattern_names"]
+from musicgen.modules.pattern_types import (
+    CodebooksPattern,
+    DelayPattern,
+    PatternSteps,
+    StepPattern,
+    positive_int,
+)
 
-
-def _check_frames(num_frames: object, what: str = "number of frames T") -> int:
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int):
-        raise TypeError(f"{what} must be an int, got {type(num_frames).__name__} {num_frames!r}")
-    if num_frames <= 0:
-        raise ValueError(f"{what} must be positive, got {num_frames}")
-    return num_frames
-
-
-class CodebooksPattern:
-    """Placement of K codebooks x T frames onto S sequence steps.
-
-    Subclasses define :meth:`_steps` (the step of every ``(k, t)``, ``[K, T]``), :meth:`num_steps`
-    and :meth:`num_frames` (its inverse). Everything else is derived from the step index.
-
-    Attributes:
-        name: the registry name (``"delay"``, ...).
-        num_codebooks: K, the number of codebooks the pattern was built for.
-        delays: per-codebook delays for delay-type patterns, ``None`` for the others.
-        max_delay: ``max(delays)`` (the tail of extra steps after the last frame), 0 where no delays.
-    """
-
-    delays: tuple[int, ...] | None = None
-    max_delay: int = 0
-    cache_size = 16  # (T, device) entries of index tensors kept, least recently used dropped
-
-    def __init__(self, name: str, num_codebooks: int) -> None:
-        _check_frames(num_codebooks, "num_codebooks")
-        self.name = name
-        self.num_codebooks = num_codebooks
-        self._cache: OrderedDict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = (
-            OrderedDict()
-        )
-
-    # -- what a subclass defines ------------------------------------------------------------
-    def _steps(self, num_frames: int) -> torch.Tensor:
-        """LongTensor ``[K, T]`` on CPU: the step of each code ``(k, t)``."""
-        raise NotImplementedError
-
-    def num_steps(self, num_frames: int) -> int:
-        """S, the number of sequence steps for ``num_frames`` (T) frames."""
-        raise NotImplementedError
-
-    def num_frames(self, num_steps: int) -> int:
-        """T, the number of frames a sequence of ``num_steps`` (S) steps holds (inverse of num_steps)."""
-        raise NotImplementedError
-
-    # -- derived index tensors (cached and shared between calls: treat them as read-only) ------
-    def _indices(self, num_frames: int, device: torch.device | str | None = None):
-        _check_frames(num_frames)
-        device = torch.device("cpu") if device is None else torch.device(device)
-        key = (num_frames, str(device))
-        if key in self._cache:
-            self._cache.move_to_end(key)
-        else:
-            steps = self._steps(num_frames)
-            num_steps = self.num_steps(num_frames)
-            K = self.num_codebooks
-            frames = torch.full((K, num_steps), -1, dtype=torch.long)
-            frames.scatter_(1, steps, torch.arange(num_frames).expand(K, num_frames).contiguous())
-            entry = (steps.to(device), (frames >= 0).to(device), frames.to(device))
-            self._cache[key] = entry
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return self._cache[key]
-
-    def step_index(self, num_frames: int, device: torch.device | str | None = None) -> torch.Tensor:
-        """LongTensor ``[K, T]``: the sequence step at which code ``(k, t)`` is placed (cached)."""
-        return self._indices(num_frames, device)[0]
-
-    def valid_mask(self, num_frames: int, device: torch.device | str | None = None) -> torch.Tensor:
-        """BoolTensor ``[K, S]``: True where a real code is placed, False where the special token is."""
-        return self._indices(num_frames, device)[1]
-
-    def frame_index(self, num_frames: int, device: torch.device | str | None = None) -> torch.Tensor:
-        """LongTensor ``[K, S]``: the frame t placed at step s of codebook k, -1 where none."""
-        return self._indices(num_frames, device)[2]
-
-    # -- build / revert ---------------------------------------------------------------------
-    def _check_codebooks(self, tensor: torch.Tensor, what: str) -> None:
-        if tensor.shape[1] != self.num_codebooks:
-            raise ValueError(
-                f"{what} has K={tensor.shape[1]} codebooks (shape {tuple(tensor.shape)}) but pattern "
-                f"{self.name!r} was built for num_codebooks={self.num_codebooks}"
-            )
-
-    def build(self, codes: torch.Tensor, special_token: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Interleave codes into a sequence.
-
-        Args:
-            codes: LongTensor ``[B, K, T]`` (any integer dtype; the output keeps it).
-            special_token: the id written where no code is placed (usually the codec's cardinality).
-        Returns:
-            seq ``[B, K, S]`` and the validity mask ``[K, S]`` (True where a real code is placed).
-        """
-        if not isinstance(codes, torch.Tensor):
-            raise TypeError(f"codes must be a torch.Tensor [B, K, T], got {type(codes).__name__}")
-        if codes.ndim != 3:
-            raise ValueError(f"codes must have shape [B, K, T], got {codes.ndim} dims {tuple(codes.shape)}")
-        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
-            raise TypeError(f"codes must be an integer tensor (torch.long), got dtype {codes.dtype}")
-        if isinstance(special_token, bool) or not isinstance(special_token, int):
-            raise TypeError(f"special_token must be an int, got {type(special_token).__name__}")
-        self._check_codebooks(codes, "codes")
-        B, K, T = codes.shape
-        steps, mask, _ = self._indices(_check_frames(T, "codes' number of frames T"), codes.device)
-        seq = codes.new_full((B, K, self.num_steps(T)), special_token)
-        seq.scatter_(2, steps.expand(B, K, T), codes)
-        return seq, mask.clone()
-
-    def revert(self, seq: torch.Tensor) -> torch.Tensor:
-        """De-interleave ``[B, K, S, ...]`` (codes, logits, ...) back to ``[B, K, T, ...]``.
-
-        T is ``num_frames(S)``; values at steps where nothing is placed are dropped. Every (k, t)
-        is placed by every pattern, so all reverted values are real (no mask needed).
-        """
-        if not isinstance(seq, torch.Tensor):
-            raise TypeError(f"revert expects a torch.Tensor [B, K, S, ...], got {type(seq).__name__}")
-        if seq.ndim < 3:
-            raise ValueError(f"revert expects shape [B, K, S, ...], got {seq.ndim} dims {tuple(seq.shape)}")
-        self._check_codebooks(seq, "sequence")
-        B, K, S = seq.shape[:3]
-        T = self.num_frames(S)
-        steps = self.step_index(T, seq.device)
-        rest = seq.shape[3:]
-        index = steps.view(1, K, T, *([1] * len(rest))).expand(B, K, T, *rest)
-        return seq.gather(2, index)
-
-    # -- documentation ----------------------------------------------------------------------
-    def draw(self, num_frames: int) -> str:
-        """Text drawing of the layout (rows: codebooks, columns: steps, ``.``: special token)."""
-        frames = self.frame_index(num_frames)
-        lines = []
-        for k, row in enumerate(frames.tolist()):
-            cells = " ".join("." if t < 0 else str(t) for t in row)
-            lines.append(f"k{k}: {cells}")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        extra = f", delays={list(self.delays)}" if self.delays is not None else ""
-        return f"{type(self).__name__}(name={self.name!r}, num_codebooks={self.num_codebooks}{extra})"
-
-
-class DelayPattern(CodebooksPattern):
-    """Code ``(k, t)`` at step ``t + delays[k]``; S = T + max(delays). Parallel is all-zero delays."""
-
-    def __init__(self, name: str, num_codebooks: int, delays: Sequence[int]) -> None:
-        super().__init__(name, num_codebooks)
-        delays = list(delays)
-        if len(delays) != num_codebooks:
-            raise ValueError(
-                f"pattern {name!r}: got {len(delays)} delays {delays} for num_codebooks={num_codebooks}; "
-                "give one delay per codebook"
-            )
-        for d in delays:
-            if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-                raise ValueError(f"pattern {name!r}: delays must be non-negative ints, got {delays}")
-        self.delays = tuple(delays)
-        self.max_delay = max(delays)
-
-    def _steps(self, num_frames: int) -> torch.Tensor:
-        delays = torch.tensor(self.delays, dtype=torch.long)
-        return torch.arange(num_frames).unsqueeze(0) + delays.unsqueeze(1)
-
-    def num_steps(self, num_frames: int) -> int:
-        return _check_frames(num_frames) + self.max_delay
-
-    def num_frames(self, num_steps: int) -> int:
-        _check_frames(num_steps, "number of steps S")
-        if num_steps <= self.max_delay:
-            raise ValueError(
-                f"pattern {self.name!r}: a sequence of S={num_steps} steps holds no frame "
-                f"(needs S > max delay {self.max_delay})"
-            )
-        return num_steps - self.max_delay
-
-
-class StepPattern(CodebooksPattern):
-    """A pattern given by ``steps_fn(T) -> [K, T]`` with ``S = steps_per_frame * T``."""
-
-    def __init__(
-        self,
-        name: str,
-        num_codebooks: int,
-        steps_per_frame: int,
-        steps_fn: Callable[[int, int], torch.Tensor],
-    ) -> None:
-        super().__init__(name, num_codebooks)
-        self.steps_per_frame = steps_per_frame
-        self._steps_fn = steps_fn
-
-    def _steps(self, num_frames: int) -> torch.Tensor:
-        return self._steps_fn(self.num_codebooks, num_frames)
-
-    def num_steps(self, num_frames: int) -> int:
-        return self.steps_per_frame * _check_frames(num_frames)
-
-    def num_frames(self, num_steps: int) -> int:
-        _check_frames(num_steps, "number of steps S")
-        if num_steps % self.steps_per_frame:
-            raise ValueError(
-                f"pattern {self.name!r}: S={num_steps} steps is not a multiple of {self.steps_per_frame} "
-                f"steps per frame"
-            )
-        return num_steps // self.steps_per_frame
+__all__ = ["CodebooksPattern", "DelayPattern", "PatternSteps", "StepPattern", "get_pattern",
+           "pattern_channels", "pattern_names", "pattern_steps"]
 
 
 def _fine_rows(num_codebooks: int, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
@@ -346,7 +154,7 @@ def _need_fine_codebooks(name: str, num_codebooks: int) -> None:
 
 
 def _stereo_pairs(name: str, num_codebooks: int) -> int:
-    _check_frames(num_codebooks, "num_codebooks")
+    positive_int(num_codebooks, "num_codebooks")
     if num_codebooks % 2:
         raise ValueError(
             f"pattern {name!r}: num_codebooks is the total over both channels, interleaved "
@@ -370,12 +178,12 @@ def _delay(K: int, delays: Sequence[int] | None = None) -> CodebooksPattern:
 
 
 def _partial_delay(K: int, delay: int = 1) -> CodebooksPattern:
-    _check_frames(K, "num_codebooks")
+    positive_int(K, "num_codebooks")
     return DelayPattern("partial_delay", K, [0] + [_check_delay("partial_delay", delay)] * (K - 1))
 
 
 def _flattening(K: int) -> CodebooksPattern:
-    return StepPattern("flattening", K, K, _flattening_steps)
+    return StepPattern("flattening", K, K, _flattening_steps, steps_formula="K·T")
 
 
 def _partial_flattening(K: int) -> CodebooksPattern:
@@ -390,33 +198,50 @@ def _coarse_first(K: int) -> CodebooksPattern:
 
 def _stereo_delay(K: int) -> CodebooksPattern:
     pairs = _stereo_pairs("stereo_delay", K)
-    return DelayPattern("stereo_delay", K, [j for j in range(pairs) for _ in range(2)])
+    return DelayPattern("stereo_delay", K, [j for j in range(pairs) for _ in range(2)], channels=2)
 
 
 def _stereo_partial_delay(K: int, delay: int = 1) -> CodebooksPattern:
     pairs = _stereo_pairs("stereo_partial_delay", K)
     delay = _check_delay("stereo_partial_delay", delay)
-    return DelayPattern("stereo_partial_delay", K, [0, 0] + [delay] * (2 * pairs - 2))
+    return DelayPattern("stereo_partial_delay", K, [0, 0] + [delay] * (2 * pairs - 2), channels=2)
 
 
-_FACTORIES: dict[str, Callable[..., CodebooksPattern]] = {
-    "parallel": _parallel,
-    "delay": _delay,
-    "partial_delay": _partial_delay,
-    "flattening": _flattening,
-    "partial_flattening": _partial_flattening,
-    "coarse_first": _coarse_first,
-    "stereo_delay": _stereo_delay,
-    "stereo_partial_delay": _stereo_partial_delay,
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., CodebooksPattern]
+    options: tuple[str, ...] = ()  # keyword options the factory takes
+    channels: int = 1  # what every pattern it makes has as ``channels``
+
+
+_PATTERNS: dict[str, _Entry] = {
+    "parallel": _Entry(_parallel),
+    "delay": _Entry(_delay, ("delays",)),
+    "partial_delay": _Entry(_partial_delay, ("delay",)),
+    "flattening": _Entry(_flattening),
+    "partial_flattening": _Entry(_partial_flattening),
+    "coarse_first": _Entry(_coarse_first),
+    "stereo_delay": _Entry(_stereo_delay, channels=2),
+    "stereo_partial_delay": _Entry(_stereo_partial_delay, ("delay",), channels=2),
 }
-
-_OPTIONS: dict[str, tuple[str, ...]] = {"delay": ("delays",), "partial_delay": ("delay",),
-                                        "stereo_partial_delay": ("delay",)}
 
 
 def pattern_names() -> list[str]:
     """All pattern names accepted by :func:`get_pattern`."""
-    return list(_FACTORIES)
+    return list(_PATTERNS)
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _PATTERNS:
+        close = difflib.get_close_matches(str(name), list(_PATTERNS), n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown codebook pattern {name!r}.{hint} Known patterns: {', '.join(_PATTERNS)}")
+    return _PATTERNS[name]
+
+
+def pattern_channels(name: str) -> int:
+    """The ``channels`` of every pattern ``name`` makes: 2 for the stereo patterns, 1 for the others."""
+    return _entry(name).channels
 
 
 def get_pattern(name: str, num_codebooks: int, **options) -> CodebooksPattern:
@@ -426,15 +251,16 @@ def get_pattern(name: str, num_codebooks: int, **options) -> CodebooksPattern:
     ``[0, 1, ..., K-1]``); ``partial_delay`` and ``stereo_partial_delay`` take ``delay`` (the shared
     delay of the finer codebooks, default 1). The other patterns take none.
     """
-    if name not in _FACTORIES:
-        close = difflib.get_close_matches(str(name), list(_FACTORIES), n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown codebook pattern {name!r}.{hint} Known patterns: {', '.join(_FACTORIES)}")
-    allowed = _OPTIONS.get(name, ())
-    unknown = sorted(set(options) - set(allowed))
+    entry = _entry(name)
+    unknown = sorted(set(options) - set(entry.options))
     if unknown:
-        raise TypeError(
-            f"pattern {name!r} got unknown options {unknown}; it accepts {list(allowed) or 'no options'}"
-        )
-    _check_frames(num_codebooks, "num_codebooks")
-    return _FACTORIES[name](num_codebooks, **options)
+        accepted = list(entry.options) or "no options"
+        raise TypeError(f"pattern {name!r} got unknown options {unknown}; it accepts {accepted}")
+    positive_int(num_codebooks, "num_codebooks")
+    return entry.factory(num_codebooks, **options)
+
+
+def pattern_steps(name: str, num_codebooks: int, num_frames: int, **options) -> PatternSteps:
+    """``get_pattern(name, num_codebooks, **options).step_counts(num_frames)``: Table 4's steps, the
+    delay tail, their total (``num_steps``) and the formula, for a clip of ``num_frames`` frames."""
+    return get_pattern(name, num_codebooks, **options).step_counts(num_frames)

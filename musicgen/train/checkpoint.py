@@ -30,30 +30,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from musicgen.checkpoints.files import atomic_folder, atomic_write_json, atomic_write_text
+
 LATEST = "latest"
 STATE_FILE = "state.json"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _clean_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -148,27 +128,16 @@ def save_checkpoint(folder: str | os.PathLike[str], step: int, tensors: dict[str
                     state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``folder/step_{step}`` atomically, point ``latest`` at it, keep the newest ``keep``."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
     final = folder / name
-    tmp = folder / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for group, values in tensors.items():
-        path = tmp / f"{group}.safetensors"
-        save_file(_clean_tensors(values), str(path))
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    state = dict(state, step=int(step), groups=sorted(tensors))
-    with open(tmp / STATE_FILE, "w") as f:
-        json.dump(state, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(folder)
-    _write_text_atomic(folder / LATEST, name + "\n")
+    with atomic_folder(final) as tmp:
+        for group, values in tensors.items():
+            path = tmp / f"{group}.safetensors"
+            save_file(_clean_tensors(values), str(path))
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        atomic_write_json(tmp / STATE_FILE, dict(state, step=int(step), groups=sorted(tensors)))
+    atomic_write_text(folder / LATEST, name + "\n")
     if keep > 0:
         for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -1,10 +1,8 @@
 """The codec solver: the codec objective (``CodecTrainer``) on audio crops, with exact-resume checkpoints.
 
 Each step takes ``batch_size`` random crops of ``segment_s`` seconds (1 s in the paper) from the
-``AudioDataset``: which files and which offsets is a pure function of ``(seed, step)``. The objective is
-``musicgen.train.codec_trainer.CodecTrainer``: L1 on the waveform, multi-scale mel (and optional STFT)
-reconstruction through the loss balancer, the commitment loss, and the multi-scale STFT
-discriminator with feature matching when ``adversarial`` is set.
+``AudioDataset``: which files and which offsets is a pure function of ``(seed, step)``. The objective
+and the optimisers are ``musicgen.train.codec_trainer.CodecTrainer``'s.
 
 Checkpoints hold the codec (with the quantizer's EMA codebooks), the optimizers, the discriminator,
 the balancer's running norms, the RNG states (k-means initialisation and dead-code replacement draw
@@ -14,7 +12,6 @@ validation crops. ``export(folder)`` writes the codec with ``save_pretrained``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,7 @@ from musicgen.train.checkpoint import (
 )
 from musicgen.train.codec_trainer import CodecTrainConfig, CodecTrainer
 from musicgen.train.datasets import AudioDataset
-from musicgen.train.recipes import CodecRecipe, CodecSolverConfig
+from musicgen.train.recipes import CodecSolverConfig
 from musicgen.train.solver_loop import SolverLoop
 
 
@@ -136,27 +133,3 @@ class CodecSolver(SolverLoop):
     def export(self, folder: str | os.PathLike[str]) -> Path:
         self.codec.eval()
         return Path(self.codec.save_pretrained(folder))
-
-
-def build_codec_solver(recipe: CodecRecipe, device: str | None = None) -> CodecSolver:
-    """The codec, data and solver a codec recipe names (random initial weights seeded by ``seed``)."""
-    from musicgen.models import codec as codec_module
-    from musicgen.train.run import prepare_data
-
-    presets = {"tiny": codec_module.tiny_config,
-               "musicgen_32khz": lambda **kw: dataclasses.replace(codec_module.musicgen_32khz_config(), **kw)}
-    if recipe.model.preset not in presets:
-        raise ValueError(f"codec model.preset must be one of {sorted(presets)}, got {recipe.model.preset!r}")
-    torch.manual_seed(recipe.train.seed)
-    codec = codec_module.CompressionModel(presets[recipe.model.preset](**recipe.model.overrides))
-    root = prepare_data(recipe.data, codec.sample_rate)
-    manifest = getattr(recipe.data, "manifest", None)
-    kwargs = dict(duration_s=recipe.train.segment_s, sample_rate=codec.sample_rate, channels=codec.channels,
-                  seed=recipe.train.seed, manifest=manifest)
-    train = AudioDataset(root, "train", **kwargs)
-    try:
-        valid = AudioDataset(root, "valid", **kwargs)
-    except ValueError:
-        valid = None
-    return CodecSolver(codec, train, recipe.train, recipe.run_dir, valid=valid,
-                       device=device or recipe.device)

@@ -1,4 +1,4 @@
-"""A small, reusable codec training loop (the full solver with checkpoints/resume lives elsewhere).
+"""A small, reusable codec training loop (``musicgen.train.codec_solver`` adds data, checkpoints, resume).
 
 ``CodecTrainer(model, CodecTrainConfig(...)).step(wav [B, C, T])`` does one optimisation step:
 encode-quantize-decode, reconstruction losses (L1 waveform, multi-scale mel, optional multi-scale

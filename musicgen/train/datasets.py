@@ -33,6 +33,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from musicgen.checkpoints.files import atomic_write_text
+from musicgen.modules.audio import resample, to_mono
+
 logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -119,13 +122,9 @@ def load_manifest(root: str | Path, manifest: str | Path | None = None) -> Manif
     if path.is_file():
         return Manifest(_read_manifest(root, path))
     found = _scan(root)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        for item in found.items:
-            row = {"id": item.id, "split": item.split, "path": str(item.path.relative_to(root)),
-                   "duration_s": item.duration_s, "sample_rate": item.sample_rate}
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-    tmp.replace(path)
+    rows = [{"id": item.id, "split": item.split, "path": str(item.path.relative_to(root)),
+             "duration_s": item.duration_s, "sample_rate": item.sample_rate} for item in found.items]
+    atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     return found
 
 
@@ -136,8 +135,6 @@ def read_audio(path: Path, offset_s: float, duration_s: float | None, sample_rat
     Mono targets average the file's channels; a stereo target duplicates a mono file. With
     ``duration_s`` the result has exactly ``round(duration_s * sample_rate)`` samples (zero-padded).
     """
-    import julius
-
     with sf.SoundFile(str(path)) as f:
         src_sr = f.samplerate
         start = int(round(offset_s * src_sr))
@@ -146,13 +143,12 @@ def read_audio(path: Path, offset_s: float, duration_s: float | None, sample_rat
         data = f.read(frames, dtype="float32", always_2d=True)
     wav = torch.from_numpy(data.T.copy())  # [C_src, T]
     if channels == 1:
-        wav = wav.mean(dim=0, keepdim=True)
+        wav = to_mono(wav)
     elif wav.shape[0] == 1:
         wav = wav.expand(channels, -1).clone()
     elif wav.shape[0] != channels:
         raise ValueError(f"{path} has {wav.shape[0]} channels; cannot make {channels} from them")
-    if src_sr != sample_rate and wav.shape[-1] > 0:
-        wav = julius.resample_frac(wav, src_sr, sample_rate)
+    wav = resample(wav, src_sr, sample_rate)
     if duration_s is not None:
         target = int(round(duration_s * sample_rate))
         wav = wav[:, :target]

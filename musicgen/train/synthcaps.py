@@ -22,13 +22,12 @@ A directory that exists and is not a synthcaps corpus is never overwritten.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from musicgen.checkpoints.files import atomic_folder
 from musicgen.train.synthcaps_audio import Mixer, Voices
 from musicgen.train.synthcaps_music import PITCH_NAMES, SCALES, Clip, caption, compose
 
@@ -172,21 +171,12 @@ def build_synthcaps(root: Path, *, num_clips: int = 300, seed: int = 0, duration
     if root.exists() and any(root.iterdir()) and not (root / "corpus.json").exists():
         raise FileExistsError(f"synthcaps: {root} exists, is not empty and has no corpus.json; "
                               "refusing to overwrite it (choose another directory)")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split in SPLITS:
-        (tmp / split).mkdir(parents=True)
     splits = assign_splits(num_clips, seed)
-    rows = [_build_one(tmp, i, splits[i], seed, duration_s, sample_rate) for i in range(num_clips)]
-    with open(tmp / "manifest.jsonl", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-    corpus = dict(params, splits=split_sizes(num_clips))
-    (tmp / "corpus.json").write_text(json.dumps(corpus, indent=1, sort_keys=True) + "\n")
-    old = root.parent / f".{root.name}.old-{os.getpid()}"
-    if root.exists():
-        os.replace(root, old)
-    os.replace(tmp, root)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_folder(root) as tmp:
+        for split in SPLITS:
+            (tmp / split).mkdir(parents=True)
+        rows = [_build_one(tmp, i, splits[i], seed, duration_s, sample_rate) for i in range(num_clips)]
+        (tmp / "manifest.jsonl").write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+        corpus = dict(params, splits=split_sizes(num_clips))
+        (tmp / "corpus.json").write_text(json.dumps(corpus, indent=1, sort_keys=True) + "\n")
     return root

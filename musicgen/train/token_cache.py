@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from musicgen.checkpoints.files import state_dict_digest
+from musicgen.checkpoints.files import atomic_folder, state_dict_digest
 
 INDEX = "index.json"
 CACHE_VERSION = 1
@@ -52,6 +51,30 @@ def _light_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if k not in _BULKY_FIELDS}
 
 
+@torch.no_grad()
+def _encode_shards(dataset: Any, codec: torch.nn.Module, folder: Path, shard_frames: int,
+                   device: str | torch.device) -> list[dict[str, Any]]:
+    """Encode every item into int16 shards ``folder/shard_NNNNN.npy`` (``[K, frames]``, at least
+    ``shard_frames`` frames each but the last); return the items' index rows."""
+    items: list[dict[str, Any]] = []
+    pending: list[np.ndarray] = []
+    pending_frames = 0
+    shard = 0
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        codes = codec.encode(sample["wav"][None].to(device))[0].cpu().numpy().astype(np.int16)
+        items.append({"id": sample["id"], "shard": shard, "start": pending_frames,
+                      "frames": int(codes.shape[-1]), "description": sample["description"],
+                      "metadata": _light_metadata(sample["metadata"]), "path": sample["path"]})
+        pending.append(codes)
+        pending_frames += codes.shape[-1]
+        if pending_frames >= shard_frames or i == len(dataset) - 1:
+            np.save(folder / f"shard_{shard:05d}.npy", np.concatenate(pending, axis=1))
+            shard += 1
+            pending, pending_frames = [], 0
+    return items
+
+
 def build_token_cache(dataset: Any, codec: torch.nn.Module, cache_root: str | os.PathLike[str], *,
                       shard_frames: int = 1 << 20, device: str | torch.device = "cpu") -> Path:
     """Encode ``dataset`` (an ``AudioDataset`` of whole files) with ``codec``; return the cache folder."""
@@ -71,42 +94,14 @@ def build_token_cache(dataset: Any, codec: torch.nn.Module, cache_root: str | os
         if index.get("codec_digest") == digest and index.get("version") == CACHE_VERSION \
                 and index.get("num_items") == len(dataset):
             return folder
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    items: list[dict[str, Any]] = []
-    pending: list[np.ndarray] = []
-    pending_frames = 0
-    shard = 0
-
-    def flush() -> None:
-        nonlocal pending, pending_frames, shard
-        if pending:
-            np.save(tmp / f"shard_{shard:05d}.npy", np.concatenate(pending, axis=1))
-            shard += 1
-            pending, pending_frames = [], 0
-
     codec = codec.to(device).eval()
-    with torch.no_grad():
-        for i in range(len(dataset)):
-            sample = dataset[i]
-            codes = codec.encode(sample["wav"][None].to(device))[0].cpu().numpy().astype(np.int16)
-            items.append({"id": sample["id"], "shard": shard, "start": pending_frames,
-                          "frames": int(codes.shape[-1]), "description": sample["description"],
-                          "metadata": _light_metadata(sample["metadata"]), "path": sample["path"]})
-            pending.append(codes)
-            pending_frames += codes.shape[-1]
-            if pending_frames >= shard_frames:
-                flush()
-    flush()
-    index = {"version": CACHE_VERSION, "codec_digest": digest, "num_codebooks": int(codec.num_codebooks),
-             "card": int(codec.cardinality), "frame_rate": float(codec.frame_rate),
-             "sample_rate": int(codec.sample_rate), "split": split, "num_items": len(items),
-             "skipped": [list(s) for s in dataset.skipped], "items": items}
-    (tmp / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        items = _encode_shards(dataset, codec, tmp, shard_frames, device)
+        index = {"version": CACHE_VERSION, "codec_digest": digest, "num_codebooks": int(codec.num_codebooks),
+                 "card": int(codec.cardinality), "frame_rate": float(codec.frame_rate),
+                 "sample_rate": int(codec.sample_rate), "split": split, "num_items": len(items),
+                 "skipped": [list(s) for s in dataset.skipped], "items": items}
+        (tmp / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True))
     return folder
 
 

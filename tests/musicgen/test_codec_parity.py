@@ -22,10 +22,10 @@ from musicgen.checkpoints.codec_transformers import (  # noqa: E402
     codec_config_from_transformers,
     convert_transformers_codec_state,
 )
-from musicgen.models.codec import load_codec_state  # noqa: E402
+from musicgen.checkpoints.files import load_state_strict  # noqa: E402
 from musicgen.testing import ENCODEC_32KHZ  # noqa: E402
 
-MUSICGEN_32KHZ = ENCODEC_32KHZ  # REFERENCE.md, facebook/encodec_32khz
+MUSICGEN_32KHZ = ENCODEC_32KHZ  # the config.json of facebook/encodec_32khz
 TINY = dict(
     MUSICGEN_32KHZ,
     sampling_rate=8000,
@@ -195,7 +195,7 @@ def test_musicgen_32khz_parity_all_layouts():
     hf_state = hf.state_dict()
     new = convert_transformers_codec_state(hf_state)
     ours = CompressionModel(codec_config_from_transformers(hf.config.to_dict())).eval()
-    load_codec_state(ours, new, "transformers")
+    load_state_strict(ours, new, "transformers")
     assert (ours.sample_rate, ours.frame_rate, ours.num_codebooks, ours.cardinality) == (32000, 50.0, 4, 2048)
     assert ours.hop_length == 640
     assert_same(ours, hf, wav)

@@ -6,14 +6,13 @@ import pytest
 import torch
 
 from musicgen.checkpoints.files import MissingCheckpointFile
+from musicgen.checkpoints.text_native import load_text_conditioner, save_text_conditioner
 from musicgen.models.conditioners import (
     Condition,
     LUTConditioner,
     build_vocabulary,
     cat_conditions,
-    load_text_conditioner,
     number_features,
-    save_text_conditioner,
     split_words,
 )
 from musicgen.models.text_conditioners import SentenceConditioner, T5Conditioner

@@ -6,7 +6,7 @@ import torch
 
 from musicgen import MusicGen
 from musicgen.checkpoints.files import MissingCheckpointFile
-from musicgen.checkpoints.musicgen_formats import load_audiocraft_musicgen
+from musicgen.checkpoints.musicgen_formats import read_audiocraft_musicgen
 from musicgen.modules.chroma import ChromaExtractor
 from musicgen.testing import (
     tiny_musicgen,
@@ -348,7 +348,7 @@ def test_audiocraft_melody_folder_matches_transformers_melody(hf_melody, tmp_pat
     torch.save({"pretrained": str(folder)}, ac / "compression_state_dict.bin")
     model.text_encoder.save_pretrained(str(ac / "t5"))
     tiny_text_tokenizer().save_pretrained(str(ac / "t5"))
-    ours = load_audiocraft_musicgen(ac, chroma_length=model.config.chroma_length)
+    ours = MusicGen.from_parts(read_audiocraft_musicgen(ac, chroma_length=model.config.chroma_length))
     frames = 9
     ours.set_generation_params(duration_s=frames / ours.frame_rate, use_sampling=False)
     melody = torch.randn(2, 1, 32000, generator=torch.Generator().manual_seed(0)) * 0.3

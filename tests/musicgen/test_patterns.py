@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import musicgen.modules.patterns as patterns_module
-from musicgen.modules.patterns import get_pattern, pattern_names
+from musicgen.modules.patterns import get_pattern, pattern_channels, pattern_names, pattern_steps
 
 STEREO = {"stereo_delay", "stereo_partial_delay"}
 SPECIAL = 2048
@@ -135,6 +135,46 @@ def test_step_counts_match_table_4(name):
     assert p.num_steps(1500) - p.max_delay == {"flattening": 6000, "partial_flattening": 3000,
                                                 "coarse_first": 3000}.get(name, 1500)
     assert p.valid_mask(1500).shape == (4, TABLE4[name])
+
+
+TABLE4_FORMULA = {"parallel": "T", "delay": "T", "partial_delay": "T", "partial_flattening": "2T",
+                  "coarse_first": "2T", "flattening": "K·T"}
+
+
+@pytest.mark.parametrize("name", list(TABLE4))
+def test_pattern_steps_give_table_4_counts_the_tail_and_the_formula(name):
+    counts = pattern_steps(name, num_codebooks=4, num_frames=1500)
+    per_frame = {"T": 1, "2T": 2, "K·T": 4}[TABLE4_FORMULA[name]]  # Table 4, K=4: 1500 / 3000 / 6000
+    assert (counts.pattern, counts.num_codebooks, counts.num_frames) == (name, 4, 1500)
+    assert counts.formula == TABLE4_FORMULA[name]
+    assert counts.steps == per_frame * 1500
+    assert counts.tail == make(name).max_delay
+    assert counts.total == TABLE4[name] == make(name).num_steps(1500)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("K,T", [(2, 1), (4, 7), (8, 30)])
+def test_step_counts_total_is_num_steps_for_any_size(name, K, T):
+    p = get_pattern(name, num_codebooks=K)
+    counts = p.step_counts(T)
+    assert counts.total == p.num_steps(T) == p.valid_mask(T).shape[1]
+    assert counts.steps == p.steps_per_frame * T and counts.tail == p.max_delay
+    assert counts == pattern_steps(name, K, T)
+
+
+def test_stereo_is_an_attribute_not_a_name():
+    for name in ALL:
+        p = make(name)
+        assert p.channels == pattern_channels(name) == (2 if name in STEREO else 1)
+        assert p.step_counts(5).channels == p.channels
+    from musicgen.modules.pattern_types import DelayPattern
+
+    assert DelayPattern("stereo_custom", 4, [0, 0, 2, 2], channels=2).channels == 2
+    assert DelayPattern("stereo_looking_name", 4, [0, 1, 2, 3]).channels == 1
+    with pytest.raises(ValueError, match="channels"):
+        DelayPattern("odd", 3, [0, 0, 1], channels=2)
+    with pytest.raises(ValueError, match="unknown codebook pattern"):
+        pattern_channels("stereo_flattening")
 
 
 def test_step_counts_small():
