@@ -1,22 +1,24 @@
-"""Small helpers shared by the adapters: fingerprints, per-prompt random generators, audio fitting."""
+"""Small helpers shared by the adapters: fingerprints, per-prompt seeds, cropping to a length, missing
+packages, and ``weights_digest`` (an alias of ``bench.files.tree_digest``)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.files import sha256_json, tree_digest
+
+#: sha256 over a weights file or every file of a folder, memoised in a cache folder (``bench.files``)
+weights_digest = tree_digest
 
 
 def fingerprint_of(kind: str, code_version: str, params: Any, **extra: Any) -> str:
     """sha256 hex of an adapter's identity: its kind, code version, params and extra parts
     (weights digest, ...). Change ``code_version`` whenever the adapter's output changes."""
     dump = params.model_dump(mode="json") if hasattr(params, "model_dump") else params
-    text = json.dumps({"kind": kind, "code": code_version, "params": dump, **extra},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_json({"kind": kind, "code": code_version, "params": dump, **extra})
 
 
 def prompt_seed(seed: int, prompt_id: str) -> int:
@@ -43,41 +45,3 @@ def missing_packages(*modules: str) -> list[str]:
         if not found:
             out.append(name)
     return out
-
-
-def weights_digest(path: Path, cache_dir: Path | None = None) -> str:
-    """sha256 hex over a weights file or every file of a folder (sorted relative names + bytes).
-
-    Hashing gigabytes each run would be slow, so digests are memoised in ``cache_dir/digests.json``
-    keyed by (path, size, mtime) of every file: an edited or replaced file is hashed again.
-    """
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    stamp = json.dumps([[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
-    memo_file = Path(cache_dir) / "digests.json" if cache_dir is not None else None
-    memo: dict[str, str] = {}
-    if memo_file is not None and memo_file.is_file():
-        try:
-            memo = json.loads(memo_file.read_text())
-        except json.JSONDecodeError:
-            memo = {}
-    if stamp in memo:
-        return memo[stamp]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode() + b"\0")
-        with open(f, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-    digest = h.hexdigest()
-    if memo_file is not None:
-        import os
-        import tempfile
-
-        memo[stamp] = digest
-        memo_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=memo_file.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(memo, fh)
-        os.replace(tmp, memo_file)
-    return digest

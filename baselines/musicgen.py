@@ -6,7 +6,9 @@ model shipped in ``musicgen/builtin/NAME``); a relative path
 that exists next to the suite file is taken from there. It may name other
 params in braces, so that an ablation ``matrix:`` over ``pattern`` and ``size`` picks a checkpoint per
 cell: ``checkpoint: "models/{size}-{pattern}"``. ``pattern`` and ``size`` are recorded with every
-result. Sampling defaults follow the paper (top-k 250, temperature 1, CFG 3).
+result. Sampling defaults follow the paper (top-k 250, temperature 1, CFG 3). ``describe`` reports the
+model's codebook pattern and its autoregressive steps for the run's duration (from the pattern
+itself, ``musicgen.modules.patterns``), which the report's pattern table shows.
 
 Train-or-reuse: ``recipe:`` (a shipped LM recipe name or a recipe file next to the suite) instead of
 ``checkpoint:`` trains the model on first use and reuses it afterwards, cached in the run's
@@ -15,7 +17,11 @@ of ``baselines.trained_models.SIZES``) change the recipe and so the digest. See
 ``baselines.trained_models``.
 
 Seeds: each prompt samples from its own torch generator seeded ``prompt_seed(seed, prompt.id)``
-(``MusicGen.generate(seed=[...])`` seeds row by row), so a clip does not depend on its batch.
+(``MusicGen.generate(seed=[...])`` seeds row by row), and decoding multiplies each batch row on its
+own (``kernel: rowwise``, the default here; see ``musicgen.modules.fast_linear``), so a clip does not
+depend on its batch, bit for bit. ``kernel`` takes the other kernels of ``LINEAR_KERNELS`` too
+(``auto`` is faster at large batch but a clip's last bits, and so its sampled tokens, may then
+depend on the batch it was generated in).
 With ``melody: true`` each prompt's ``melody_path`` conditions through ``generate_with_chroma``
 (prompts without one get the null melody). Token ids ``[K, T_frames]`` are kept with each clip for
 the memorization metric, and ``encode_reference`` tokenises the training originals with the same
@@ -30,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from baselines._common import fingerprint_of, fit_length, missing_packages, prompt_seed, weights_digest
+from baselines._common import fingerprint_of, fit_length, prompt_seed, weights_digest
 from baselines.trained_models import check_recipe, recipe_digest, resolve_recipe, trained_model
 from bench.api import AudioClip, Generator, Params, Prompt
 
@@ -56,6 +62,17 @@ class MusicGenGenerator(Generator):
         two_step_cfg: bool = False
         use_sampling: bool = True
         melody: bool = False
+        kernel: str = Field(default="rowwise", description="decoding matrix kernel (LINEAR_KERNELS of "
+                                                           "musicgen.modules.fast_linear)")
+
+        @field_validator("kernel")
+        @classmethod
+        def _known_kernel(cls, kernel: str) -> str:
+            from musicgen.modules.fast_linear import LINEAR_KERNELS
+
+            if kernel not in LINEAR_KERNELS:
+                raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(LINEAR_KERNELS)}")
+            return kernel
 
         @model_validator(mode="after")
         def _one_source(self) -> MusicGenGenerator.Params:
@@ -97,12 +114,7 @@ class MusicGenGenerator(Generator):
         return resolve_local(self.checkpoint)
 
     def check(self) -> list[str]:
-        if missing_packages("musicgen.models.musicgen"):
-            return ["musicgen.models.musicgen is not available in this installation (the MusicGen "
-                    "pipeline has not landed)"]
         if self.params.recipe is not None:
-            if missing_packages("musicgen.train.run"):
-                return ["musicgen.train is not available in this installation (training has not landed)"]
             try:
                 return check_recipe(self._recipe(), self.params.recipe)
             except ValueError as e:
@@ -142,6 +154,18 @@ class MusicGenGenerator(Generator):
             return None
         return weights_digest(resolve_local(ref), self.context.cache_dir)  # as the loader resolves it
 
+    def describe(self, duration_s: float) -> dict[str, Any]:
+        """The model's codebook pattern and its autoregressive steps for ``duration_s`` (one window,
+        from the pattern's ``step_counts``: ``frames`` = duration x frame rate, ``steps`` = what the LM
+        generates, ``delay_tail`` = the part after the last frame, ``formula`` = Table 4's count)."""
+        self.load(self.context.device)
+        model = self._model
+        counts = model.pattern.step_counts(max(1, round(duration_s * model.frame_rate)))
+        return {"pattern": counts.pattern, "num_codebooks": counts.num_codebooks,
+                "channels": counts.channels, "frame_rate": float(model.frame_rate),
+                "frames": counts.num_frames, "steps": counts.total, "delay_tail": counts.tail,
+                "formula": counts.formula}
+
     def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         """Reference audio ``[C, T]`` -> tokens ``[K, T_frames]`` with the model's own codec (channels
         averaged, then repeated to the codec's channel count), for token-based memorization."""
@@ -176,7 +200,8 @@ class MusicGenGenerator(Generator):
         model = self._model
         model.set_generation_params(duration_s=duration_s, top_k=p.top_k, top_p=p.top_p,
                                     temperature=p.temperature, cfg_coef=p.cfg_coef,
-                                    two_step_cfg=p.two_step_cfg, use_sampling=p.use_sampling)
+                                    two_step_cfg=p.two_step_cfg, use_sampling=p.use_sampling,
+                                    kernel=p.kernel)
         seeds = [prompt_seed(seed, q.id) for q in prompts]
         texts = [q.text for q in prompts]
         if p.melody:

@@ -23,14 +23,12 @@ trained on it.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from bench.files import atomic_write_json, sha256_json
 
 #: CPU-scaled LM sizes for the size ablation (merged into a recipe's ``model.overrides``).
 SIZES: dict[str, dict[str, int]] = {
@@ -51,10 +49,6 @@ def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def resolve_recipe(recipe: str, base_dir: Path | None = None, overrides: Mapping[str, Any] | None = None,
@@ -95,7 +89,7 @@ def recipe_digest(data: Mapping[str, Any]) -> str:
     keyed = {k: v for k, v in data.items() if k not in ("run_dir", "export", "device")}
     if isinstance(keyed.get("data"), Mapping) and keyed["data"].get("kind") == "synthcaps":
         keyed["data"] = {k: v for k, v in keyed["data"].items() if k != "root"}
-    return _digest(keyed)
+    return sha256_json(keyed)
 
 
 def place_recipe(data: Mapping[str, Any], cache_dir: Path) -> tuple[str, dict[str, Any], Path]:
@@ -107,13 +101,14 @@ def place_recipe(data: Mapping[str, Any], cache_dir: Path) -> tuple[str, dict[st
     spec = placed.get("data")
     if isinstance(spec, dict) and spec.get("kind") == "synthcaps":
         corpus = {k: v for k, v in spec.items() if k != "root"}
-        spec["root"] = str(Path(cache_dir) / "data" / f"synthcaps-{_digest(corpus)[:16]}")
+        spec["root"] = str(Path(cache_dir) / "data" / f"synthcaps-{sha256_json(corpus)[:16]}")
     return digest, placed, folder
 
 
 def check_recipe(data: Mapping[str, Any], source: str) -> list[str]:
     """Problems with a resolved recipe, without training: schema, a codec folder that exists, and a
     stereo pattern only with a stereo codec."""
+    from musicgen.modules.patterns import pattern_channels
     from musicgen.train.recipes import RecipeError, parse_recipe
     from musicgen.train.run import build_codec, builtin_path, check_pattern_channels
 
@@ -129,7 +124,7 @@ def check_recipe(data: Mapping[str, Any], source: str) -> list[str]:
             return [str(e)]
         if not Path(folder).exists():
             return [f"{source}: codec.path {parsed.codec.path} does not exist"]
-    if parsed.pattern.name.startswith("stereo_") and not parsed.codec.stereo:
+    if pattern_channels(parsed.pattern.name) == 2 and not parsed.codec.stereo:
         try:  # a stereo pattern needs stereo tokens: only a codec saved as stereo gives them
             check_pattern_channels(parsed.pattern.name, build_codec(parsed.codec).channels, source)
         except (RecipeError, FileNotFoundError, ValueError) as e:
@@ -154,8 +149,5 @@ def trained_model(data: Mapping[str, Any], cache_dir: Path, device: str = "cpu",
         raise RuntimeError(f"{source}: training stopped at step {out['step']} of {recipe.train.steps}")
     record = {"digest": digest, "source": source, "recipe": data, "step": out["step"],
               "last": out.get("last"), "valid": out.get("valid")}
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=1, default=str)
-    os.replace(tmp, folder / DONE_FILE)
+    atomic_write_json(folder / DONE_FILE, record, indent=1)
     return folder / "model"

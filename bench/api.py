@@ -1,16 +1,43 @@
-"""The harness's contracts: prompts, clips, generators, embedders and metrics.
+"""The harness's contracts: prompts, clips, generators, datasets, embedders and metrics.
 
-Every plug-in (generator, dataset, metric, embedder) is a class with a nested pydantic ``Params``
-model; suites are validated against those models before anything runs. Built-ins are listed lazily as
-``"module:attr"`` strings in each package's ``BUILTIN_*`` table (``baselines.BUILTIN_GENERATORS``,
-``bench.datasets.BUILTIN_DATASETS``, ``bench.metrics.BUILTIN_METRICS``,
-``bench.embedders.BUILTIN_EMBEDDERS``) and resolved through ``bench.registry``.
+This module is where the contracts are stated, once; ``docs/EXTENDING.md`` walks through adding each
+kind of plug-in.
 
-Audio convention: ``AudioClip.wav`` is float32 ``[C, T]`` (channels first, samples), values in
-[-1, 1], at ``AudioClip.sample_rate`` Hz. Embedders take mono float32 ``[T]`` at their own rate and
-return frame embeddings ``[F, D]``; the runner resamples and caches.
+Plug-ins. Every plug-in (generator, dataset, metric, embedder) is a class with a nested pydantic
+``Params`` model (unknown keys are errors, values frozen); suites are validated against those models
+before anything runs. Built-ins are listed lazily as ``"module:attr"`` strings in each package's
+``BUILTIN_*`` table (``baselines.BUILTIN_GENERATORS``, ``bench.datasets.BUILTIN_DATASETS``,
+``bench.metrics.BUILTIN_METRICS``, ``bench.embedders.BUILTIN_EMBEDDERS``), third-party ones as entry
+points, and all are resolved by name through ``bench.registry`` (imported on first lookup).
 
-Plug-ins that read or write files get a ``Context``: relative ``Path`` fields of a plug-in's
+Shapes and units.
+- ``AudioClip.wav``: float32 ``[C, T]`` (channels first, samples), values in [-1, 1], at
+  ``AudioClip.sample_rate`` Hz; ``AudioClip.tokens``: int64 ``[K, T_frames]`` or None.
+- ``Embedder.embed``: mono float32 ``[T]`` at ``Embedder.sample_rate`` Hz -> frame embeddings float
+  ``[F, D]`` (F >= 1 frames, D = ``Embedder.dim``); the runner downmixes, resamples (julius) and
+  caches. ``Embedder.embed_text``: ``N`` texts -> ``[N, D]``.
+- ``Metric.update`` receives ``features[embedder][side]`` with side ``"generated"`` / ``"reference"``,
+  each ``[F, D]``; metric state is float64 arrays that merge by addition.
+- Durations are seconds (``duration_s``), rates Hz (``sample_rate``), digests sha256 hex.
+
+Hooks. Required methods are abstract. The optional ones below have default implementations here,
+and the runner calls every one of them unconditionally (it never probes with ``hasattr``):
+- ``Generator.check`` (what is missing, one line each), ``Generator.encode_reference`` (tokens of
+  reference audio in the generator's codec, for ``Metric.needs_reference_tokens``; default None) and
+  ``Generator.describe`` (facts about the clips it makes at a duration, recorded with every result as
+  ``generator_info``: e.g. the codebook pattern and its autoregressive steps; default ``{}``).
+- ``Dataset.check``, ``Dataset.protocol``.
+- ``Embedder.weight_files`` (the local files holding the weights, or ``FileNotFoundError`` saying how
+  to get them): the defaults of ``Embedder.check`` and ``Embedder.digest`` are built on it;
+  ``Embedder.use_in_memory`` marks weights handed over in memory (digest ``"in-memory"``);
+  ``Embedder.embed_text`` (a text tower; ``Embedder.text_encoder()`` is None without one);
+  ``Embedder.protocol``.
+- ``Metric.embedder_names`` (which embedders ``update`` needs), ``Metric.bind_embedder(name,
+  protocol)`` (each loaded embedder's protocol, before the first ``update``),
+  ``Metric.set_text_encoder(fn)`` (the embedder's text tower, when it has one) and the class flags
+  ``needs_reference`` / ``needs_reference_tokens``.
+
+Files. Plug-ins that read or write files get a ``Context``: relative ``Path`` fields of a plug-in's
 ``Params`` are already resolved against the suite file's folder when the suite is loaded, and
 ``Context.cache_dir`` is the one place inside the run directory where a plug-in may write (a dataset
 that builds its corpus, a generator that unpacks weights).
@@ -26,6 +53,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from bench.files import files_digest
 
 
 class Params(BaseModel):
@@ -101,12 +130,8 @@ class AudioClip:
         return self.wav.shape[-1] / self.sample_rate
 
 
-class Generator(abc.ABC):
-    """Turns prompts into audio. Constructed from validated ``Params``; ``load`` happens once.
-
-    ``fingerprint`` must change whenever the output could change (code version, params, weights
-    digest): it keys the clip cache.
-    """
+class ContextPlugin:
+    """What generators and datasets share: validated ``Params`` and the harness's ``Context``."""
 
     Params: ClassVar[type[Params]] = Params
 
@@ -115,8 +140,17 @@ class Generator(abc.ABC):
         self.context = context if context is not None else Context()
 
     def check(self) -> list[str]:
-        """What is missing to run (packages, weight files), one line each; empty when ready."""
+        """What is missing to run (packages, weight files, folders), one line each, without building
+        anything; empty when ready."""
         return []
+
+
+class Generator(ContextPlugin, abc.ABC):
+    """Turns prompts into audio. Constructed from validated ``Params``; ``load`` happens once.
+
+    ``fingerprint`` must change whenever the output could change (code version, params, weights
+    digest): it keys the clip cache.
+    """
 
     @abc.abstractmethod
     def load(self, device: str = "cpu") -> None: ...
@@ -133,23 +167,22 @@ class Generator(abc.ABC):
         token-based memorization (``Metric.needs_reference_tokens``); None when it has no tokens."""
         return None
 
+    def describe(self, duration_s: float) -> dict[str, Any]:
+        """Facts about the clips this generator makes at ``duration_s`` seconds, JSON-serialisable,
+        recorded beside every result of the generator (``generator_info`` in ``results.json``) but not
+        part of a metric's protocol. Token generators report their codebook pattern here:
+        ``{"pattern": name, "num_codebooks": K, "frame_rate": Hz, "frames": T, "steps": S,
+        "delay_tail": D}`` with ``S`` the exact autoregressive steps for ``T`` frames and ``D`` the
+        steps after the last frame (the report's pattern table reads these). Default: nothing."""
+        return {}
 
-class Dataset(abc.ABC):
+
+class Dataset(ContextPlugin, abc.ABC):
     """A set of prompts (with their reference audio, melody and metadata) from local files.
 
     ``check`` lists what is missing (folders, files) without building anything; ``prompts`` may
     build or index the data (inside ``context.cache_dir`` only) and returns them in a stable order.
     """
-
-    Params: ClassVar[type[Params]] = Params
-
-    def __init__(self, params: Params | None = None, context: Context | None = None) -> None:
-        self.params = params if params is not None else self.Params()
-        self.context = context if context is not None else Context()
-
-    def check(self) -> list[str]:
-        """What is missing (folders, files, packages), one line each; empty when ready."""
-        return []
 
     @abc.abstractmethod
     def prompts(self) -> list[Prompt]: ...
@@ -160,7 +193,12 @@ class Dataset(abc.ABC):
 
 
 class Embedder(abc.ABC):
-    """An embedding backbone (fadtk-style): name, version, sample rate, dimension, lazy load."""
+    """An embedding backbone (fadtk-style): name, version, sample rate, dimension, lazy load.
+
+    ``name`` is what protocols call it, ``version`` changes whenever its numbers could change (it
+    keys the embedding cache with ``digest()``), ``sample_rate`` (Hz) is the rate ``embed`` takes and
+    ``dim`` the width D of its frames.
+    """
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
@@ -170,10 +208,28 @@ class Embedder(abc.ABC):
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        self.device = "cpu"
+        self.in_memory = False  # weights handed over in memory (tests, benchmarks): digest "in-memory"
+
+    def weight_files(self) -> list[Path]:
+        """The local files holding this embedder's weights (their sha256 is its ``digest``); raise
+        ``FileNotFoundError`` naming a missing file and how to obtain it. Default: none."""
+        return []
 
     def check(self) -> list[str]:
-        """What is missing to run (packages, weight files), one line each; empty when ready."""
+        """What is missing to run (packages, weight files), one line each; empty when ready.
+        Default: the error of ``weight_files()``, if any."""
+        if self.in_memory:
+            return []
+        try:
+            self.weight_files()
+        except FileNotFoundError as e:
+            return [str(e)]
         return []
+
+    def use_in_memory(self) -> None:
+        """Mark the weights as handed over in memory: ``digest()`` becomes ``"in-memory"``."""
+        self.in_memory = True
 
     @abc.abstractmethod
     def load(self, device: str = "cpu") -> None: ...
@@ -182,11 +238,25 @@ class Embedder(abc.ABC):
     def embed(self, wav: np.ndarray) -> np.ndarray:
         """Mono float32 ``[T]`` at ``sample_rate`` -> frame embeddings float ``[F, D]``."""
 
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Optional text tower: ``N`` texts -> embeddings ``[N, D]`` in the audio embeddings' space
+        (CLAP-style). Embedders without one leave this default, which raises."""
+        raise NotImplementedError(f"embedder {self.name!r} has no text tower")
+
+    def text_encoder(self) -> Callable[[Sequence[str]], np.ndarray] | None:
+        """``embed_text`` when this embedder overrides it, else None."""
+        return None if type(self).embed_text is Embedder.embed_text else self.embed_text
+
     def digest(self) -> str:
-        """Digest of the weights in use (sha256 hex), part of every protocol and cache key."""
-        return "none"
+        """Digest of the weights in use (sha256 hex), part of every protocol and cache key: of
+        ``weight_files()`` (``"none"`` without files), or ``"in-memory"``."""
+        if self.in_memory:
+            return "in-memory"
+        files = self.weight_files()
+        return files_digest(*files) if files else "none"
 
     def protocol(self) -> dict[str, Any]:
+        """What identifies these numbers in a result; subclasses add their crop or segment policy."""
         return {"backbone": self.name, "version": self.version, "sample_rate": self.sample_rate,
                 "checkpoint_digest": self.digest()}
 
@@ -217,9 +287,9 @@ class Metric(abc.ABC):
     ``compute`` turns the state into values keyed by ``MetricInfo.name``. ``merge`` adds another
     instance's state, so shards, caches and ranks combine exactly.
 
-    Optional hooks the runner calls when a metric defines them: ``bind_embedder(name, protocol)``
-    with each loaded embedder's ``protocol()``, and ``set_text_encoder(fn)`` with the embedder's
-    ``embed_text`` (a list of texts -> ``[N, D]``) when the embedder has one (CLAP score).
+    Hooks the runner calls (defaults here): ``embedder_names()`` once, then for each of those
+    embedders ``bind_embedder(name, protocol)`` with its ``protocol()`` and, when the embedder has a
+    text tower, ``set_text_encoder(fn)`` with its ``embed_text`` (texts -> ``[N, D]``; CLAP score).
     ``MetricResult.extra["protocol"]`` entries are merged into the record's protocol.
     """
 
@@ -234,11 +304,34 @@ class Metric(abc.ABC):
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
         self.state: dict[str, np.ndarray] = {}
+        self.embedder_protocols: dict[str, dict[str, Any]] = {}
 
     def embedder_names(self) -> tuple[str, ...]:
-        """Registry names of the embedders this instance needs (defaults to ``embedders``);
-        override when the backbone is a parameter."""
-        return tuple(self.embedders)
+        """Registry names of the embedders this instance needs: the ``embedder`` parameter when the
+        metric's ``Params`` has one (the backbone is a suite choice), else ``embedders``."""
+        chosen = getattr(self.params, "embedder", None)
+        return (chosen,) if isinstance(chosen, str) else tuple(self.embedders)
+
+    def bind_embedder(self, name: str, protocol: Mapping[str, Any]) -> None:
+        """Receive the protocol of loaded embedder ``name`` (kept in ``embedder_protocols``)."""
+        self.embedder_protocols[name] = dict(protocol)
+
+    def set_text_encoder(self, encoder: Callable[[Sequence[str]], np.ndarray]) -> None:
+        """Receive the text tower of an embedder this metric uses (texts -> ``[N, D]``). Default:
+        unused."""
+        return None
+
+    def features_of(self, features: Mapping[str, Mapping[str, np.ndarray]], item: MetricItem,
+                    sides: Sequence[str] = ("generated",)) -> dict[str, np.ndarray]:
+        """``features[name][side]`` of this metric's (first) embedder for each of ``sides``; a
+        missing one raises ``KeyError`` naming the metric, embedder, side, prompt and seed."""
+        name = self.embedder_names()[0]
+        got = features.get(name, {})
+        for side in sides:
+            if side not in got:
+                raise KeyError(f"{type(self).__name__}: no {name!r} embeddings of the {side} clip of "
+                               f"prompt {item.prompt.id!r} seed {item.generated.seed}")
+        return {side: got[side] for side in sides}
 
     def add_state(self, name: str, shape: tuple[int, ...] = ()) -> None:
         self.state[name] = np.zeros(shape, dtype=np.float64)

@@ -23,19 +23,26 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def to_mono(wav: np.ndarray) -> np.ndarray:
-    """``[C, T]`` -> ``[T]`` by averaging channels."""
-    return wav.mean(axis=0) if wav.ndim == 2 else wav
+    """``[C, T]`` or ``[T]`` -> float32 ``[T]`` (channel mean); any other shape is an error."""
+    x = np.asarray(wav, dtype=np.float32)
+    if x.ndim == 2:
+        return x.mean(axis=0)
+    if x.ndim != 1:
+        raise ValueError(f"audio must be [C, T] or [T]; got shape {x.shape}")
+    return x
 
 
 def resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Resample the last axis with julius (band-limited sinc). Returns float32."""
+    """Resample the last axis (``[T]`` or ``[C, T]``) with julius (band-limited sinc) from
+    ``from_rate`` to ``to_rate`` Hz; identity when the rates match. Returns float32."""
     if from_rate == to_rate:
         return np.asarray(wav, dtype=np.float32)
-    import julius
     import torch
 
+    from musicgen.modules.audio import resample as resample_tensor  # the one julius call
+
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
-    return julius.resample_frac(x, int(from_rate), int(to_rate)).numpy().astype(np.float32)
+    return resample_tensor(x, int(from_rate), int(to_rate)).numpy().astype(np.float32)
 
 
 def crop(wav: np.ndarray, num_samples: int) -> np.ndarray:

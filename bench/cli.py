@@ -1,20 +1,18 @@
 """The ``bench`` command.
 
 Subcommands are listed in ``COMMANDS`` as ``name -> ("module:function", help)`` and imported only when
-run, so ``bench --help`` stays fast. Each target takes ``(args: list[str]) -> int``.
+run, so ``bench --help`` stays fast. Each target takes ``(args: list[str]) -> int``; the dispatch itself
+is ``musicgen.cli.dispatch``, shared with the ``musicgen`` command.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import sys
-
 from bench import __version__
+from musicgen.cli import dispatch
 
 PROG = "bench"
 COMMANDS: dict[str, tuple[str, str]] = {
-    # name: ("module:function", one-line help); filled in as subcommands land
+    # name: ("module:function", one-line help)
     "run": ("bench.commands:run_command", "run a suite: generate (cached), score, write results"),
     "validate": ("bench.suite:validate_command", "check a suite completely without generating"),
     "list": ("bench.registry:list_command", "list registered generators, metrics, datasets, embedders"),
@@ -26,20 +24,4 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--version"]:
-        print(f"{PROG} {__version__}")
-        return 0
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: {PROG} COMMAND [ARGS]\n\ncommands:")
-        for name, (_, help_text) in sorted(COMMANDS.items()):
-            print(f"  {name:<12} {help_text}")
-        return 0
-    if argv[0] not in COMMANDS:
-        close = difflib.get_close_matches(argv[0], list(COMMANDS), n=3)
-        hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-        print(f"{PROG}: unknown command {argv[0]!r}{hint}; known: {', '.join(sorted(COMMANDS))}",
-              file=sys.stderr)
-        return 2
-    module, func = COMMANDS[argv[0]][0].split(":")
-    return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+    return dispatch(PROG, __version__, COMMANDS, argv)

@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
-import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.files import atomic_write_json, read_json
 from bench.run_results import Record, ResultsError, load_results, protocol_digest
 
 FORMAT = "musicgen-bench-baseline"
@@ -122,13 +121,8 @@ class Baseline:
 
 def load_baseline(path: str | Path) -> Baseline:
     path = Path(path)
-    if not path.is_file():
-        raise CompareError(f"{path}: no baseline file (write one with `bench compare RUN_DIR {path} "
-                           "--write-baseline`)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CompareError(f"{path}: not valid JSON ({err})") from err
+    data = read_json(path, CompareError, "baseline file",
+                     f"write one with `bench compare RUN_DIR {path} --write-baseline`")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CompareError(f"{path}: not a baseline file (expected \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:
@@ -267,11 +261,7 @@ def main(argv: list[str]) -> int:
         results = load_results(args.run_dir)
         if args.write_baseline:
             data = baseline_from_records(results.records, results.suite, cli_tols)
-            out = Path(args.baseline)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.tmp")
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-            os.replace(tmp, out)
+            out = atomic_write_json(args.baseline, data)
             print(f"wrote {out} ({len(data['entries'])} entries)")
             return 0
         baseline = load_baseline(args.baseline)

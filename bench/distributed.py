@@ -6,7 +6,7 @@ starts N copies of ``bench run``; each reads its rank from the environment torch
 on CPU, nccl with ``--device cuda`` (each process on ``cuda:LOCAL_RANK``). Without those variables
 (plain ``bench run``) the world has one rank and no process group is made.
 
-How the runner uses it (``bench.runner``):
+What ``World`` gives a run (the phases themselves are ``bench.runner``'s):
 
 - the plan (generator x seed x prompt, in suite order) is dealt round-robin: item ``i`` belongs to
   rank ``i % world_size`` (``shard``); every rank writes its clips and embeddings to the same run

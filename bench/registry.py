@@ -57,14 +57,25 @@ def import_target(target: str) -> object:
 class Registry(Generic[T]):
     """Name -> plug-in class, resolved lazily. ``kind`` is used in messages ("generator")."""
 
-    def __init__(self, kind: str, base: type[T], builtins: Mapping[str, str], group: str) -> None:
+    def __init__(self, kind: str, base: type[T], builtins: Mapping[str, str] | str, group: str) -> None:
+        """``builtins`` is the built-in table itself or, to keep imports lazy, where it lives
+        (``"package:BUILTIN_TABLE"``): the package is imported on the first lookup, not before."""
         self.kind = kind
         self.base = base
         self.group = group
-        self._builtins = builtins  # kept by reference: tables filled later are seen
+        self._builtin_source = builtins  # a table is kept by reference: entries added later are seen
         self._runtime: dict[str, str | type[T]] = {}
         self._entry_points: dict[str, list[str]] | None = None
         self._resolved: dict[str, type[T]] = {}
+
+    @property
+    def _builtins(self) -> Mapping[str, str]:
+        if isinstance(self._builtin_source, str):
+            table = import_target(self._builtin_source)
+            if not isinstance(table, Mapping):
+                raise RegistryError(f"built-in {self.kind} table {self._builtin_source!r} is not a mapping")
+            self._builtin_source = table
+        return self._builtin_source
 
     # -- sources ---------------------------------------------------------------------------------
     def entry_points(self) -> dict[str, list[str]]:
@@ -135,20 +146,16 @@ class Registry(Generic[T]):
         return obj
 
 
-def _builtin_table(module: str, attr: str) -> Mapping[str, str]:
-    return getattr(importlib.import_module(module), attr)
-
-
 GENERATORS: Registry[Generator] = Registry(
-    "generator", Generator, _builtin_table("baselines", "BUILTIN_GENERATORS"),
+    "generator", Generator, "baselines:BUILTIN_GENERATORS",
     f"{ENTRY_POINT_PREFIX}.generators")
 DATASETS: Registry[Dataset] = Registry(
-    "dataset", Dataset, _builtin_table("bench.datasets", "BUILTIN_DATASETS"),
+    "dataset", Dataset, "bench.datasets:BUILTIN_DATASETS",
     f"{ENTRY_POINT_PREFIX}.datasets")
 METRICS: Registry[Metric] = Registry(
-    "metric", Metric, _builtin_table("bench.metrics", "BUILTIN_METRICS"), f"{ENTRY_POINT_PREFIX}.metrics")
+    "metric", Metric, "bench.metrics:BUILTIN_METRICS", f"{ENTRY_POINT_PREFIX}.metrics")
 EMBEDDERS: Registry[Embedder] = Registry(
-    "embedder", Embedder, _builtin_table("bench.embedders", "BUILTIN_EMBEDDERS"),
+    "embedder", Embedder, "bench.embedders:BUILTIN_EMBEDDERS",
     f"{ENTRY_POINT_PREFIX}.embedders")
 
 REGISTRIES: dict[str, Registry] = {

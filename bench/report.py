@@ -12,16 +12,13 @@ column. CSS and JS are inline; nothing is fetched from the network.
 Values from different protocols (``bench.run_results.protocol_digest``) are never put in one column:
 each (metric, protocol) pair gets its own table.
 
-Steps per pattern (paper, Table 4): delay, partial delay, parallel (and their stereo forms) take T
-steps for T frames, partial flattening and coarse first 2T, flattening K*T. The steps column shows
-these nominal counts (so its ratios are Table 4's) and, for the delay patterns, the delay tail the
-paper leaves out: exactly ``CodebooksPattern.num_steps(T)`` = T + max delay (delay K-1, partial delay
-1, stereo delay K/2-1, stereo partial delay 1). T = duration_s * frame_rate (keys
-``duration_s``/``duration`` and ``frame_rate`` of ``params``, ``protocol`` or
-``protocol.generation``, in that order of precedence; default 50 Hz); K = ``num_codebooks`` (total,
-both channels for the stereo patterns; default 4, and 8 for ``stereo_*``: the built-in and released
-codecs have 4 codebooks per channel). Where the duration is unknown the column shows the formula
-only. ``tests/bench/test_report_steps.py`` checks both against ``musicgen.modules.patterns``.
+Steps per pattern come from the generator, never from a rule kept here: a token generator reports
+its pattern in ``Generator.describe`` (``generator_info`` of each record: ``frames`` T, exact
+``steps`` and ``delay_tail``; the ``musicgen`` adapter asks its model's pattern). The steps column
+shows the nominal count, steps - delay tail (T for the delay, partial delay and parallel patterns, 2T
+for partial flattening and coarse first, K*T for flattening: the paper's Table 4 ratios), its
+multiple of T, and the delay tail the paper leaves out, so that nominal + tail is exactly the
+sequence length the LM generates. Records without that information show an empty steps cell.
 
 Usage: ``bench report RUN_DIR [--out FILE] [--title TEXT] [--samples NAME] [--no-paper-numbers]
 [--markdown]``. The default output is ``RUN_DIR/report.html``; ``--markdown`` also prints the
@@ -44,6 +41,7 @@ import jinja2
 from markupsafe import Markup
 
 from bench import __version__
+from bench.files import atomic_write_text
 from bench.listening.section import listening_section
 from bench.published import PUBLISHED_TABLES
 from bench.run_results import (
@@ -54,6 +52,7 @@ from bench.run_results import (
     is_finite,
     load_results,
     load_samples,
+    reported_steps,
     score_columns,
 )
 from bench.svg_plot import Point, Series, errorbar_plot
@@ -61,61 +60,22 @@ from bench.svg_plot import Point, Series, errorbar_plot
 TEMPLATE = "report.html.j2"
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 
+#: row order of the pattern tables (the paper's Table 4 order); other patterns follow in record order
 PATTERN_ORDER = ("delay", "partial_delay", "parallel", "partial_flattening", "coarse_first", "flattening",
                  "stereo_delay", "stereo_partial_delay")
-#: steps per frame as a (multiplier of T, multiplied by K?) pair
-_STEP_RULE: dict[str, tuple[int, bool]] = {
-    "delay": (1, False), "partial_delay": (1, False), "parallel": (1, False),
-    "stereo_delay": (1, False), "stereo_partial_delay": (1, False),
-    "partial_flattening": (2, False), "coarse_first": (2, False), "flattening": (1, True),
-}
-#: extra steps after the last frame (max delay) of the delay patterns, given K
-_DELAY_TAIL: dict[str, Any] = {
-    "delay": lambda k: k - 1, "partial_delay": lambda k: 1,
-    "stereo_delay": lambda k: k // 2 - 1, "stereo_partial_delay": lambda k: 1,
-}
 SIZE_ORDER = ("tiny", "xs", "xsmall", "small", "base", "medium", "large", "xl",
               "300M", "1.5B", "3.3B")
+
+
+def __getattr__(name: str) -> Any:  # names that moved: bench.deprecated
+    from bench.deprecated import lookup
+
+    return lookup(__name__, name)
 
 
 def fmt(value: float | None) -> str:
     """Four significant digits, or an en dash for a missing/non-finite value."""
     return f"{value:.4g}" if is_finite(value) else "–"
-
-
-def steps_formula(pattern: str) -> str:
-    mult, by_k = _STEP_RULE.get(pattern, (0, False))
-    return "K·T" if by_k else ("T" if mult == 1 else f"{mult}T") if mult else "?"
-
-
-def _settings(params: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
-    generation = protocol.get("generation") if isinstance(protocol.get("generation"), dict) else {}
-    return {**generation, **protocol, **params}
-
-
-def _num_codebooks(pattern: str, both: dict[str, Any]) -> int:
-    return int(both.get("num_codebooks", 8 if pattern.startswith("stereo_") else 4))
-
-
-def autoregressive_steps(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int | None:
-    """Nominal autoregressive steps of ``pattern`` for the record's duration (see module docstring);
-    None when the pattern or the duration is unknown."""
-    if pattern not in _STEP_RULE:
-        return None
-    both = _settings(params, protocol)
-    duration = both.get("duration_s", both.get("duration"))
-    if not isinstance(duration, int | float) or isinstance(duration, bool):
-        return None
-    frames = round(float(duration) * float(both.get("frame_rate", 50)))
-    mult, by_k = _STEP_RULE[pattern]
-    return frames * (_num_codebooks(pattern, both) if by_k else mult)
-
-
-def delay_tail(pattern: str, params: dict[str, Any], protocol: dict[str, Any]) -> int:
-    """Steps after the last frame (the pattern's max delay; 0 for the others): nominal steps + tail is
-    the exact sequence length the LM generates."""
-    rule = _DELAY_TAIL.get(pattern)
-    return int(rule(_num_codebooks(pattern, _settings(params, protocol)))) if rule else 0
 
 
 def _ordered(values: list[str], order: tuple[str, ...]) -> list[str]:
@@ -165,10 +125,11 @@ class Pivot:
     cells: dict[tuple[str, str], list[Cell]]
     steps: dict[str, int | None]
     tails: dict[str, int] = field(default_factory=dict)
+    formulas: dict[str, str] = field(default_factory=dict)
     svg: Markup = field(default_factory=lambda: Markup(""))
 
     def formula(self, pattern: str) -> str:
-        return steps_formula(pattern)
+        return self.formulas.get(pattern, "")
 
     def ratio(self, pattern: str) -> str:
         base = self.steps.get("delay") or next((s for s in self.steps.values() if s), None)
@@ -228,13 +189,17 @@ def pivots(records: list[Record]) -> list[Pivot]:
         cells: dict[tuple[str, str], list[Cell]] = defaultdict(list)
         steps: dict[str, int | None] = {}
         tails: dict[str, int] = {}
+        formulas: dict[str, str] = {}
         for r in recs:
             p, s = _axis(r, "pattern"), _axis(r, "size")
             cells[(p, s)].append(Cell(r))
-            steps.setdefault(p, autoregressive_steps(p, r.params, r.protocol))
-            tails.setdefault(p, delay_tail(p, r.params, r.protocol))
+            reported = reported_steps(r)
+            if steps.get(p) is None:
+                steps[p] = None if reported is None else reported.nominal
+                tails[p] = 0 if reported is None else reported.delay_tail
+                formulas[p] = "" if reported is None else reported.formula
         _mark_best([c for cs in cells.values() for c in cs], hib)
-        pivot = Pivot(metric, digest, hib, patterns, sizes, dict(cells), steps, tails)
+        pivot = Pivot(metric, digest, hib, patterns, sizes, dict(cells), steps, tails, formulas)
         pivot.svg = Markup(_pivot_plot(pivot))
         out.append(pivot)
     return out
@@ -264,7 +229,7 @@ def pivot_markdown(records: list[Record]) -> str:
             first = next(t for t in tables if pattern in t.steps)
             steps = first.steps.get(pattern)
             tail = first.tails.get(pattern, 0)
-            step_text = "" if steps is None else f"{steps} ({steps_formula(pattern)}" + \
+            step_text = "" if steps is None else f"{steps} ({first.formula(pattern)}" + \
                 (f" + {tail} tail)" if tail else ")")
             values = []
             for t in tables:
@@ -370,11 +335,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, title: str 
     results = load_results(run_dir)
     html_path = Path(out) if out is not None else run_dir / "report.html"
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_html(results, run_dir, html_path, title, paper_numbers, samples_name)
-    tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, html_path)
-    return html_path
+    return atomic_write_text(html_path, render_html(results, run_dir, html_path, title, paper_numbers,
+                                                    samples_name))
 
 
 def main(argv: list[str]) -> int:

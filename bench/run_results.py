@@ -9,7 +9,8 @@ A run directory (written by ``bench run``, see ``bench.store``) holds:
                   "cache": {...}, "samples_table": "samples.csv", ...},   # free-form, shown as is
      "records": [{"generator": "musicgen-small", "params": {...}, "metric": "fad",
                   "value": 3.1, "ci_low": 2.9, "ci_high": 3.3, "n": 100,
-                  "higher_is_better": false, "protocol": {...}}, ...]}
+                  "higher_is_better": false, "protocol": {...},
+                  "generator_info": {...}}, ...]}   # generator_info optional (Generator.describe)
 
 (``"meta"`` is accepted as the name of the metadata block too.)
 
@@ -27,14 +28,14 @@ sha256 of its canonical JSON, and reports and ``bench compare`` group and match 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bench.files import read_json, sha256_json
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.csv"
@@ -59,8 +60,7 @@ class ResultsError(ValueError):
 
 def protocol_digest(protocol: dict[str, Any] | None) -> str:
     """Short sha256 hex (12 chars) of the canonical JSON of a protocol; equal protocols, equal digests."""
-    text = json.dumps(protocol or {}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return sha256_json(protocol or {})[:12]
 
 
 @dataclass
@@ -76,6 +76,8 @@ class Record:
     ci_high: float | None = None
     n: int | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: what the generator reported about its clips (``Generator.describe``); not part of the protocol
+    generator_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -117,7 +119,7 @@ def parse_record(raw: Any, where: str) -> Record:
         raise ResultsError(f"{where}.value: expected a number, got null")
     if not isinstance(raw["higher_is_better"], bool):
         raise ResultsError(f"{where}.higher_is_better: expected true/false, got {raw['higher_is_better']!r}")
-    for name in ("params", "protocol"):
+    for name in ("params", "protocol", "generator_info"):
         if not isinstance(raw.get(name) or {}, dict):
             raise ResultsError(f"{where}.{name}: expected an object, got {raw[name]!r}")
     n = raw.get("n")
@@ -127,7 +129,8 @@ def parse_record(raw: Any, where: str) -> Record:
                   higher_is_better=raw["higher_is_better"], params=dict(raw.get("params") or {}),
                   ci_low=_float_or_none(raw.get("ci_low"), f"{where}.ci_low"),
                   ci_high=_float_or_none(raw.get("ci_high"), f"{where}.ci_high"),
-                  n=n, protocol=dict(raw.get("protocol") or {}))
+                  n=n, protocol=dict(raw.get("protocol") or {}),
+                  generator_info=dict(raw.get("generator_info") or {}))
 
 
 def results_path(run: str | Path) -> Path:
@@ -139,13 +142,8 @@ def results_path(run: str | Path) -> Path:
 def load_results(run: str | Path) -> RunResults:
     """Read and validate ``RUN/results.json``. Raises ``ResultsError`` naming the file and field."""
     path = results_path(run)
-    if not path.is_file():
-        raise ResultsError(f"{path}: no results file (expected {RESULTS_FILE} in the run directory; "
-                           "run `bench run SUITE --out DIR` first)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: not valid JSON ({err})") from err
+    data = read_json(path, ResultsError, "results file",
+                     f"expected {RESULTS_FILE} in the run directory; run `bench run SUITE --out DIR` first")
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):
         raise ResultsError(f"{path}: expected an object with a 'records' list")
     records = [parse_record(r, f"{path}: records[{i}]") for i, r in enumerate(data["records"])]
@@ -183,3 +181,38 @@ def score_columns(frame: pd.DataFrame) -> list[str]:
 
 def is_finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ReportedSteps:
+    """The autoregressive steps a generator reported for a record (``generator_info``: ``frames`` T,
+    exact ``steps`` for T frames, ``delay_tail`` after the last frame)."""
+
+    frames: int
+    steps: int
+    delay_tail: int
+    reported_formula: str = ""
+
+    @property
+    def nominal(self) -> int:
+        """Steps without the delay tail: the paper's Table 4 count."""
+        return self.steps - self.delay_tail
+
+    @property
+    def formula(self) -> str:
+        """The nominal steps as a multiple of T: the generator's ``formula`` (``T``, ``2T``, ``K·T``)
+        when it gave one, else the multiple itself (``4T``)."""
+        if self.reported_formula:
+            return self.reported_formula
+        text = f"{self.nominal / self.frames:g}"
+        return "T" if text == "1" else f"{text}T"
+
+
+def reported_steps(record: Record) -> ReportedSteps | None:
+    """The steps the record's generator reported (``generator_info``), or None when it reported none."""
+    info = record.generator_info
+    values = [info.get(k) for k in ("frames", "steps", "delay_tail")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or values[0] <= 0:
+        return None
+    formula = info.get("formula")
+    return ReportedSteps(*values, reported_formula=formula if isinstance(formula, str) else "")

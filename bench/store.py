@@ -2,16 +2,17 @@
 
 Layout of a run directory::
 
-    RUN/results.json            flat records (see bench.runner)
+    RUN/results.json            flat records (see bench.score)
     RUN/samples.csv             per-sample table (and samples.parquet when pyarrow is installed)
     RUN/audio/<label>/<prompt>__s<seed>.wav   the evaluated (normalised, trimmed) audio, for reports
     RUN/cache/clips/<ab>/<sha256>.npz         generated clips, keyed by ``clip_key``
     RUN/cache/embeddings/<ab>/<sha256>.npy    frame embeddings, keyed by ``embedding_key``
 
-Every write goes to a temporary file in the destination folder and is renamed into place with
-``os.replace``, so a process killed at any moment leaves either the old file, the new file or nothing,
-never half a file; a rerun finds what is complete and redoes the rest. ``RunStore.path`` refuses any
-relative path that would land outside the run directory (absolute paths, ``..``, symlinks out).
+Every write is atomic (``bench.files.atomic_write_bytes``: a temporary file in the destination folder
+renamed into place), so a process killed at any moment leaves either the old file, the new file or
+nothing, never half a file; a rerun finds what is complete and redoes the rest. ``RunStore.path``
+refuses any relative path that would land outside the run directory (absolute paths, ``..``,
+symlinks out).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,11 @@ import soundfile as sf
 
 from bench import __version__
 from bench.api import AudioClip, Prompt
+from bench.files import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_json
+
+__all__ = ["CACHE_FORMAT", "PathEscapeError", "RunStore", "atomic_write_bytes", "atomic_write_text",
+           "audio_digest", "clip_key", "embedding_key", "prompt_identity", "reference_tokens_key",
+           "sha256_json"]  # the atomic writes and sha256_json live in bench.files
 
 #: bump when the meaning of a cached clip or embedding changes without a version change elsewhere
 CACHE_FORMAT = 1
@@ -37,12 +41,6 @@ CACHE_FORMAT = 1
 
 class PathEscapeError(ValueError):
     """A path that would read or write outside the run directory."""
-
-
-def sha256_json(obj: Any) -> str:
-    """sha256 hex of the canonical JSON of ``obj`` (sorted keys; non-JSON values through ``str``)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _file_stamp(path: Path | None) -> list[Any] | None:
@@ -88,26 +86,6 @@ def embedding_key(name: str, version: str, sample_rate: int, checkpoint_digest: 
                         "checkpoint": checkpoint_digest, "params": dict(params), "audio": digest_of_audio})
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 class RunStore:
     """A run directory with its caches (the runner counts hits and misses)."""
 
@@ -130,8 +108,10 @@ class RunStore:
             raise RuntimeError(f"another bench run is using {self.root}; wait for it or use another "
                                f"--out") from None
         self._lock_file = f
-        for tmp in self.root.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for pattern in (".*.tmp", ".*.tmp-*"):  # temporaries of atomic writes (bench.files)
+            for tmp in self.root.rglob(pattern):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
 
     def path(self, relative: str | Path) -> Path:
         """``root / relative``, refusing anything that resolves outside the run directory."""
@@ -213,6 +193,4 @@ class RunStore:
         return path
 
     def write_json(self, relative: str, obj: Any) -> Path:
-        path = self.path(relative)
-        atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-        return path
+        return atomic_write_json(self.path(relative), obj)

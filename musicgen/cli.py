@@ -20,21 +20,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def dispatch(prog: str, version: str, commands: dict[str, tuple[str, str]], argv: list[str] | None = None
+             ) -> int:
+    """Run ``prog COMMAND ARGS``: ``--version``, ``--help`` (the commands and their one-line help), an
+    unknown command (exit 2, with close matches), else ``commands[COMMAND]``'s ``"module:function"``
+    imported now and called with the remaining arguments. The ``musicgen`` and ``bench`` commands both
+    use it (bench sits above musicgen, so the one copy lives here)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--version"]:
-        print(f"{PROG} {__version__}")
+        print(f"{prog} {version}")
         return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: {PROG} COMMAND [ARGS]\n\ncommands:")
-        for name, (_, help_text) in sorted(COMMANDS.items()):
+        print(f"usage: {prog} COMMAND [ARGS]\n\ncommands:")
+        for name, (_, help_text) in sorted(commands.items()):
             print(f"  {name:<12} {help_text}")
         return 0
-    if argv[0] not in COMMANDS:
-        close = difflib.get_close_matches(argv[0], list(COMMANDS), n=3)
+    if argv[0] not in commands:
+        close = difflib.get_close_matches(argv[0], list(commands), n=3)
         hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-        print(f"{PROG}: unknown command {argv[0]!r}{hint}; known: {', '.join(sorted(COMMANDS))}",
+        print(f"{prog}: unknown command {argv[0]!r}{hint}; known: {', '.join(sorted(commands))}",
               file=sys.stderr)
         return 2
-    module, func = COMMANDS[argv[0]][0].split(":")
+    module, func = commands[argv[0]][0].split(":")
     return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(PROG, __version__, COMMANDS, argv)

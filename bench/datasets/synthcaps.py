@@ -6,7 +6,6 @@ The corpus is built (or reused: ``build_synthcaps`` keeps a corpus built with th
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,13 +24,6 @@ class SynthCaps(Dataset):
         sample_rate: int = Field(default=32000, gt=0)
 
     def check(self) -> list[str]:
-        try:
-            found = importlib.util.find_spec("musicgen.train.synthcaps") is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            return ["musicgen.train.synthcaps is not available in this installation "
-                    "(the synthcaps builder has not landed)"]
         if self.context.cache_dir is None:
             return ["synthcaps needs a cache directory inside the run directory"]
         return []

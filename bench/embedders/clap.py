@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
 from bench.api import Embedder, Params
-from bench.embedders.common import digest_of, local_file, torch_load_with_numpy, unwrap_state_dict
+from bench.embedders.common import local_file, torch_load_with_numpy, unwrap_state_dict
 
 SAMPLE_RATE = 48000
 MAX_SAMPLES = 480000
@@ -160,20 +161,14 @@ class ClapEmbedder(Embedder):
         super().__init__(params)
         self.model = None
         self.tokenizer = None
-        self.device = "cpu"
-        self._in_memory = False
 
-    def check(self) -> list[str]:
-        try:
-            local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET)
-        except FileNotFoundError as e:
-            return [str(e)]
-        return []
+    def weight_files(self) -> list[Path]:
+        return [local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET)]
 
     def load(self, device: str = "cpu") -> None:
         from transformers import ClapModel
 
-        path = local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET)
+        (path,) = self.weight_files()
         raw = unwrap_state_dict(torch_load_with_numpy(path), keys=("state_dict",))
         mel_key = "audio_branch.logmel_extractor.melW"
         mel_w = raw.get("module." + mel_key, raw.get(mel_key))
@@ -202,7 +197,8 @@ class ClapEmbedder(Embedder):
 
     def set_model(self, model, tokenizer=None) -> None:
         """Use an in-memory ``ClapModel`` (tests, benchmarks); the digest becomes ``"in-memory"``."""
-        self.model, self._in_memory = model.eval(), True
+        self.model = model.eval()
+        self.use_in_memory()
         if tokenizer is not None:
             self.tokenizer = tokenizer
 
@@ -218,11 +214,6 @@ class ClapEmbedder(Embedder):
                 raise MissingCheckpointFile(f"CLAP tokenizer: {e} {TOKENIZER_HOW}") from None
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         return self.tokenizer
-
-    def digest(self) -> str:
-        if self._in_memory:
-            return "in-memory"
-        return digest_of(local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET))
 
     def protocol(self) -> dict:
         return {**super().protocol(), "window_s": MAX_SAMPLES / SAMPLE_RATE,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from musicgen.checkpoints.files import MissingCheckpointFile, resolve_local, sha256_file
+from bench.files import file_digest as bench_file_digest
+from bench.files import files_digest
+from musicgen.checkpoints.files import MissingCheckpointFile, resolve_local
 
 
 def local_file(path: str, what: str, how_to_get: str) -> Path:
@@ -25,16 +26,15 @@ def local_file(path: str, what: str, how_to_get: str) -> Path:
     return p
 
 
-@functools.lru_cache(maxsize=32)
+#: one sha256 hex string for one file, or joined digests of several files (``bench.files``)
+digest_of = files_digest
+
+
 def file_digest(path: str, mtime_ns: int, size: int) -> str:
-    """sha256 of a file, cached by (path, mtime, size)."""
-    return sha256_file(Path(path))
-
-
-def digest_of(*paths: Path) -> str:
-    """One sha256 hex string for one file, or joined digests of several files."""
-    parts = [file_digest(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths]
-    return parts[0] if len(parts) == 1 else hashlib.sha256("+".join(parts).encode()).hexdigest()
+    """Deprecated: use ``bench.files.file_digest(path)`` (memoised by path, size and mtime itself)."""
+    warnings.warn("bench.embedders.common.file_digest is deprecated; use bench.files.file_digest(path)",
+                  DeprecationWarning, stacklevel=2)
+    return bench_file_digest(path)
 
 
 def _numpy_safe_globals() -> list[Any]:

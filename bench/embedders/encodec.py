@@ -1,22 +1,23 @@
 """EnCodec pre-quantisation latents as an extra FAD backbone.
 
-Interim implementation: transformers' ``EncodecModel`` encoder, loaded from a local folder or a
-hub id present in the local Hugging Face cache (default ``facebook/encodec_32khz``: 32 kHz mono,
-hop 640, 50 Hz, 128-d). It returns the encoder output before the residual quantiser, one 128-d
-frame per 20 ms: ``[F, D]``. When the project's own codec (``CompressionModel.encode_latents``)
-lands, this embedder should switch to it (same numbers on the same weights) and bump ``version``.
+Runs transformers' ``EncodecModel`` encoder (``version`` ``1-transformers``), loaded from a local
+folder or a hub id present in the local Hugging Face cache (default ``facebook/encodec_32khz``: 32 kHz
+mono, hop 640, 50 Hz, 128-d). It returns the encoder output before the residual quantiser, one 128-d
+frame per 20 ms: ``[F, D]``. musicgen's own codec computes the same latents
+(``CompressionModel.encode_latents``); moving this embedder onto it would be a new ``version``.
 A clip shorter than one hop (640 samples at 32 kHz) is an error.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 
 from bench.api import Embedder, Params
-from bench.embedders.common import digest_of, require_length
+from bench.embedders.common import require_length
 from musicgen.checkpoints.files import MissingCheckpointFile, require_file, resolve_local
 
 HOW_TO_GET = ("On a machine with network run `huggingface-cli download facebook/encodec_32khz` "
@@ -40,8 +41,6 @@ class EncodecEmbedder(Embedder):
         super().__init__(params)
         self.model = None
         self.hop = 640
-        self.device = "cpu"
-        self._in_memory = False
 
     def _folder(self):
         try:
@@ -51,24 +50,19 @@ class EncodecEmbedder(Embedder):
         require_file(folder, "config.json", HOW_TO_GET)
         return folder
 
-    def _weights(self):
+    def weight_files(self) -> list[Path]:
         folder = self._folder()
-        return [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", ".bin")]
-
-    def check(self) -> list[str]:
-        try:
-            if not self._weights():
-                return [f"EnCodec model folder {self._folder()} holds no weights. {HOW_TO_GET}"]
-        except FileNotFoundError as e:
-            return [str(e)]
-        return []
+        files = [p for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", ".bin")]
+        if not files:
+            raise MissingCheckpointFile(f"EnCodec model folder {folder} holds no weights. {HOW_TO_GET}")
+        return files
 
     def load(self, device: str = "cpu") -> None:
         from transformers import EncodecModel
 
         model = EncodecModel.from_pretrained(str(self._folder()), local_files_only=True)
         self.set_model(model)
-        self._in_memory = False
+        self.in_memory = False  # loaded from weight_files(): their digest
         self.model = self.model.to(device)
         self.device = device
 
@@ -77,11 +71,9 @@ class EncodecEmbedder(Embedder):
         if model.config.audio_channels != 1 or model.config.sampling_rate != self.sample_rate:
             raise ValueError(f"encodec embedder expects a mono {self.sample_rate} Hz model; got "
                              f"{model.config.audio_channels} channels at {model.config.sampling_rate} Hz")
-        self.model, self._in_memory = model.eval(), True
+        self.model = model.eval()
+        self.use_in_memory()
         self.hop = int(np.prod(model.config.upsampling_ratios))
-
-    def digest(self) -> str:
-        return "in-memory" if self._in_memory else digest_of(*self._weights())
 
     def protocol(self) -> dict:
         return {**super().protocol(), "latents": "encoder output before quantisation", "hop": self.hop}

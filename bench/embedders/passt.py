@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -28,13 +29,7 @@ import torch
 from torch import nn
 
 from bench.api import Embedder, Params
-from bench.embedders.common import (
-    digest_of,
-    local_file,
-    require_length,
-    torch_load_with_numpy,
-    unwrap_state_dict,
-)
+from bench.embedders.common import local_file, require_length, torch_load_with_numpy, unwrap_state_dict
 
 SAMPLE_RATE = 32000
 N_FFT = 1024
@@ -200,18 +195,12 @@ class PasstEmbedder(Embedder):
     def __init__(self, params: PasstParams | None = None) -> None:
         super().__init__(params)
         self.net: PasstNet | None = None
-        self.device = "cpu"
-        self._in_memory = False
 
-    def check(self) -> list[str]:
-        try:
-            local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)
-        except FileNotFoundError as e:
-            return [str(e)]
-        return []
+    def weight_files(self) -> list[Path]:
+        return [local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)]
 
     def load(self, device: str = "cpu") -> None:
-        path = local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)
+        (path,) = self.weight_files()
         state = unwrap_state_dict(torch_load_with_numpy(path))
         for prefix in ("module.", "net."):
             if all(k.startswith(prefix) or k.startswith("mel.") for k in state):
@@ -224,12 +213,8 @@ class PasstEmbedder(Embedder):
 
     def set_network(self, net: PasstNet) -> None:
         """Use an in-memory network (tests, benchmarks); the digest becomes ``"in-memory"``."""
-        self.net, self._in_memory = net.eval(), True
-
-    def digest(self) -> str:
-        if self._in_memory:
-            return "in-memory"
-        return digest_of(local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET))
+        self.net = net.eval()
+        self.use_in_memory()
 
     def protocol(self) -> dict:
         return {**super().protocol(), "segments": "20 s, no padding, tail <= 0.15 s dropped",

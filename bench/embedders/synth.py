@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from bench.api import Embedder, Params
-from bench.embedders.common import digest_of, local_file, require_length
+from bench.embedders.common import local_file, require_length
 from bench.embedders.synth_models import (
     MIN_SAMPLES,
     SAMPLE_RATE,
@@ -73,9 +73,8 @@ class _SynthEmbedder(Embedder):
     def _path(self) -> str:
         return self.params.weights or shipped_weights(self.weights_name)
 
-    def check(self) -> list[str]:
-        return [] if Path(self._path()).is_file() else [
-            f"{self.name}: weights file {self._path()!r} not found ({self._how_to_get()})"]
+    def weight_files(self) -> list[Path]:
+        return [local_file(self._path(), f"{self.name} weights", self._how_to_get())]
 
     def _how_to_get(self) -> str:
         return (f"it ships with the package under bench/embedders/weights/{self.weights_name}/; "
@@ -83,7 +82,7 @@ class _SynthEmbedder(Embedder):
                 f"bench/embedders/recipes/{self.weights_name}.yaml --corpus DIR --out DIR")
 
     def load(self, device: str = "cpu") -> None:
-        path = local_file(self._path(), self.name, self._how_to_get())
+        (path,) = self.weight_files()
         state, self.config = read_weights(path)
         model = self._build(self.config)
         model.load_state_dict(state)
@@ -93,9 +92,6 @@ class _SynthEmbedder(Embedder):
     @abc.abstractmethod
     def _build(self, config: dict[str, Any]) -> torch.nn.Module:
         """The network for a weights file's config."""
-
-    def digest(self) -> str:
-        return digest_of(Path(self._path()))
 
     def protocol(self) -> dict[str, Any]:
         return {**super().protocol(), "trained_on": "synthcaps (ours; see MODEL_CARD.md)",

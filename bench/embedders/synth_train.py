@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import math
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +39,7 @@ from bench.embedders.synth_models import (
     encode_texts,
     log_mel,
 )
+from bench.files import file_digest, git_commit
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 WEIGHTS_FILE = "model.safetensors"
@@ -273,14 +273,6 @@ def save_weights(model: torch.nn.Module, config: dict, out_dir: Path) -> Path:
     return path
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def model_card(config: dict, digest: str, recipe_path: str, commit: str) -> str:
     r = config["recipe"]
     lines = [f"# {config['name']}", "",
@@ -317,12 +309,13 @@ def main(argv: list[str] | None = None) -> int:
                     sample_rate=c.sample_rate)
     model, config = train(recipe, load_corpus(args.corpus))
     path = save_weights(model, config, args.out)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_digest(path)
     try:
         recipe_name = str(args.recipe.resolve().relative_to(Path(__file__).parents[2]))
     except ValueError:
         recipe_name = str(args.recipe)
-    (args.out / "MODEL_CARD.md").write_text(model_card(config, digest, recipe_name, git_commit()))
+    card = model_card(config, digest, recipe_name, git_commit() or "unknown")
+    (args.out / "MODEL_CARD.md").write_text(card)
     print(json.dumps({"weights": str(path), "sha256": digest, "metrics": config["metrics"]}, indent=1))
     return 0
 

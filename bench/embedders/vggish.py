@@ -19,6 +19,7 @@ Weights: ``vggish-10086976.pth`` from github.com/harritaylor/torchvggish release
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from bench.api import Embedder, Params
-from bench.embedders.common import digest_of, local_file, require_length, torch_load_with_numpy
+from bench.embedders.common import local_file, require_length, torch_load_with_numpy
 
 SAMPLE_RATE = 16000
 WINDOW = 400
@@ -112,23 +113,15 @@ class VGGishEmbedder(Embedder):
         super().__init__(params)
         self.net: VGGishNet | None = None
         self.pca: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.device = "cpu"
 
-    def _paths(self) -> list:
+    def weight_files(self) -> list[Path]:
         paths = [local_file(self.params.weights, "VGGish weights", HOW_TO_GET)]
         if self.head == "pca":
             paths.append(local_file(self.params.pca_params, "VGGish PCA parameters", HOW_TO_GET))
         return paths
 
-    def check(self) -> list[str]:
-        try:
-            self._paths()
-        except FileNotFoundError as e:
-            return [str(e)]
-        return []
-
     def load(self, device: str = "cpu") -> None:
-        paths = self._paths()
+        paths = self.weight_files()
         with torch.device("meta"):  # no random init of 72 M parameters that are overwritten anyway
             net = VGGishNet()
         state = torch_load_with_numpy(paths[0])
@@ -143,12 +136,7 @@ class VGGishEmbedder(Embedder):
     def set_network(self, net: VGGishNet, pca: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """Use an in-memory network (tests, benchmarks); digest becomes ``"in-memory"``."""
         self.net, self.pca = net.eval(), pca
-        self._in_memory = True
-
-    def digest(self) -> str:
-        if getattr(self, "_in_memory", False):
-            return "in-memory"
-        return digest_of(*self._paths())
+        self.use_in_memory()
 
     def protocol(self) -> dict:
         return {**super().protocol(), "head": self.head, "frames": "0.96 s, no overlap, no padding",

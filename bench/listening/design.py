@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.run_results import ResultsError, load_results, load_samples
+from bench.files import read_json
+from bench.run_results import load_results, load_samples
 
 KEY_FORMAT = "musicgen-bench/listening-test"
 KEY_VERSION = 1
@@ -305,18 +306,6 @@ def load_keys(run_dir: str | Path) -> dict[str, TestKey]:
     root = Path(run_dir) / LISTENING_DIR
     out = {}
     for path in sorted(root.glob("*/test.json")) if root.is_dir() else []:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ListeningError(f"{path}: cannot read the listening-test key ({e})") from e
-        key = TestKey.from_json(data, str(path))
+        key = TestKey.from_json(read_json(path, ListeningError, "listening-test key"), str(path))
         out[key.test_id] = key
     return out
-
-
-def load_run_metrics(run_dir: Path) -> list[Any]:
-    """The run's records (``bench.run_results.Record``), for agreement and simulation."""
-    try:
-        return load_results(run_dir).records
-    except ResultsError as e:
-        raise ListeningError(str(e)) from e

@@ -31,6 +31,7 @@ import soundfile as sf
 from markupsafe import Markup
 
 from bench.audio import normalize_loudness, read_audio
+from bench.files import atomic_write_bytes, atomic_write_text
 from bench.listening.design import (
     ANCHOR,
     ANCHOR_CUTOFF_HZ,
@@ -41,7 +42,6 @@ from bench.listening.design import (
     plan_test,
 )
 from bench.run_results import ResultsError
-from bench.store import atomic_write_bytes, atomic_write_text
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 PAGE_TEMPLATE = "listening.html.j2"

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.files import atomic_write_text, read_json
 from bench.listening.design import ListeningError, TestKey, folder_of, load_keys
-from bench.store import atomic_write_text
 
 EXPORT_FORMAT = "musicgen-bench/listening-ratings"
 EXPORT_VERSION = 1
@@ -129,10 +129,7 @@ def load_store(run_dir: str | Path, key: TestKey) -> dict[str, Any]:
     path = store_path(run_dir, key.test_id)
     if not path.is_file():
         return {"format": STORE_FORMAT, "version": 1, "test_id": key.test_id, "screening": None, "raters": []}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ListeningError(f"{path}: cannot read the ratings store ({e})") from e
+    data = read_json(path, ListeningError, "ratings store")
     if (
         not isinstance(data, dict)
         or data.get("format") != STORE_FORMAT

@@ -5,14 +5,14 @@
   metric, counted in state ``n_flagged`` and listed by id in ``MetricResult.extra["flagged"]``.
 - Means carry a Poisson bootstrap (``functional.bootstrap``): the replicate sums are state too, so
   merging shards gives the same values and intervals as one pass.
-- ``bind_embedder(name, protocol)`` lets the runner hand over each embedder's protocol (backbone,
-  checkpoint digest, sample rate, crop policy); it is copied into every ``MetricInfo.protocol``.
+- The protocols the runner hands over (``Metric.bind_embedder``: backbone, checkpoint digest, sample
+  rate, crop policy) are copied into every ``MetricInfo.protocol``.
+- ``EmbedderParams`` adds the ``embedder`` choice (a registry name) for metrics on one backbone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -30,6 +30,12 @@ class MetricParams(Params):
     on_bad_audio: Literal["flag", "raise"] = "flag"
 
 
+class EmbedderParams(MetricParams):
+    """Parameters of a metric computed on one embedder's features: which one (registry name)."""
+
+    embedder: str
+
+
 def item_key(item: MetricItem) -> str:
     """Identity of an item for bootstrap weights: prompt id and seed."""
     return f"{item.prompt.id}#{item.generated.seed}"
@@ -39,23 +45,22 @@ class BaseMetric(Metric):
     """A metric with flagged clips, bootstrapped means and bound embedder protocols."""
 
     Params = MetricParams
+    #: bootstrapped means this metric keeps (``add_mean_state`` for each at construction)
+    mean_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)
         self.flagged: dict[str, list[str]] = {}
-        self.embedder_protocols: dict[str, dict[str, Any]] = {}
         self.add_state("n_flagged")
+        for name in self.mean_names:
+            self.add_mean_state(name)
 
     # -- protocols -------------------------------------------------------------------------------
-    def bind_embedder(self, name: str, protocol: Mapping[str, Any]) -> None:
-        """Record the protocol of embedder ``name`` (called by the runner once it is loaded)."""
-        self.embedder_protocols[name] = dict(protocol)
-
     def base_protocol(self) -> dict[str, Any]:
         p = self.params
         out: dict[str, Any] = {"bootstrap": f"poisson, {p.n_bootstrap} replicates, seed {p.seed}",
                                "confidence": p.confidence, "on_bad_audio": p.on_bad_audio}
-        for name in self.embedders:
+        for name in self.embedder_names():
             out[f"embedder.{name}"] = self.embedder_protocols.get(name, "not bound (see run record)")
         return out
 

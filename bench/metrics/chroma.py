@@ -15,8 +15,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from bench.api import AudioClip, MetricInfo, MetricItem, MetricResult
+from bench.audio import resample, to_mono
 from bench.metrics.base import BaseMetric, MetricParams, item_key
-from bench.metrics.functional.audio_checks import audio_flags, resample, to_mono
+from bench.metrics.functional.audio_checks import audio_flags
 from bench.metrics.functional.similarity import (
     CHROMA_HOP,
     CHROMA_N_FFT,
@@ -33,9 +34,10 @@ class ChromaCosineSimilarity(BaseMetric):
     embedders = ()
     needs_reference = True
 
+    mean_names = ("chroma_cosine",)
+
     def __init__(self, params: MetricParams | None = None) -> None:
         super().__init__(params)
-        self.add_mean_state("chroma_cosine")
         self.add_state("n_items")
 
     def _melody(self, item: MetricItem) -> AudioClip:

@@ -1,11 +1,11 @@
 """CLAP score: mean cosine between the prompt's text embedding and the generated clip's audio embedding.
 
 Audio features come from the runner (embedder ``clap``: one L2-normalised ``[1, 512]`` embedding of a
-deterministic 10 s crop, see ``bench.embedders.clap``). Text embeddings are computed here with the
-same checkpoint's text tower (``bench.api`` has no text-embedding hook): by default a
-``ClapEmbedder`` built from this metric's ``checkpoint``/``tokenizer`` params, loaded on first use;
-``set_text_encoder`` injects another callable (texts -> ``[N, D]``), e.g. the runner's loaded
-embedder. Text embeddings are cached per prompt text.
+deterministic 10 s crop, see ``bench.embedders.clap``). Text embeddings come from the same
+embedder's text tower (``Embedder.embed_text``, texts -> ``[N, D]``), which the runner hands over
+through ``Metric.set_text_encoder``; used without the runner, a ``ClapEmbedder`` built from this
+metric's ``checkpoint``/``tokenizer`` params is loaded on first use. Text embeddings are cached per
+prompt text.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from bench.api import MetricInfo, MetricItem, MetricResult
-from bench.metrics.base import BaseMetric, MetricParams, item_key
+from bench.metrics.base import BaseMetric, EmbedderParams, item_key
 from bench.metrics.functional.similarity import cosine_similarity
 
 TextEncoder = Callable[[Sequence[str]], np.ndarray]
 
 
-class ClapScoreParams(MetricParams):
+class ClapScoreParams(EmbedderParams):
     embedder: str = "clap"
     checkpoint: str = "music_audioset_epoch_15_esc_90.14.pt"
     tokenizer: str = "roberta-base"
@@ -31,12 +31,10 @@ class ClapScore(BaseMetric):
     """Mean text-audio cosine (higher is better)."""
 
     Params = ClapScoreParams
-    embedders = ("clap",)
+    mean_names = ("clap_score",)
 
     def __init__(self, params: ClapScoreParams | None = None) -> None:
         super().__init__(params)
-        self.embedders = (self.params.embedder,)
-        self.add_mean_state("clap_score")
         self._text_encoder: TextEncoder | None = None
         self._text_cache: dict[str, np.ndarray] = {}
 
@@ -59,10 +57,7 @@ class ClapScore(BaseMetric):
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         if not self.accept(item):
             return
-        feats = features.get(self.params.embedder, {})
-        if "generated" not in feats:
-            raise KeyError(f"CLAP score: no {self.params.embedder!r} embedding for {item_key(item)!r}")
-        audio = np.asarray(feats["generated"], dtype=np.float64)
+        audio = np.asarray(self.features_of(features, item)["generated"], dtype=np.float64)
         if audio.ndim != 2 or not np.all(np.isfinite(audio)):
             raise ValueError(f"CLAP score: audio embedding of {item_key(item)!r} must be finite [F, D]; "
                              f"got shape {audio.shape}")

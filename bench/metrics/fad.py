@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bench.api import MetricInfo, MetricItem, MetricResult
-from bench.metrics.base import BaseMetric, MetricParams, item_key
+from bench.metrics.base import BaseMetric, EmbedderParams, item_key
 from bench.metrics.functional.bootstrap import bias_corrected_interval, poisson_weights, subset_members
 from bench.metrics.functional.frechet import (
     fad_inf_fit,
@@ -37,7 +37,7 @@ from bench.metrics.functional.frechet import (
 )
 
 
-class FADParams(MetricParams):
+class FADParams(EmbedderParams):
     embedder: str = "vggish"
     n_bootstrap: int = 50
     fad_inf_fractions: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -47,11 +47,9 @@ class FrechetAudioDistance(BaseMetric):
     """FAD between the reference and generated sets on one embedder's frame embeddings."""
 
     Params = FADParams
-    embedders = ("vggish",)
 
     def __init__(self, params: FADParams | None = None) -> None:
         super().__init__(params)
-        self.embedders = (self.params.embedder,)
         self.dim: int | None = None
 
     def _init_dim(self, dim: int) -> None:
@@ -103,14 +101,11 @@ class FrechetAudioDistance(BaseMetric):
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         if not self.accept(item, check_reference=True):
             return
-        name = self.params.embedder
-        if name not in features or "generated" not in features[name]:
-            raise KeyError(f"FAD: no {name!r} embeddings of the generated clip of {item_key(item)!r}")
-        feats = features[name]
         key = item_key(item)
-        self._add("gen", key, feats["generated"])
-        if "reference" in feats:
-            self._add("ref", item.prompt.id + "#ref#" + key, feats["reference"])
+        self._add("gen", key, self.features_of(features, item)["generated"])
+        reference = features[self.params.embedder].get("reference")
+        if reference is not None:
+            self._add("ref", item.prompt.id + "#ref#" + key, reference)
         self.state["n_items"] += 1.0
 
     def infos(self) -> list[MetricInfo]:

@@ -6,9 +6,10 @@ padding, segments of 0.15 s or less dropped, C = 527). Per clip: softmax, mean o
 on the generated probabilities (the paper's number), ``kl_reverse`` and ``kl_symmetric`` (the sum,
 audiocraft's ``kld_both``).
 
-Clips longer than one 20 s segment: we average the segment distributions per clip (REFERENCE.md's
-protocol); audiocraft's ``PasstKLDivergenceMetric`` instead pairs generated and reference segments
-by index and weights by segments. Both agree for clips of at most 20 s (MusicCaps is 10 s).
+Clips longer than one 20 s segment: we average the segment distributions per clip (our choice, named
+in every record's protocol as ``aggregation``); audiocraft's ``PasstKLDivergenceMetric``
+(``audiocraft/metrics/kld.py``) instead pairs generated and reference segments by index and weights
+by segments. Both agree for clips of at most 20 s (MusicCaps is 10 s).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bench.api import MetricInfo, MetricItem, MetricResult
-from bench.metrics.base import BaseMetric, MetricParams, item_key
+from bench.metrics.base import BaseMetric, EmbedderParams, item_key
 from bench.metrics.functional.divergence import KL_EPS, clip_label_distribution, kl_all_directions
 
 KL_NAMES = {"kl": "KL(reference || generated), eps on generated",
@@ -26,7 +27,7 @@ KL_NAMES = {"kl": "KL(reference || generated), eps on generated",
             "kl_symmetric": "KL(reference || generated) + KL(generated || reference)"}
 
 
-class KLParams(MetricParams):
+class KLParams(EmbedderParams):
     embedder: str = "passt"
     eps: float = KL_EPS
 
@@ -35,23 +36,14 @@ class KLDivergence(BaseMetric):
     """Paired KL divergence of classifier label distributions."""
 
     Params = KLParams
-    embedders = ("passt",)
     needs_reference = True
-
-    def __init__(self, params: KLParams | None = None) -> None:
-        super().__init__(params)
-        self.embedders = (self.params.embedder,)
-        for name in KL_NAMES:
-            self.add_mean_state(name)
+    mean_names = tuple(KL_NAMES)
 
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         self.require_reference(item)
         if not self.accept(item, check_reference=True):
             return
-        feats = features.get(self.params.embedder, {})
-        if "generated" not in feats or "reference" not in feats:
-            raise KeyError(f"KL: item {item_key(item)!r} lacks {self.params.embedder!r} logits for "
-                           f"{'generated' if 'generated' not in feats else 'reference'}")
+        feats = self.features_of(features, item, ("generated", "reference"))
         p_ref = clip_label_distribution(feats["reference"])
         p_gen = clip_label_distribution(feats["generated"])
         if p_ref.shape != p_gen.shape:

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from bench.api import MetricInfo, MetricItem, MetricResult
-from bench.metrics.base import BaseMetric, MetricParams, item_key
+from bench.metrics.base import BaseMetric, EmbedderParams, item_key
 from bench.metrics.functional.memorization import MEMORIZATION_TOKENS, PARTIAL_MATCH, token_match_fraction
 from bench.metrics.functional.similarity import cosine_similarity
 
 
-class MemorizationParams(MetricParams):
+class MemorizationParams(EmbedderParams):
     n_tokens: int = MEMORIZATION_TOKENS
     partial: float = PARTIAL_MATCH
     embedder: str = "vggish"
@@ -35,15 +35,9 @@ class Memorization(BaseMetric):
     """Token match rates (or embedding copy rate) between continuations and training originals."""
 
     Params = MemorizationParams
-    embedders = ("vggish",)
     needs_reference = True
     needs_reference_tokens = True
-
-    def __init__(self, params: MemorizationParams | None = None) -> None:
-        super().__init__(params)
-        self.embedders = (self.params.embedder,)
-        for name in NAMES:
-            self.add_mean_state(name)
+    mean_names = NAMES
 
     def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         self.require_reference(item)
@@ -55,10 +49,7 @@ class Memorization(BaseMetric):
             return
         if not self.accept(item, check_reference=True):
             return
-        feats = features.get(self.params.embedder, {})
-        if "generated" not in feats or "reference" not in feats:
-            raise KeyError(f"memorization: item {key!r} has no tokens and no {self.params.embedder!r} "
-                           f"embeddings for both clips")
+        feats = self.features_of(features, item, ("generated", "reference"))  # no tokens: embeddings
         gen, ref = np.mean(feats["generated"], axis=0), np.mean(feats["reference"], axis=0)
         cos = float(cosine_similarity(gen, ref))
         self.add_value("embedding_cosine", key, cos)

@@ -1,9 +1,7 @@
 """The ``musicgen`` adapter over our pipeline: checkpoint templates, check(), batch-invariant clips
-with tokens. The generation test runs once ``musicgen.models.musicgen`` is installed (pipeline)."""
+with tokens (the default ``rowwise`` kernel), the ``kernel`` parameter from a suite."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import pytest
@@ -11,15 +9,13 @@ import pytest
 from baselines.musicgen import MusicGenGenerator
 from bench.api import Context, Prompt
 
-HAS_PIPELINE = importlib.util.find_spec("musicgen.models.musicgen") is not None
-
 
 def test_checkpoint_template_and_check(tmp_path):
     g = MusicGenGenerator(MusicGenGenerator.Params(checkpoint=str(tmp_path / "{size}-{pattern}"),
                                                    size="small", pattern="delay"))
     assert g.checkpoint == str(tmp_path / "small-delay")
     [problem] = g.check()
-    assert ("small-delay" in problem and "does not exist" in problem) or "pipeline has not landed" in problem
+    assert "small-delay" in problem and "does not exist" in problem
     (tmp_path / "models" / "small-delay").mkdir(parents=True)
     near_suite = MusicGenGenerator(MusicGenGenerator.Params(checkpoint="models/{size}-delay", size="small"),
                                    Context(base_dir=tmp_path))
@@ -33,7 +29,6 @@ def test_checkpoint_template_and_check(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_PIPELINE, reason="the MusicGen pipeline has not landed")
 def test_generates_clips_with_tokens_independent_of_the_batch(tmp_path):
     from musicgen.testing import tiny_musicgen
 
@@ -48,9 +43,37 @@ def test_generates_clips_with_tokens_independent_of_the_batch(tmp_path):
     sr = clips[0].sample_rate
     assert [c.wav.shape[-1] for c in clips] == [round(0.2 * sr)] * 2
     assert clips[0].tokens is not None and clips[0].tokens.ndim == 2
+    assert g._model.generation_params["kernel"] == "rowwise"  # the default reaches the model
     [alone] = g.generate(prompts[1:], seed=0, duration_s=0.2)
     np.testing.assert_array_equal(alone.tokens, clips[1].tokens)
     np.testing.assert_allclose(alone.wav, clips[1].wav, atol=1e-5)
     assert g.fingerprint() == g.fingerprint()
     ref = g.encode_reference(clips[0].wav, sr)
     assert ref.shape[0] == clips[0].tokens.shape[0] and ref.dtype == np.int64
+
+
+SUITE = """name: kernels
+dataset: {{name: synthcaps, params: {{split: test, num_clips: 6, duration_s: 1.0, sample_rate: 8000}}}}
+generation: {{duration_s: 1.0, seeds: [0]}}
+generators:
+  - {{name: musicgen, label: default, params: {{checkpoint: "builtin:musicgen-synthcaps-small"}}}}
+  - name: musicgen
+    label: fast
+    params: {{checkpoint: "builtin:musicgen-synthcaps-small", kernel: {kernel}}}
+metrics: [{{name: chroma_cosine}}]
+"""
+
+
+def test_kernel_is_a_suite_parameter_and_defaults_to_a_batch_independent_one(tmp_path):
+    from bench.suite import load_suite
+    from bench.yamlsource import SuiteError
+    from musicgen.modules.fast_linear import LINEAR_KERNELS
+
+    suite = tmp_path / "kernels.yaml"
+    suite.write_text(SUITE.format(kernel="auto"))
+    planned = load_suite(suite, check=False)
+    assert [g.params.kernel for g in planned.generators] == ["rowwise", "auto"]
+    assert "rowwise" in LINEAR_KERNELS  # F.linear one batch row at a time: batch-invariant
+    suite.write_text(SUITE.format(kernel="fastest"))
+    with pytest.raises(SuiteError, match=r"kernels.yaml:8: .*kernel.*unknown kernel 'fastest'"):
+        load_suite(suite, check=False)

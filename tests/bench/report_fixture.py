@@ -26,10 +26,26 @@ CLAP_PROTOCOL = {"backbone": "clap-music", "sample_rate": 48000, "crop": "first-
 
 
 def record(generator: str, metric: str, value: float, hib: bool, protocol: dict, params: dict | None = None,
-           ci: float | None = 0.1, n: int = 4) -> dict:
-    return {"generator": generator, "params": params or {}, "metric": metric, "value": value,
-            "ci_low": None if ci is None else value - ci, "ci_high": None if ci is None else value + ci,
-            "n": n, "higher_is_better": hib, "protocol": protocol}
+           ci: float | None = 0.1, n: int = 4, generator_info: dict | None = None) -> dict:
+    out = {"generator": generator, "params": params or {}, "metric": metric, "value": value,
+           "ci_low": None if ci is None else value - ci, "ci_high": None if ci is None else value + ci,
+           "n": n, "higher_is_better": hib, "protocol": protocol}
+    if generator_info is not None:
+        out["generator_info"] = generator_info
+    return out
+
+
+def pattern_info(pattern: str, duration_s: float, num_codebooks: int | None = None,
+                 frame_rate: float = 50.0) -> dict:
+    """``generator_info`` as the ``musicgen`` adapter reports it (``Generator.describe``), built here
+    from ``musicgen.modules.patterns`` (K: 4 per channel, as the built-in codec, unless given)."""
+    from musicgen.modules.patterns import pattern_channels, pattern_steps
+
+    k = num_codebooks or 4 * pattern_channels(pattern)
+    counts = pattern_steps(pattern, k, round(duration_s * frame_rate))
+    return {"pattern": pattern, "num_codebooks": k, "channels": counts.channels, "frame_rate": frame_rate,
+            "frames": counts.num_frames, "steps": counts.total, "delay_tail": counts.tail,
+            "formula": counts.formula}
 
 
 def demo_records() -> list[dict]:
@@ -52,7 +68,8 @@ def ablation_records() -> list[dict]:
             params = {"pattern": pattern, "size": size}
             label = f"musicgen[pattern={pattern},size={size}]"
             protocol = {"backbone": "passt", "generation": {"duration_s": 30.0, "seeds": [0]}}
-            out.append(record(label, "kl", 0.5 + 0.02 * i - 0.01 * j, False, protocol, params))
+            out.append(record(label, "kl", 0.5 + 0.02 * i - 0.01 * j, False, protocol, params,
+                              generator_info=pattern_info(pattern, 30.0)))
     return out
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from bench import cli
 from bench.published import PUBLISHED_TABLES, TABLE4_STEPS
-from bench.report import autoregressive_steps, write_report
-from bench.run_results import ResultsError
+from bench.report import write_report
+from bench.run_results import ResultsError, parse_record, reported_steps
 from tests.bench.html_tree import parse
 from tests.bench.report_fixture import (
     EVIL_LABEL,
@@ -18,6 +18,8 @@ from tests.bench.report_fixture import (
     SIZES,
     assert_summary_matches,
     make_run,
+    pattern_info,
+    record,
 )
 
 
@@ -130,11 +132,32 @@ def test_ablation_pivot_has_every_pattern_and_table4_step_ratios(rendered):
     assert "<svg" in html and "errbar" in html
 
 
-def test_steps_follow_duration_and_codebooks():
-    assert autoregressive_steps("flattening", {"duration_s": 10, "num_codebooks": 8}, {}) == 4000
-    assert autoregressive_steps("coarse_first", {}, {"duration_s": 2.0, "frame_rate": 25}) == 100
-    assert autoregressive_steps("delay", {}, {}) is None
-    assert autoregressive_steps("unknown", {"duration_s": 1}, {}) is None
+def test_steps_come_from_the_generator_info():
+    def steps(info):
+        return reported_steps(parse_record(record("g", "fad", 1.0, False, {}, generator_info=info), "t"))
+
+    flat = steps(pattern_info("flattening", 10.0, num_codebooks=8))
+    assert (flat.nominal, flat.delay_tail, flat.formula) == (4000, 0, "K·T")
+    coarse = steps(pattern_info("coarse_first", 2.0, frame_rate=25))
+    assert (coarse.nominal, coarse.formula) == (100, "2T")
+    delay = steps(pattern_info("delay", 1.0))
+    assert (delay.steps, delay.nominal, delay.delay_tail, delay.formula) == (53, 50, 3, "T")
+    assert steps(None) is None  # a generator that reports nothing: no steps, not a guess
+    no_formula = steps({"frames": 50, "steps": 200, "delay_tail": 0})
+    assert no_formula.formula == "4T"  # the multiple, when the generator names no formula
+    assert steps({"frames": 50, "steps": "many", "delay_tail": 0}) is None
+
+
+def test_old_step_helpers_still_work_with_a_deprecation_warning():
+    import bench.report
+
+    with pytest.warns(DeprecationWarning, match="Generator.describe"):
+        old = bench.report.autoregressive_steps
+    assert old("flattening", {"duration_s": 10, "num_codebooks": 8}, {}) == 4000
+    assert old("coarse_first", {}, {"duration_s": 2.0, "frame_rate": 25}) == 100
+    assert old("delay", {}, {}) is None and old("unknown", {"duration_s": 1}, {}) is None
+    with pytest.warns(DeprecationWarning):
+        assert bench.report.delay_tail("delay", {}, {}) == 3
 
 
 def test_published_block_is_separate_and_labelled(rendered):

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import bench.testing as testing
 from bench.cli import main
 from tests.bench.html_tree import parse
 from tests.bench.report_fixture import assert_summary_matches
-
-testing = pytest.importorskip("bench.testing", reason="bench.testing (harness test plug-ins) not present")
-pytest.importorskip("bench.runner", reason="bench.runner not present")
 
 
 @pytest.fixture()

@@ -1,16 +1,17 @@
 """The report's pattern table: one row per pattern of ``musicgen.modules.patterns``, its steps column
-from the report's own rule (bench never imports musicgen) checked against the patterns themselves:
-nominal steps in Table 4's ratios (T, 2T, K*T) and, with the delay tail, exactly ``num_steps(T)``."""
+from what the generator reports (``generator_info``, ``Generator.describe``), never from a rule kept
+in the report: nominal steps in Table 4's ratios (T, 2T, K*T) and, with the delay tail, exactly
+``num_steps(T)``; and the ``musicgen`` adapter reports its model's pattern that way."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.report import PATTERN_ORDER, autoregressive_steps, delay_tail, pivots, write_report
+from bench.report import PATTERN_ORDER, pivots, write_report
 from bench.run_results import parse_record
 from musicgen.modules.patterns import get_pattern, pattern_names
 from tests.bench.html_tree import parse
-from tests.bench.report_fixture import make_run, record
+from tests.bench.report_fixture import make_run, pattern_info, record
 
 #: Table 4's steps per frame for K = 4 (paper: T = 1500 frames -> 1500 / 3000 / 6000 steps)
 TABLE4_PER_FRAME = {"delay": 1, "partial_delay": 1, "parallel": 1, "partial_flattening": 2,
@@ -21,15 +22,14 @@ def _codebooks(pattern: str) -> int:
     return 8 if pattern.startswith("stereo_") else 4  # 4 per channel, as the built-in codec
 
 
-def _pattern_records(duration_s: float, frame_rate: float | None = None) -> list[dict]:
+def _pattern_records(duration_s: float, frame_rate: float = 50.0) -> list[dict]:
     gen = {"duration_s": duration_s, "seeds": [0]}
-    if frame_rate is not None:
-        gen["frame_rate"] = frame_rate
-    return [record(f"pattern-{p}", "fad", 1.0 + i, False, {"generation": gen}, {"pattern": p, "size": None})
+    return [record(f"pattern-{p}", "fad", 1.0 + i, False, {"generation": gen}, {"pattern": p, "size": None},
+                   generator_info=pattern_info(p, duration_s, frame_rate=frame_rate))
             for i, p in enumerate(pattern_names())]
 
 
-def test_the_report_knows_every_pattern_in_the_library():
+def test_the_report_orders_every_pattern_in_the_library():
     assert set(PATTERN_ORDER) == set(pattern_names())
 
 
@@ -50,14 +50,12 @@ def test_steps_column_matches_the_patterns(duration_s):
             assert pivot.steps[name] == frames and pivot.ratio(name) == "1"
 
 
-def test_steps_follow_codebooks_and_frame_rate():
-    for name in pattern_names():
-        for k in (4, 8):
-            pattern = get_pattern(name, num_codebooks=k)
-            params = {"duration_s": 2.0, "num_codebooks": k}
-            protocol = {"generation": {"frame_rate": 25}}
-            assert autoregressive_steps(name, params, protocol) + delay_tail(name, params, protocol) \
-                == pattern.num_steps(50), (name, k)
+def test_records_without_generator_info_get_no_steps():
+    recs = _pattern_records(3.0)
+    for r in recs:
+        del r["generator_info"]
+    (pivot,) = pivots([parse_record(r, "fixture") for r in recs])
+    assert set(pivot.steps.values()) == {None} and pivot.ratio("delay") == ""
 
 
 def test_rendered_pattern_table_has_one_row_per_pattern_with_its_steps(tmp_path):
@@ -78,7 +76,8 @@ def test_markdown_table_has_a_row_per_pattern_with_steps_and_every_metric(tmp_pa
 
     recs = _pattern_records(3.0)
     recs += [record(f"pattern-{p}", "kl", 0.5, False, {"generation": {"duration_s": 3.0}},
-                    {"pattern": p, "size": None}, ci=None) for p in ("delay", "flattening")]
+                    {"pattern": p, "size": None}, ci=None, generator_info=pattern_info(p, 3.0))
+             for p in ("delay", "flattening")]
     run = make_run(tmp_path, records=recs, with_samples=False)
     assert bench_main(["report", str(run), "--markdown"]) == 0
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("|")]
@@ -102,3 +101,24 @@ def test_markdown_table_of_a_pattern_by_size_grid_has_a_size_column():
     assert lines[0].startswith("| pattern | size | steps |")
     cells = [[c.strip() for c in x.split("|")[1:3]] for x in lines[2:]]
     assert cells == [[p, s] for p in PATTERNS for s in SIZES]
+
+
+@pytest.mark.parametrize("pattern", ["delay", "flattening"])
+def test_musicgen_adapter_describes_its_models_pattern(tmp_path, pattern):
+    from baselines.musicgen import MusicGenGenerator
+    from bench.api import Context
+    from musicgen.testing import tiny_musicgen
+
+    model = tiny_musicgen(seed=0)
+    model.pattern = get_pattern(pattern, num_codebooks=model.num_codebooks)
+    model.save_pretrained(str(tmp_path / "tiny"))
+    g = MusicGenGenerator(MusicGenGenerator.Params(checkpoint=str(tmp_path / "tiny")), Context())
+    info = g.describe(0.5)
+    frames = round(0.5 * model.frame_rate)
+    expected = get_pattern(pattern, num_codebooks=model.num_codebooks)
+    assert info["pattern"] == pattern and info["frames"] == frames
+    assert info["steps"] == expected.num_steps(frames) and info["delay_tail"] == expected.max_delay
+    (pivot,) = pivots([parse_record(record(f"m-{p}", "fad", 1.0, False, {}, {"pattern": p},
+                                           generator_info=info if p == pattern else None), "t")
+                       for p in (pattern, "parallel")])
+    assert pivot.steps[pattern] + pivot.tails[pattern] == expected.num_steps(frames)

@@ -69,8 +69,8 @@ TABLE4_STEPS = {"delay": 1500, "partial_delay": 1500, "parallel": 1500, "partial
 
 def test_pattern_ablation_covers_every_pattern_with_table4_step_ratios():
     from baselines.trained_models import resolve_recipe
-    from bench.report import autoregressive_steps, delay_tail
     from musicgen.modules.patterns import pattern_names
+    from tests.bench.report_fixture import pattern_info
 
     planned = load_suite(SUITES / "ablation_patterns.yaml", check=False)
     trained = [g for g in planned.generators if g.name == "musicgen"]
@@ -78,7 +78,8 @@ def test_pattern_ablation_covers_every_pattern_with_table4_step_ratios():
     assert sorted(patterns) == sorted(pattern_names())  # Table 4's six and the two stereo forms
     assert set(TABLE4_STEPS) < set(patterns)
     duration = planned.suite.generation.duration_s
-    steps = {p: autoregressive_steps(p, {"duration_s": duration}, {}) for p in patterns}
+    info = {p: pattern_info(p, duration) for p in patterns}  # as the adapter's describe() reports it
+    steps = {p: i["steps"] - i["delay_tail"] for p, i in info.items()}
     assert {p: steps[p] / steps["delay"] for p in TABLE4_STEPS} == \
         {p: s / TABLE4_STEPS["delay"] for p, s in TABLE4_STEPS.items()}
     recipes = []
@@ -86,7 +87,7 @@ def test_pattern_ablation_covers_every_pattern_with_table4_step_ratios():
         recipe = resolve_recipe(g.params.recipe, planned.path.parent, g.params.overrides,
                                 pattern=g.params.pattern)
         assert recipe["pattern"] == {"name": g.params.pattern}
-        need = steps[g.params.pattern] + delay_tail(g.params.pattern, {}, {})
+        need = info[g.params.pattern]["steps"]
         assert recipe["model"]["overrides"]["max_positions"] >= need
         # stereo patterns need stereo tokens; nothing else may differ between the models
         assert bool(recipe["codec"].get("stereo")) == g.params.pattern.startswith("stereo_")

@@ -1,0 +1,69 @@
+"""Step 2 of ``bench run``: generate the clips the cache lacks.
+
+Missing clips only, in batches of ``generation.batch_size`` per (generator, seed), with a tqdm
+progress bar; each clip is checked against what was asked (``check_clips``: one per prompt, the
+prompt id and seed asked, not empty, finite) and written to the cache atomically as soon as its batch
+returns, so a killed run keeps every finished batch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from bench.api import AudioClip, Prompt
+from bench.plan import PlanEntry, RunError
+from bench.store import RunStore
+from bench.suite import GenerationSpec
+
+
+def check_clips(clips: Sequence[AudioClip], batch: Sequence[Prompt], seed: int, label: str) -> None:
+    """Raise ``RunError`` unless ``clips`` are one per prompt of ``batch``, in order, for ``seed``,
+    non-empty and finite."""
+    if len(clips) != len(batch):
+        raise RunError(f"generator {label!r} returned {len(clips)} clips for {len(batch)} prompts")
+    for clip, prompt in zip(clips, batch):
+        if clip.prompt_id != prompt.id or clip.seed != seed:
+            raise RunError(f"generator {label!r} returned a clip for ({clip.prompt_id!r}, seed {clip.seed}) "
+                           f"where ({prompt.id!r}, seed {seed}) was asked")
+        if clip.wav.shape[-1] == 0 or not np.all(np.isfinite(clip.wav)):
+            raise RunError(f"generator {label!r}: clip for prompt {prompt.id!r} seed {seed} is empty or "
+                           f"holds NaN/inf")
+
+
+def generate_missing(plan: list[PlanEntry], store: RunStore, settings: GenerationSpec, device: str,
+                     progress: bool = True) -> dict[str, int]:
+    """Generate and cache every item of ``plan`` that is not ``cached``; returns the clip counts
+    ``{"hits": ..., "generated": ...}``."""
+    from tqdm import tqdm
+
+    stats = {"hits": 0, "generated": 0}
+    total = sum(len(entry.items) for entry in plan)
+    with tqdm(total=total, desc="generate", unit="clip", disable=not progress, file=sys.stderr) as bar:
+        for entry in plan:
+            hits = [it for it in entry.items if it.cached]
+            stats["hits"] += len(hits)
+            bar.update(len(hits))
+            todo = [it for it in entry.items if not it.cached]
+            if not todo:
+                continue
+            generator = entry.load(device)
+            for seed in settings.seeds:
+                pending = [it for it in todo if it.seed == seed]
+                for start in range(0, len(pending), settings.batch_size):
+                    batch = pending[start:start + settings.batch_size]
+                    prompts = [it.prompt for it in batch]
+                    try:
+                        clips = generator.generate(prompts, seed, settings.duration_s)
+                    except Exception as e:
+                        raise RunError(f"generator {entry.plugin.label!r} failed on prompts "
+                                       f"{[p.id for p in prompts]} seed {seed}: {type(e).__name__}: "
+                                       f"{e}") from e
+                    check_clips(clips, prompts, seed, entry.plugin.label)
+                    for it, clip in zip(batch, clips):
+                        store.save_clip(it.key, clip)
+                        stats["generated"] += 1
+                    bar.update(len(batch))
+    return stats

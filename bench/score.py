@@ -1,0 +1,130 @@
+"""Step 5 of ``bench run``: metrics, fed every item, and the flat records of ``results.json``.
+
+One fresh instance of every metric per generator. Before the first item each metric gets its
+embedders' protocols and, where an embedder has a text tower, its ``embed_text``
+(``Metric.bind_embedder`` / ``Metric.set_text_encoder``, see ``bench.api``). Items stream through one
+at a time (one clip in memory); reference tokens are encoded in the generator's codec (and cached)
+only when a metric ``needs_reference_tokens``. Any failure raises ``RunError`` naming the metric,
+generator, prompt and seed: no metric is computed on a partial set.
+
+A record: ``generator`` (label), ``params`` (the generator's), ``metric`` (output name), ``value``,
+``ci_low``/``ci_high``, ``n``, ``higher_is_better``, ``protocol`` (the metric's, its embedders', the
+dataset's and the generation settings) and ``generator_info`` (``Generator.describe``; not part of
+the protocol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bench.api import AudioClip, Metric, MetricItem
+from bench.embed import EmbeddingCache
+from bench.eval_audio import prepare_item
+from bench.plan import PlanEntry, RunError
+from bench.store import RunStore, audio_digest, reference_tokens_key
+from bench.suite import PlannedSuite, Plugin
+
+RESULTS_SCHEMA = ("generator", "params", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better",
+                  "protocol", "generator_info")
+
+#: a metric fed with a generator's items: (its plug-in, the instance, the embedders it uses)
+FedMetric = tuple[Plugin, Metric, tuple[str, ...]]
+
+
+class Scorer:
+    """Feeds a generator's items through every metric of the suite and turns states into records."""
+
+    def __init__(self, planned: PlannedSuite, store: RunStore, embeddings: EmbeddingCache,
+                 device: str) -> None:
+        self.planned, self.store, self.embeddings, self.device = planned, store, embeddings, device
+        self.settings = planned.suite.generation
+        self._reference_features: dict[str, np.ndarray] = {}  # embedding key -> features
+
+    def bind(self, metric: Metric, names: Sequence[str]) -> None:
+        """Hand each embedder's protocol (and text tower, when it has one) to ``metric``."""
+        for name in names:
+            emb = self.embeddings.embedder(name)
+            metric.bind_embedder(name, emb.protocol())
+            encoder = emb.text_encoder()
+            if encoder is not None:
+                metric.set_text_encoder(encoder)
+
+    def reference_tokens(self, entry: PlanEntry, ref: AudioClip) -> np.ndarray | None:
+        """``ref``'s tokens in the generator's codec (cached), for ``needs_reference_tokens`` metrics."""
+        key = reference_tokens_key(entry.fingerprint, audio_digest(ref.wav, ref.sample_rate))
+        tokens = self.store.load_array("tokens", key)
+        if tokens is None:
+            tokens = entry.load(self.device).encode_reference(ref.wav, ref.sample_rate)
+            if tokens is None:
+                return None
+            tokens = np.asarray(tokens, dtype=np.int64)
+            self.store.save_array("tokens", key, tokens)
+        return tokens
+
+    def evaluate(self, entry: PlanEntry) -> list[FedMetric]:
+        """Stream ``entry``'s items through every metric (one clip in memory at a time)."""
+        label = entry.plugin.label
+        fed = []
+        for mp in self.planned.metrics:
+            metric = self.planned.make(mp)
+            names = tuple(metric.embedder_names())
+            self.bind(metric, names)
+            fed.append((mp, metric, names))
+        want_tokens = any(m.needs_reference_tokens for _, m, _ in fed)
+        for it in entry.items:
+            prepare_item(self.store, self.settings, label, it)
+            if want_tokens and it.reference is not None:
+                it.reference.tokens = self.reference_tokens(entry, it.reference)
+            feats: dict[str, dict[str, np.ndarray]] = {}
+            for mp, metric, names in fed:
+                if metric.needs_reference and it.reference is None:
+                    raise RunError(f"metric {mp.name!r} needs reference audio; prompt {it.prompt.id!r} "
+                                   f"has none")
+                for name in names:
+                    if name not in feats:
+                        feats[name] = {"generated": self.embeddings.features(name, it.clip, {})}
+                        if it.reference is not None:
+                            feats[name]["reference"] = self.embeddings.features(
+                                name, it.reference, self._reference_features)
+                try:
+                    per_sample = metric.update(MetricItem(it.prompt, it.clip, it.reference),
+                                               {n: feats[n] for n in names})
+                except Exception as e:
+                    raise RunError(f"metric {mp.name!r} failed on {label!r} / prompt "
+                                   f"{it.prompt.id!r} seed {it.seed}: {type(e).__name__}: {e}") from e
+                for k, v in (per_sample or {}).items():
+                    it.row[k] = float(v)
+            it.clip = it.reference = None  # audio is not kept: MusicCaps-sized sets stay in memory bounds
+        return fed
+
+    def records(self, plugin: Plugin, fed: FedMetric, dataset_protocol: Mapping[str, Any],
+                generator_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The records (see the module docstring) of one fed metric's ``compute()``."""
+        mp, metric, names = fed
+        try:
+            results = metric.compute()
+        except Exception as e:
+            raise RunError(f"metric {mp.name!r} failed to compute for {plugin.label!r}: "
+                           f"{type(e).__name__}: {e}") from e
+        infos = {info.name: info for info in metric.infos()}
+        out = []
+        for out_name, res in results.items():
+            if out_name not in infos:
+                raise RunError(f"metric {mp.name!r} returned {out_name!r}, which infos() does not declare")
+            info = infos[out_name]
+            protocol = {**dict(info.protocol), "metric": mp.name,
+                        "metric_params": mp.params.model_dump(mode="json"), "unit": info.unit,
+                        "embedders": {n: self.embeddings.embedder(n).protocol() for n in names},
+                        "dataset": dict(dataset_protocol),
+                        "generation": self.settings.model_dump(mode="json"),
+                        **dict(res.extra.get("protocol", {}))}
+            out.append({"generator": plugin.label, "params": plugin.params.model_dump(mode="json"),
+                        "metric": out_name, "value": float(res.value),
+                        "ci_low": None if res.ci_low is None else float(res.ci_low),
+                        "ci_high": None if res.ci_high is None else float(res.ci_high),
+                        "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
+                        "protocol": protocol, "generator_info": dict(generator_info)})
+        return out
