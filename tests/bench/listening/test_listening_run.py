@@ -25,7 +25,7 @@ def test_listen_simulate_report_on_a_real_run(tones, write_suite, plugins, tmp_p
     assert bench_main(["ratings", "simulate", str(run), "--raters", "5", "--noise", "5"]) == 0
     assert bench_main(["report", str(run)]) == 0
     dom = parse((run / "report.html").read_text())
-    (section,) = dom.find_all("section", "listening")
+    (section,) = [s for s in dom.find_all("section") if s.attrs.get("id") == "listening"]
     assert "Simulated ratings" in section.text()
     rows = {
         tr.find_all("td")[0].text().strip(): tr
