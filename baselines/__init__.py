@@ -12,4 +12,5 @@ BUILTIN_GENERATORS: dict[str, str] = {
     "hf-musicgen": "baselines.hf_musicgen:HFMusicGen",
     "riffusion": "baselines.riffusion:RiffusionGenerator",
     "mousai": "baselines.mousai:MousaiGenerator",
+    "files": "baselines.files:FilesGenerator",
 }

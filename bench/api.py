@@ -46,7 +46,7 @@ that builds its corpus, a generator that unpacks weights).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -161,6 +161,18 @@ class Generator(ContextPlugin, abc.ABC):
 
     @abc.abstractmethod
     def fingerprint(self) -> str: ...
+
+    def plan_prompts(self, prompts: Sequence[Prompt], seeds: Sequence[int],
+                     dataset_ids: Collection[str]) -> list[Prompt]:
+        """The prompts this generator will give clips for (all by default). A generator that reads
+        clips from files (``files``) leaves out prompts it has none for, or raises ``ValueError``
+        naming what is missing; ``dataset_ids`` are all the dataset's ids (before any limit)."""
+        return list(prompts)
+
+    def clip_identity(self, prompt: Prompt, seed: int) -> str | None:
+        """Extra part of the clip cache key (e.g. the digest of the file a clip is read from), so
+        that a changed source invalidates that clip only; None by default."""
+        return None
 
     def encode_reference(self, wav: np.ndarray, sample_rate: int) -> np.ndarray | None:
         """Tokens ``[K, T_frames]`` of reference audio ``[C, T]`` in this generator's own codec, for
@@ -296,8 +308,9 @@ class Metric(abc.ABC):
     Params: ClassVar[type[Params]] = Params
     #: registry names of the embedders whose features ``update`` receives
     embedders: ClassVar[tuple[str, ...]] = ()
-    #: True when every item needs ``reference`` (paired metrics)
-    needs_reference: ClassVar[bool] = False
+    #: True when every item needs ``reference`` (paired metrics); an instance may turn it off when it
+    #: has the references another way (``kl`` with ``reference_stats``)
+    needs_reference: bool = False
     #: True when ``item.reference.tokens`` should be filled by ``Generator.encode_reference``
     needs_reference_tokens: ClassVar[bool] = False
 
@@ -358,6 +371,16 @@ class Metric(abc.ABC):
 
     @abc.abstractmethod
     def compute(self) -> dict[str, MetricResult]: ...
+
+    def check(self) -> list[str]:
+        """What is missing to run (files named in params), one line each; empty when ready."""
+        return []
+
+    def late_values(self) -> Mapping[tuple[str, int], Mapping[str, float]]:
+        """Per-sample values that need the whole (merged) state, e.g. per-song FAD against the full
+        reference fit: ``{(prompt id, seed): {column: value}}`` for the items this process updated.
+        The runner calls it on every rank after the states are merged; empty by default."""
+        return {}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from bench.yamlsource import SuiteError
 
 if TYPE_CHECKING:
     from bench.distributed import World
+    from bench.suite import PlannedSuite
 
 
 def run_command(args: list[str]) -> int:
@@ -73,8 +74,14 @@ def _run(ns: argparse.Namespace, world: World) -> int:
         print(f"{r['generator']:<24} {r['metric']:<20} {r['value']:.6g}{ci} (n={r['n']})")
     print(f"clips: {cache['clips']['hits']} cached, {cache['clips']['generated']} generated; "
           f"embeddings: {cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
+    print(f"results: {Path(planned.run_dir) / 'results.json'}")
+    render_report(planned)
+    return 0
+
+
+def render_report(planned: PlannedSuite) -> None:
+    """The suite's HTML report in its run directory (when ``report.html`` is set); prints its path."""
     run_dir = Path(planned.run_dir)
-    print(f"results: {run_dir / 'results.json'}")
     options = planned.suite.report
     if options.html:
         from bench.report import write_report
@@ -83,4 +90,3 @@ def _run(ns: argparse.Namespace, world: World) -> int:
         html = write_report(run_dir, out=RunStore(run_dir).path(options.html), title=options.title,
                             paper_numbers=options.paper_numbers, samples_name=f"{options.samples}.csv")
         print(f"report: {html}")
-    return 0

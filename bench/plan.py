@@ -4,7 +4,9 @@ Prompts are the dataset's, cut to ``dataset.limit`` and then ``--limit``; genera
 after matrix expansion, filtered by ``--only`` (label or registry name); seeds are
 ``generation.seeds``. Items are numbered across the whole plan (generators in suite order, then
 seeds, then prompts): item ``i`` belongs to rank ``i % world_size`` (``EvalItem.mine``). Each item is
-keyed by ``bench.store.clip_key`` (generator fingerprint, prompt, seed, duration).
+keyed by ``bench.store.clip_key`` (generator fingerprint, prompt, seed, duration, and the generator's
+``clip_identity``, e.g. the digest of the file a ``files`` clip is read from). A generator may plan
+fewer prompts than the dataset's (``Generator.plan_prompts``: a folder of clips with some missing).
 """
 
 from __future__ import annotations
@@ -81,10 +83,13 @@ def select_generators(planned: PlannedSuite, only: Sequence[str]) -> list[Plugin
     return [g for g in gens if g.label in only or g.name in only]
 
 
-def load_prompts(planned: PlannedSuite, limit: int | None) -> tuple[list[Prompt], dict[str, Any]]:
-    """The dataset's prompts after ``dataset.limit`` and ``limit``, and the dataset's protocol."""
+def load_prompts(planned: PlannedSuite,
+                 limit: int | None) -> tuple[list[Prompt], dict[str, Any], list[str]]:
+    """The dataset's prompts after ``dataset.limit`` and ``limit``, the dataset's protocol, and the
+    ids of all its prompts (before the limits: what a generator's files may name)."""
     dataset = planned.make(planned.dataset)
     prompts = dataset.prompts()
+    dataset_ids = [p.id for p in prompts]
     for n in (planned.suite.dataset.limit, limit):
         if n is not None:
             prompts = prompts[:n]
@@ -93,13 +98,16 @@ def load_prompts(planned: PlannedSuite, limit: int | None) -> tuple[list[Prompt]
     ids = [p.id for p in prompts]
     if len(set(ids)) != len(ids):
         raise RunError(f"dataset {planned.dataset.name!r} has duplicate prompt ids")
-    return prompts, {**dataset.protocol(), "name": planned.dataset.name, "n_prompts": len(prompts)}
+    protocol = {**dataset.protocol(), "name": planned.dataset.name, "n_prompts": len(prompts)}
+    return prompts, protocol, dataset_ids
 
 
 def make_plan(planned: PlannedSuite, generators: list[Plugin], prompts: list[Prompt], world: World,
-              store: RunStore) -> list[PlanEntry]:
+              store: RunStore, dataset_ids: Sequence[str] | None = None) -> list[PlanEntry]:
     """Every item of the run (see the module docstring); an item is ``cached`` when this rank owns
-    it and its clip is in the store."""
+    it and its clip is in the store. Each generator plans the prompts it has clips for
+    (``Generator.plan_prompts``; ``dataset_ids`` defaults to the prompts' ids), and its
+    ``clip_identity`` joins each clip's key."""
     settings = planned.suite.generation
     for what, names in (("generator labels", [g.label for g in generators]),
                         ("prompt ids", [p.id for p in prompts])):
@@ -111,10 +119,15 @@ def make_plan(planned: PlannedSuite, generators: list[Plugin], prompts: list[Pro
     for plugin in generators:
         generator = planned.make(plugin)
         fp = generator.fingerprint()
+        try:
+            planned_prompts = generator.plan_prompts(
+                prompts, settings.seeds, [p.id for p in prompts] if dataset_ids is None else dataset_ids)
+        except ValueError as e:
+            raise RunError(f"generator {plugin.label!r}: {e}") from None
         items = []
         for seed in settings.seeds:
-            for p in prompts:
-                key = clip_key(fp, p, seed, settings.duration_s)
+            for p in planned_prompts:
+                key = clip_key(fp, p, seed, settings.duration_s, generator.clip_identity(p, seed))
                 mine = world.owns(index)
                 items.append(EvalItem(p, seed, key, mine and store.has_clip(key), mine=mine))
                 index += 1

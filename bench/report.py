@@ -43,6 +43,7 @@ from markupsafe import Markup
 from bench import __version__
 from bench.files import atomic_write_text
 from bench.listening.section import listening_section
+from bench.per_clip import worst_rows
 from bench.published import PUBLISHED_TABLES
 from bench.run_results import (
     SAMPLES_FILE,
@@ -321,9 +322,10 @@ def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str 
     return environment().get_template(TEMPLATE).render(
         title=title or f"musicgen-bench report: {results.suite or run_dir.name}",
         results=results, meta=shorten(results.meta), version=__version__,
-        tables=metric_tables(results.records),
-        pivots=pivots(results.records), protocols=protocols(results.records),
-        score_columns=scores, samples=rows, listening=listening_section(run_dir),
+        tables=metric_tables(results.records), pivots=pivots(results.records),
+        protocols=protocols(results.records), score_columns=scores, samples=rows,
+        worst=worst_rows(run_dir.resolve(), html_path.resolve().parent, _audio_src),
+        listening=listening_section(run_dir),
         published=PUBLISHED_TABLES if paper_numbers else ())
 
 

@@ -9,7 +9,10 @@ concrete plug-in. Each step has its own module; this one runs them in order, as 
 4. embeddings (``bench.embed``): mono, resampled to each embedder's rate, cached;
 5. metrics (``bench.score``): one fresh instance per (generator, metric), fed every item; any failure
    raises; records with ``Generator.describe`` as ``generator_info``;
-6. outputs (``bench.publish``): ``results.json`` (flat records, see ``RESULTS_SCHEMA``),
+   Per-clip values that need the merged state (``Metric.late_values``: per-song FAD) join each
+   rank's per-sample rows once the states are summed;
+6. outputs (``bench.publish``): ``results.json`` (flat records, see ``RESULTS_SCHEMA``, and
+   ``worst_clips``: each system's worst clips per per-clip score, ``bench.per_clip``),
    ``samples.csv`` (+ parquet with pyarrow), evaluated audio under ``audio/``.
 
 Killing the process at any point and running again redoes only what is missing; cache hits are
@@ -31,6 +34,7 @@ from typing import Any
 from bench.distributed import RankError, World
 from bench.embed import EmbeddingCache
 from bench.generation import check_clips, generate_missing
+from bench.per_clip import add_late_values, worst_clips
 from bench.plan import EvalItem, PlanEntry, RunError, load_prompts, make_plan, select_generators, slug
 from bench.publish import gather_rows, gather_stats, run_metadata, write_outputs
 from bench.score import RESULTS_SCHEMA, Scorer
@@ -65,9 +69,10 @@ class Runner:
 
     def plan(self) -> tuple[list[PlanEntry], list, dict[str, Any]]:
         """Every item of the run (``bench.plan``), the prompts and the dataset protocol."""
-        prompts, dataset_protocol = load_prompts(self.planned, self.limit)
+        prompts, dataset_protocol, dataset_ids = load_prompts(self.planned, self.limit)
         generators = select_generators(self.planned, self.only)
-        return make_plan(self.planned, generators, prompts, self.world, self.store), prompts, dataset_protocol
+        plan = make_plan(self.planned, generators, prompts, self.world, self.store, dataset_ids)
+        return plan, prompts, dataset_protocol
 
     def _describe(self, entry: PlanEntry) -> dict[str, Any]:
         try:
@@ -109,6 +114,11 @@ class Runner:
             self._phase(error, f"evaluation of {entry.plugin.label!r}")
             for _, metric, _ in fed:
                 self.world.reduce_metric(metric)
+            try:  # per-clip values that need the whole set (per-song FAD), for this rank's items
+                add_late_values(entry.items, [m for _, m, _ in fed])
+            except Exception as e:
+                error = RunError(f"per-clip values of {entry.plugin.label!r}: {type(e).__name__}: {e}")
+            self._phase(error, f"per-clip values of {entry.plugin.label!r}")
             if self.world.is_main:  # states are dropped after each generator: memory stays bounded
                 try:
                     info = self._describe(entry)
@@ -128,7 +138,7 @@ class Runner:
                 metadata = run_metadata(self.planned, plan, prompts, dataset_protocol, durations,
                                         device=self.device, world=self.world, limit=self.limit,
                                         only=self.only, cache=self.stats)
-                results = {"suite": self.suite.name,
+                results = {"suite": self.suite.name, "worst_clips": worst_clips(rows, self.scorer.directions),
                            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "records": records, "metadata": metadata}
                 write_outputs(self.store, self.suite.report.samples, results, rows)

@@ -42,6 +42,7 @@ class Scorer:
         self.planned, self.store, self.embeddings, self.device = planned, store, embeddings, device
         self.settings = planned.suite.generation
         self._reference_features: dict[str, np.ndarray] = {}  # embedding key -> features
+        self.directions: dict[str, bool] = {}  # per-sample column -> higher is better (infos)
 
     def bind(self, metric: Metric, names: Sequence[str]) -> None:
         """Hand each embedder's protocol (and text tower, when it has one) to ``metric``."""
@@ -71,7 +72,13 @@ class Scorer:
         for mp in self.planned.metrics:
             metric = self.planned.make(mp)
             names = tuple(metric.embedder_names())
-            self.bind(metric, names)
+            try:
+                self.bind(metric, names)
+            except RunError:
+                raise
+            except Exception as e:  # e.g. a reference statistics file of another embedder protocol
+                raise RunError(f"metric {mp.name!r}: {e}") from e
+            self.directions.update({i.name: i.higher_is_better for i in metric.infos()})
             fed.append((mp, metric, names))
         want_tokens = any(m.needs_reference_tokens for _, m, _ in fed)
         for it in entry.items:

@@ -57,11 +57,15 @@ def prompt_identity(prompt: Prompt) -> dict[str, Any]:
             "melody": _file_stamp(prompt.melody_path), "reference": _file_stamp(prompt.reference_path)}
 
 
-def clip_key(fingerprint: str, prompt: Prompt, seed: int, duration_s: float) -> str:
-    """Cache key of one generated clip."""
-    return sha256_json({"kind": "clip", "format": CACHE_FORMAT, "bench": __version__,
-                        "generator": fingerprint, "prompt": prompt_identity(prompt), "seed": int(seed),
-                        "duration_s": float(duration_s)})
+def clip_key(fingerprint: str, prompt: Prompt, seed: int, duration_s: float,
+             identity: str | None = None) -> str:
+    """Cache key of one generated clip; ``identity`` is ``Generator.clip_identity`` (e.g. the digest of
+    the file a ``files`` clip is read from), left out of the key when None."""
+    parts = {"kind": "clip", "format": CACHE_FORMAT, "bench": __version__, "generator": fingerprint,
+             "prompt": prompt_identity(prompt), "seed": int(seed), "duration_s": float(duration_s)}
+    if identity is not None:
+        parts["identity"] = identity
+    return sha256_json(parts)
 
 
 def reference_tokens_key(fingerprint: str, digest_of_audio: str) -> str:
@@ -112,6 +116,13 @@ class RunStore:
             for tmp in self.root.rglob(pattern):
                 if tmp.is_file():
                     tmp.unlink(missing_ok=True)
+
+    def unlock(self) -> None:
+        """Release the run directory (closing the locked file); a no-op when not locked. For callers
+        that run several times in one process (``bench score`` after a failed run)."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     def path(self, relative: str | Path) -> Path:
         """``root / relative``, refusing anything that resolves outside the run directory."""

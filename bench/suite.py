@@ -301,7 +301,7 @@ def load_suite(path: str | Path, *, run_dir: str | Path | None = None, check: bo
     planned = PlannedSuite(path, suite, run_dir, context, dataset, generators, metrics, embedders)
     if check:
         selected = [g for g in generators if not only or g.label in only or g.name in only]
-        for p in [dataset, *selected, *embedders.values()]:
+        for p in [dataset, *selected, *metrics, *embedders.values()]:
             try:
                 missing = planned.make(p).check()
             except Exception as e:  # a check that crashes is reported, not hidden

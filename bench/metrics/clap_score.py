@@ -54,9 +54,11 @@ class ClapScore(BaseMetric):
             self._text_cache[text] = np.asarray(self._text_encoder([text]), dtype=np.float64)[0]
         return self._text_cache[text]
 
-    def update(self, item: MetricItem, features: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    def update(self, item: MetricItem,
+               features: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, float] | None:
+        """Adds the item; returns its per-clip ``clap_score``."""
         if not self.accept(item):
-            return
+            return None
         audio = np.asarray(self.features_of(features, item)["generated"], dtype=np.float64)
         if audio.ndim != 2 or not np.all(np.isfinite(audio)):
             raise ValueError(f"CLAP score: audio embedding of {item_key(item)!r} must be finite [F, D]; "
@@ -67,6 +69,7 @@ class ClapScore(BaseMetric):
         # several crops (if an embedder returns them) count as one clip: mean cosine over crops
         value = float(cosine_similarity(audio, text[None, :]).mean())
         self.add_value("clap_score", item_key(item), value)
+        return {"clap_score": value}
 
     def infos(self) -> list[MetricInfo]:
         proto = {**self.base_protocol(), "statistic": "mean cosine(text embedding, audio embedding)",

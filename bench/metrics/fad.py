@@ -16,13 +16,22 @@ shifted by the bootstrap estimate of that bias, ``mean(replicates) - estimate``,
 
 The reference set is every item's reference clip as the runner passes it (a prompt seen with several
 seeds contributes its reference once per item). Memory: about ``(2 B + S + 2) D^2 * 8`` bytes, 7 MB
-for VGGish (D = 128) with the defaults. Per-sample FAD needs the reference fit first and is offered as
-``functional.per_sample_fad`` rather than streamed here.
+for VGGish (D = 128) with the defaults. Per-song FAD (``per_song``, fadtk's
+``score_individual``: the Gaussian of one clip's frames alone against the reference Gaussian,
+``functional.per_sample_fad``) needs the whole reference set, so each clip's generated frames are kept
+(float32, a few kB per clip) and scored in ``late_values`` once the states are merged; a clip with
+fewer than 2 frames gets no value.
+
+``reference_stats``: a ``bench stats`` file whose sums stand for the reference set (its embedder
+protocol must match the embedder in use; ``bench.stats``). The reference is then fixed: the bootstrap
+interval resamples generated clips only, and the record's protocol says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,11 +43,16 @@ from bench.metrics.functional.frechet import (
     frechet_details,
     gaussian_from_sums,
     gaussian_sums,
+    per_sample_fad,
 )
 
 
 class FADParams(EmbedderParams):
     embedder: str = "vggish"
+    #: a ``bench stats`` file: its sums stand for the reference set (reference clips are then unused)
+    reference_stats: Path | None = None
+    #: per-song FAD (fadtk's per-song score) of each generated clip in the per-sample table
+    per_song: bool = True
     n_bootstrap: int = 50
     fad_inf_fractions: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -51,6 +65,22 @@ class FrechetAudioDistance(BaseMetric):
     def __init__(self, params: FADParams | None = None) -> None:
         super().__init__(params)
         self.dim: int | None = None
+        self._songs: dict[tuple[str, int], np.ndarray] = {}  # generated frames per item, for per-song FAD
+        self._stats: Any = None  # bench.stats.EmbedderStats when reference_stats is set
+
+    def check(self) -> list[str]:
+        from bench.stats import stats_problems
+
+        path = self.params.reference_stats
+        return [] if path is None else stats_problems(path, self.params.embedder)
+
+    def bind_embedder(self, name: str, protocol: Mapping[str, Any]) -> None:
+        """Also refuses a statistics file made with another protocol of this embedder."""
+        super().bind_embedder(name, protocol)
+        if self.params.reference_stats is not None and name == self.params.embedder:
+            from bench.stats import bind_reference_stats
+
+            self._stats = bind_reference_stats(self.params.reference_stats, name, protocol)
 
     def _init_dim(self, dim: int) -> None:
         if self.dim is None and "gen.sum" in self.state:  # shaped by a merge
@@ -102,9 +132,12 @@ class FrechetAudioDistance(BaseMetric):
         if not self.accept(item, check_reference=True):
             return
         key = item_key(item)
-        self._add("gen", key, self.features_of(features, item)["generated"])
+        generated = self.features_of(features, item)["generated"]
+        self._add("gen", key, generated)
+        if self.params.per_song:
+            self._songs[(item.prompt.id, item.generated.seed)] = np.asarray(generated, np.float32)
         reference = features[self.params.embedder].get("reference")
-        if reference is not None:
+        if reference is not None and self.params.reference_stats is None:
             self._add("ref", item.prompt.id + "#ref#" + key, reference)
         self.state["n_items"] += 1.0
 
@@ -113,8 +146,52 @@ class FrechetAudioDistance(BaseMetric):
                  "fad_inf": "linear fit over nested random clip subsets vs 1/frames",
                  "interval": "Poisson bootstrap percentile interval shifted by the bootstrap bias "
                              "(mean replicate - estimate), clipped at 0"}
+        if self.params.reference_stats is not None:
+            proto["reference"] = self._reference_protocol()
         return [MetricInfo(f"fad_{self.params.embedder}", higher_is_better=False, protocol=proto),
-                MetricInfo(f"fad_inf_{self.params.embedder}", higher_is_better=False, protocol=proto)]
+                MetricInfo(f"fad_inf_{self.params.embedder}", higher_is_better=False, protocol=proto),
+                MetricInfo(f"fad_per_song_{self.params.embedder}", higher_is_better=False,
+                           protocol={**proto, "statistic": "Frechet distance of one clip's frames' Gaussian "
+                                     "to the reference Gaussian (fadtk per-song score); needs >= 2 frames"})]
+
+    def _reference_protocol(self) -> dict[str, Any]:
+        from bench.files import file_digest
+
+        path = self.params.reference_stats
+        assert path is not None
+        return {"statistics_file": str(path), "sha256": file_digest(path),
+                "n_clips": None if self._stats is None else self._stats.n_clips,
+                "bootstrap": "reference fixed (statistics file); the interval resamples generated clips only"}
+
+    def _use_reference_stats(self) -> None:
+        """Put the statistics file's sums in the reference state (every bootstrap replicate too)."""
+        if self._stats is None:
+            from bench.stats import read_stats
+
+            assert self.params.reference_stats is not None
+            self._stats = read_stats(self.params.reference_stats).get(self.params.embedder)
+        st = self._stats
+        self._init_dim(st.total.shape[0])
+        self.state["ref.n"] = np.array(st.n, dtype=np.float64)
+        self.state["ref.sum"] = st.total.copy()
+        self.state["ref.outer"] = st.outer.copy()
+        b = self.params.n_bootstrap
+        self.state["ref.boot_n"] = np.full(b, st.n)
+        self.state["ref.boot_sum"] = np.repeat(st.total[None], b, axis=0)
+        self.state["ref.boot_outer"] = np.repeat(st.outer[None], b, axis=0)
+
+    def late_values(self) -> dict[tuple[str, int], dict[str, float]]:
+        """Per-song FAD of each clip this process updated, against the whole reference set."""
+        if not self.params.per_song or not self._songs:
+            return {}
+        if self.params.reference_stats is not None:
+            self._use_reference_stats()
+        if float(self.state.get("ref.n", 0.0)) < 2:
+            return {}
+        mu_r, cov_r = self._fit("ref")
+        column = f"fad_per_song_{self.params.embedder}"
+        return {key: {column: per_sample_fad(frames.astype(np.float64), mu_r, cov_r)}
+                for key, frames in self._songs.items() if len(frames) >= 2}
 
     def _fit(self, side: str, idx: int | None = None, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
         st = self.state
@@ -125,6 +202,8 @@ class FrechetAudioDistance(BaseMetric):
                                   st[f"{side}.{prefix}outer"][idx])
 
     def compute(self) -> dict[str, MetricResult]:
+        if self.params.reference_stats is not None:
+            self._use_reference_stats()
         if self.dim is None and "gen.n" in self.state:
             self.dim = self.state["gen.sum"].shape[0]
         if self.dim is None or float(self.state["gen.n"]) < 2 or float(self.state["ref.n"]) < 2:

@@ -250,3 +250,29 @@ def test_a_killed_rank_fails_the_run_and_one_process_resumes(tones, write_suite,
     fresh = Runner(load_suite(fast, run_dir=tmp_path / "fresh"), progress=False).run()
     assert_same_results(fresh, rerun)
     assert clip_digests(run) == clip_digests(tmp_path / "fresh")
+
+
+PER_SONG_SUITE = """
+name: per-song
+dataset: {name: audio-folder, params: {root: data, split: test}}
+generation: {duration_s: 1.0, seeds: [0], batch_size: 2}
+generators: [{name: noise, params: {sample_rate: 16000}}, {name: slow-noise}]
+metrics: [{name: fad, params: {embedder: test-bands, n_bootstrap: 5}}]
+report: {html: null}
+"""
+
+
+def test_per_song_fad_under_two_ranks_matches_one_process(tones, write_suite, plugins, tmp_path):
+    """Each rank computes the per-song FAD of its own items against the merged reference fit
+    (``Metric.late_values`` after the states are summed): the same column as one process, up to the
+    round-off of summing frames in another order."""
+    suite = write_suite(PER_SONG_SUITE)
+    Runner(load_suite(suite, run_dir=tmp_path / "one"), progress=False).run()
+    code, _, err = finish(torchrun([str(suite), "--out", str(tmp_path / "two")]))
+    assert code == 0, err[-3000:]
+    one, two = (pd.read_csv(tmp_path / d / "samples.csv") for d in ("one", "two"))
+    column = "fad_per_song_test-bands"
+    assert one[column].notna().all() and len(one) == 10
+    np.testing.assert_allclose(two[column], one[column], rtol=1e-9)
+    worst = json.loads((tmp_path / "two" / "results.json").read_text())["worst_clips"]
+    assert set(worst) == {"noise", "slow-noise"} and len(worst["noise"][column]) == 5
