@@ -1,5 +1,6 @@
 """The report's "Listening test" section: computed here (``summarise``), rendered by its own
-template (``bench/templates/listening_section.html.j2``) into markup the report page includes.
+template (``bench/templates/listening_section.html.j2``, ``render``) and handed to the report by the
+section provider ``report_section`` (listed in ``bench.report_sections.SECTION_PROVIDERS``).
 
 For every listening test of the run that has ratings: who rated (imported, simulated, removed by each
 screening rule, kept), each system's score per scale with its two-way bootstrap interval (and, in
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from bench.listening.agreement import (
@@ -27,11 +27,11 @@ from bench.listening.agreement import (
 from bench.listening.design import ANCHOR, HIDDEN_REFERENCE, ListeningError, Scale, TestKey, load_keys
 from bench.listening.ratings import load_store, store_path
 from bench.listening.screening import Screening, default_rules, describe, ratings_frame, screen
-from bench.run_results import is_finite, load_results, load_samples
+from bench.report_sections import ReportContext, Section, environment
+from bench.run_results import load_results, load_samples
 from bench.svg_plot import Point, Series, errorbar_plot
 
-TEMPLATE = "listening_section.html.j2"
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE = "listening_section.html.j2"  # in bench/templates, beside the report's
 
 
 @dataclass
@@ -140,23 +140,28 @@ def _plot(s: TestSummary) -> str:
     )
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
-    return f"{value:.{digits}g}" if is_finite(value) else "–"
-
-
 def render(summaries: list[TestSummary], problems: list[str] | None = None) -> Markup:
-    """The section's markup (empty when there is nothing to show)."""
+    """The section's markup (empty when there is nothing to show), through the report's jinja2
+    environment (autoescape on; ``fmt`` prints four significant digits)."""
     if not summaries and not problems:
         return Markup("")
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    env.filters["num"] = fmt
-    return Markup(env.get_template(TEMPLATE).render(tests=summaries, problems=problems or []))
+    template = environment().get_template(TEMPLATE)
+    return Markup(template.render(tests=summaries, problems=problems or []))
 
 
-def listening_section(run_dir: str | Path) -> Markup:
-    """``render(summarise(run_dir))``, where a test that cannot be read is named with its error in
-    the section instead of failing the whole report: the hook the report calls."""
+def report_section(ctx: ReportContext) -> Section | None:
+    """The report's section provider (``bench.report_sections``, order 60): every rated test of the
+    run; a test whose key or store cannot be read is named with its error instead of failing the
+    whole report. None when the run has no rated test."""
     problems: list[str] = []
-    return render(summarise(run_dir, problems=problems), problems)
+    summaries = summarise(ctx.run_dir, problems=problems)
+    if not summaries and not problems:
+        return None
+    raters = sum(len(s.screening.raters) for s in summaries)
+    kept = sum(len(s.screening.kept) for s in summaries)
+    synthetic = sum(len(s.simulated) for s in summaries)
+    line = (
+        f"{len(summaries)} rated test(s); {raters} raters imported ({synthetic} simulated), {kept} kept "
+        "after screening"
+    )
+    return Section("listening", "Listening test", render(summaries, problems), order=60, summary=line)
