@@ -12,7 +12,10 @@ positive correlation always means "the metric's better systems are rated higher"
 bootstrap over systems, raters and items together (the systems drawn with replacement, their scores
 from the two-way replicate above), so it says how far the correlation of so few systems can be
 trusted, not only how noisy the raters were. Replicates where either side is constant are dropped
-(``valid`` counts the rest).
+(``valid`` counts the rest). A replicate's means rest on fewer distinct raters and items than the
+estimate's, so they are noisier and its correlations lean toward zero: the percentile interval is
+re-centred so that the replicates' median sits on the estimate (clipped to [-1, 1]); without that
+a strong correlation's interval can lie wholly below the correlation itself.
 
 Clip-level agreement: for each per-clip column of the samples table that is a metric of the run
 (e.g. ``clap`` against REL), the rank correlation between the clip's value and its mean rating over
@@ -81,11 +84,16 @@ def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _interval(point: float, reps: np.ndarray, n: int) -> Estimate:
+def _interval(point: float, reps: np.ndarray, n: int, recentre: bool = False) -> Estimate:
+    """Percentile interval (2.5 %, 97.5 %) of the finite replicates; ``recentre`` moves it so that the
+    replicates' median sits on ``point`` (clipped to [-1, 1]; for correlations, see module docstring)."""
     reps = reps[np.isfinite(reps)]
-    if not len(reps):
-        return Estimate(point, float("nan"), float("nan"), n, 0)
+    if not len(reps) or not np.isfinite(point):
+        return Estimate(point, float("nan"), float("nan"), n, len(reps))
     low, high = np.percentile(reps, [2.5, 97.5])
+    if recentre:
+        shift = point - float(np.median(reps))
+        low, high = max(-1.0, low + shift), min(1.0, high + shift)
     return Estimate(point, float(low), float(high), n, len(reps))
 
 
@@ -149,8 +157,8 @@ def _correlations(
     rho, tau = spearman_rows(xs, ys), kendall_rows(xs, ys)
     rho[bad] = tau[bad] = np.nan
     return (
-        _interval(float(spearman_rows(x[None], y_point[None])[0]), rho, n),
-        _interval(float(kendall_rows(x[None], y_point[None])[0]), tau, n),
+        _interval(float(spearman_rows(x[None], y_point[None])[0]), rho, n, recentre=True),
+        _interval(float(kendall_rows(x[None], y_point[None])[0]), tau, n, recentre=True),
     )
 
 

@@ -116,6 +116,9 @@ def test_simulated_raters_recover_their_metric_and_a_random_metric_covers_zero(b
         for metric in ("quality", "distance"):  # distance is lower-is-better, oriented
             a = by[(metric, scale)]
             assert a.spearman.low > 0 and a.kendall.low > 0, (metric, scale, a)
+    for a in summary.system_agreement + summary.clip_agreement:  # re-centred: the estimate is inside
+        assert a.spearman.low <= a.spearman.value <= a.spearman.high and -1 <= a.spearman.low
+        assert a.kendall.low <= a.kendall.value <= a.kendall.high <= 1
     clip = {(a.metric, a.scale): a for a in summary.clip_agreement}
     assert clip[("quality", "ovl")].spearman.low > 0 and clip[("quality", "ovl")].spearman.n == 80
     assert summary.scores["ovl"][systems[7]].value > summary.scores["ovl"][systems[0]].value
