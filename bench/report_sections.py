@@ -27,10 +27,10 @@ To add a section:
    strings, like the registry's built-ins), or pass the function in ``sections=`` of
    ``bench.report.write_report`` for a one-off.
 
-Orders in use: 30 ablations, 40 FAD-inf fits, 42 sample size, 45 memorization, 50 metric sanity, 60 listening
-test (free), 70 listening grid, 75 worst clips, 90 details (systems, protocols, metadata,
-published numbers). A provider that raises fails the report with an error naming it; it never
-leaves a silently partial page.
+Orders in use: 30 ablations, 40 FAD-inf fits, 42 sample size, 45 memorization, 50 metric sanity
+(``bench.sanity_report``), 60 listening test (``bench.listening.section``), 70 listening grid, 75 worst
+clips, 90 details (systems, protocols, metadata, published numbers). A provider that raises fails the
+report with an error naming it; it never leaves a silently partial page.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ SECTION_PROVIDERS: list[str] = [
     "bench.sanity_report:sanity_sections",
     "bench.report_leaderboard:memorization_section",
     "bench.report_grid:grid_section",
+    "bench.listening.section:report_section",
     "bench.report_worst:worst_clips_section",
     "bench.report_details:details_section",
 ]
