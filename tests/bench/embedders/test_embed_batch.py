@@ -1,0 +1,59 @@
+"""``Embedder.embed_batch``: several clips in one call give each clip's ``embed`` output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.api import Embedder
+from bench.embedders.vggish import VGGishEmbedder, VGGishNet, VGGishReluEmbedder
+
+
+def _small_vggish() -> VGGishNet:
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        net = VGGishNet()
+    net.features.to_empty(device="cpu")
+    for m in net.features:
+        if isinstance(m, torch.nn.Conv2d):
+            m.reset_parameters()
+    net.embeddings = torch.nn.Sequential(torch.nn.Linear(12288, 16), torch.nn.ReLU(), torch.nn.Linear(16, 128))
+    return net.eval()
+
+
+def _clips() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 40000, 16000 * 3 + 123)]
+
+
+@pytest.mark.parametrize("cls", [VGGishEmbedder, VGGishReluEmbedder])
+def test_vggish_batch_equals_one_clip_at_a_time(cls):
+    e = cls(cls.Params(batch_size=3))  # batches that cross clip boundaries
+    e.set_network(_small_vggish())
+    clips = _clips()
+    batched = e.embed_batch(clips)
+    assert [b.shape for b in batched] == [(1, 128), (2, 128), (3, 128)]
+    for clip, b in zip(clips, batched):
+        np.testing.assert_allclose(b, e.embed(clip), atol=1e-5, rtol=0)
+
+
+def test_vggish_batch_names_the_short_clip():
+    e = VGGishReluEmbedder()
+    e.set_network(_small_vggish())
+    with pytest.raises(ValueError, match="vggish"):
+        e.embed_batch([_clips()[0], np.zeros(100, np.float32)])
+
+
+def test_default_embed_batch_calls_embed_per_clip():
+    class Lengths(Embedder):
+        name = "lengths"
+
+        def load(self, device: str = "cpu") -> None:
+            pass
+
+        def embed(self, wav):
+            return np.full((1, 1), len(wav), np.float32)
+
+    out = Lengths().embed_batch([np.zeros(3), np.zeros(5)])
+    assert [o.item() for o in out] == [3, 5]
