@@ -57,3 +57,19 @@ def test_default_embed_batch_calls_embed_per_clip():
 
     out = Lengths().embed_batch([np.zeros(3), np.zeros(5)])
     assert [o.item() for o in out] == [3, 5]
+
+
+def test_passt_batch_equals_one_clip_at_a_time(monkeypatch):
+    from bench.embedders import passt
+
+    monkeypatch.setattr(passt, "SEGMENT_BATCH", 2)  # full segments of different clips share calls
+    torch.manual_seed(0)
+    net = passt.PasstNet(passt.PasstConfig(embed_dim=32, depth=1, num_heads=2, mlp_dim=64, num_classes=10))
+    e = passt.PasstEmbedder()
+    e.set_network(net.eval())
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(int(32000 * s))).astype(np.float32) for s in (41.0, 20.0, 1.0, 20.5)]
+    batched = e.embed_batch(clips)
+    assert [b.shape for b in batched] == [(3, 10), (1, 10), (1, 10), (2, 10)]
+    for clip, b in zip(clips, batched):
+        np.testing.assert_allclose(b, e.embed(clip), atol=1e-5, rtol=0)
