@@ -73,3 +73,44 @@ def test_passt_batch_equals_one_clip_at_a_time(monkeypatch):
     assert [b.shape for b in batched] == [(3, 10), (1, 10), (1, 10), (2, 10)]
     for clip, b in zip(clips, batched):
         np.testing.assert_allclose(b, e.embed(clip), atol=1e-5, rtol=0)
+
+
+def test_clap_batch_equals_one_clip_at_a_time(monkeypatch):
+    from transformers import ClapConfig, ClapModel
+
+    from bench.embedders import clap
+
+    monkeypatch.setattr(clap, "CLIP_BATCH", 2)
+    torch.manual_seed(0)
+    cfg = ClapConfig(audio_config={"patch_embeds_hidden_size": 8, "depths": [1, 1, 1, 1],
+                                   "num_attention_heads": [1, 1, 2, 2], "hidden_size": 64},
+                     text_config={"vocab_size": 16, "hidden_size": 16, "num_hidden_layers": 1,
+                                  "num_attention_heads": 1, "intermediate_size": 16}, projection_dim=16)
+    e = clap.ClapEmbedder()
+    e.set_model(ClapModel(cfg))
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(int(48000 * s))).astype(np.float32) for s in (3.0, 10.0, 12.0)]
+    batched = e.embed_batch(clips)
+    assert [b.shape for b in batched] == [(1, 16)] * 3
+    for clip, b in zip(clips, batched):
+        np.testing.assert_allclose(b, e.embed(clip), atol=1e-5, rtol=0)
+
+
+def test_encodec_batch_equals_one_clip_at_a_time(monkeypatch):
+    from transformers import EncodecConfig, EncodecModel
+
+    from bench.embedders import encodec
+
+    monkeypatch.setattr(encodec, "CLIP_BATCH", 2)
+    torch.manual_seed(0)
+    model = EncodecModel(EncodecConfig(sampling_rate=32000, audio_channels=1, num_filters=4,
+                                       upsampling_ratios=[4, 2], hidden_size=8, codebook_dim=8,
+                                       num_lstm_layers=1, chunk_length_s=None))
+    e = encodec.EncodecEmbedder()
+    e.set_model(model)
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (800, 1600, 800, 800, 808)]
+    batched = e.embed_batch(clips)
+    assert [b.shape for b in batched] == [(100, 8), (200, 8), (100, 8), (100, 8), (101, 8)]
+    for clip, b in zip(clips, batched):
+        np.testing.assert_allclose(b, e.embed(clip), atol=1e-5, rtol=0)
