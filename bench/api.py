@@ -203,6 +203,11 @@ class Dataset(ContextPlugin, abc.ABC):
         """What identifies this set in a result (name, split, N, how many items were missing)."""
         return {}
 
+    def count(self) -> int | None:
+        """How many prompts ``prompts`` will give, when that is known without building anything
+        (``bench validate`` says how big a run is); None (the default) when it is not."""
+        return None
+
 
 class Embedder(abc.ABC):
     """An embedding backbone (fadtk-style): name, version, sample rate, dimension, lazy load.

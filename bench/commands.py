@@ -7,6 +7,13 @@ wrong), then runs it (``bench.runner``), prints one line per record and renders 
 Under torchrun (``torchrun --nproc-per-node N -m bench run ...``) every process runs this command;
 ``bench.distributed.init_world`` joins them into one world, the plan is shared out by rank, and only
 rank 0 prints the records and writes the results and the report.
+
+Before anything is generated the size of the plan is printed (``plan: P prompt(s) x G generator(s) x
+S seed(s) = N clip(s) of D s``, on stderr). The run directory stays locked (``RunStore.lock``) until the
+report is written. Ctrl-C ends the run
+with exit status 130 and one line saying what is kept (the cached clips and embeddings) and how to
+resume (the same command again). An ``--out`` that cannot be a run directory (a file, a folder that
+cannot be made) and a run directory that cannot be written are one line each, exit status 1.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from bench.yamlsource import SuiteError
 
 if TYPE_CHECKING:
     from bench.distributed import World
+    from bench.runner import Runner
     from bench.suite import PlannedSuite
 
 
@@ -49,7 +57,7 @@ def run_command(args: list[str]) -> int:
 
 
 def _run(ns: argparse.Namespace, world: World) -> int:
-    from bench.runner import RunError, Runner
+    from bench.runner import Runner
     from bench.suite import load_suite
 
     only = [o for item in ns.only for o in item.split(",") if o]
@@ -59,9 +67,43 @@ def _run(ns: argparse.Namespace, world: World) -> int:
         if world.is_main:
             print(f"bench run: {e}", file=sys.stderr)
         return 1
+    run_dir = Path(planned.run_dir)
     try:
-        results = Runner(planned, limit=ns.limit, only=only, device=world.device,
-                         progress=not ns.no_progress, world=world).run()
+        runner = Runner(planned, limit=ns.limit, only=only, device=world.device,
+                        progress=not ns.no_progress, world=world)
+    except OSError as e:  # --out is a file, or its folder cannot be made
+        if world.is_main:
+            print(f"bench run: cannot use {run_dir} as the run directory: {_os_error(e)}; choose another "
+                  "--out", file=sys.stderr)
+        return 1
+    try:  # the run directory stays locked until the report is written
+        return _run_and_report(runner, planned, world)
+    except KeyboardInterrupt:
+        if world.is_main:
+            print(f"bench run: interrupted; kept {runner.store.count_clips()} generated clip(s) and the "
+                  f"embeddings cached in {run_dir / 'cache'}; results.json, the samples table and the report "
+                  "were not written by this run; run the same command again to resume (only what is "
+                  "missing is redone)", file=sys.stderr)
+        return 130
+    except OSError as e:  # a read-only or full run directory, a folder where a file should go, ...
+        if world.is_main:
+            print(f"bench run: cannot write into the run directory {run_dir}: {_os_error(e)}; what was "
+                  "already cached is kept", file=sys.stderr)
+        return 1
+    finally:
+        runner.store.unlock()
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or type(e).__name__}"
+
+
+def _run_and_report(runner: Runner, planned: PlannedSuite, world: World) -> int:
+    from bench.runner import RunError
+
+    try:
+        results = runner.run()
     except RunError as e:  # every rank knows every rank's error: rank 0 says it
         if world.is_main:
             print(f"bench run: error: {e}", file=sys.stderr)
@@ -74,19 +116,24 @@ def _run(ns: argparse.Namespace, world: World) -> int:
         print(f"{r['generator']:<24} {r['metric']:<20} {r['value']:.6g}{ci} (n={r['n']})")
     print(f"clips: {cache['clips']['hits']} cached, {cache['clips']['generated']} generated; "
           f"embeddings: {cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
+    damaged = {k: v["damaged"] for k, v in cache.items() if v.get("damaged")}
+    if damaged:
+        print(f"damaged cache entries recomputed (not used): "
+              f"{', '.join(f'{n} {k}' for k, n in damaged.items())}; see results.json metadata."
+              "damaged_cache_entries")
     print(f"results: {Path(planned.run_dir) / 'results.json'}")
-    render_report(planned)
+    render_report(runner, planned)
     return 0
 
 
-def render_report(planned: PlannedSuite) -> None:
-    """The suite's HTML report in its run directory (when ``report.html`` is set); prints its path."""
+def render_report(runner: Runner, planned: PlannedSuite) -> None:
+    """The suite's HTML report in its run directory (when ``report.html`` is set), written while
+    ``runner`` still holds the run directory's lock; prints its path."""
     run_dir = Path(planned.run_dir)
     options = planned.suite.report
     if options.html:
         from bench.report import write_report
-        from bench.store import RunStore
 
-        html = write_report(run_dir, out=RunStore(run_dir).path(options.html), title=options.title,
+        html = write_report(run_dir, out=runner.store.path(options.html), title=options.title,
                             paper_numbers=options.paper_numbers, samples_name=f"{options.samples}.csv")
         print(f"report: {html}")

@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import math
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.files import atomic_write_json, read_json
+from bench.files import atomic_write_text, read_json
 from bench.run_results import Record, ResultsError, load_results, protocol_digest
 
 FORMAT = "musicgen-bench-baseline"
@@ -127,6 +128,10 @@ def load_baseline(path: str | Path) -> Baseline:
         raise CompareError(f"{path}: not a baseline file (expected \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:
         raise CompareError(f"{path}: baseline version {data.get('version')!r}; this bench reads {VERSION}")
+    for name, kind in (("entries", list), ("metric_tolerances", dict)):
+        if data.get(name) is not None and not isinstance(data[name], kind):
+            raise CompareError(f"{path}: {name}: expected a JSON {'list' if kind is list else 'object'}, "
+                               f"got {type(data[name]).__name__}")
     entries = []
     for i, raw in enumerate(data.get("entries") or []):
         where = f"{path}: entries[{i}]"
@@ -140,6 +145,9 @@ def load_baseline(path: str | Path) -> Baseline:
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise CompareError(f"{where}: malformed entry ({err!r}); needs generator, metric, value, "
                                "higher_is_better, protocol_digest") from err
+        if isinstance(raw["value"], bool) or not math.isfinite(value):
+            raise CompareError(f"{where}.value: expected a finite number, got {raw['value']!r}; a baseline "
+                               "holds measured values (rewrite it from a run whose metrics are finite)")
         if raw.get("tolerance"):
             entry = replace(entry, tolerance=Tolerance.from_json(raw["tolerance"], f"{where}.tolerance"))
         entries.append(entry)
@@ -162,6 +170,10 @@ def _by_key(records: list[Record]) -> dict[tuple[str, str], Record]:
 def baseline_from_records(records: list[Record], suite: str, cli_tolerances: dict[str | None, Tolerance]
                           ) -> dict[str, Any]:
     _by_key(records)
+    bad = [f"{r.generator}/{r.metric} = {r.value}" for r in records if not math.isfinite(r.value)]
+    if bad:
+        raise CompareError(f"cannot write a baseline from non-finite values ({', '.join(bad)}): nothing "
+                           "to compare later runs against; fix the run or leave those metrics out")
     out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "suite": suite,
                            "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     if None in cli_tolerances:
@@ -221,7 +233,7 @@ def compare(records: list[Record], baseline: Baseline, cli_tolerances: dict[str 
         cur = by_key[(e.generator, e.metric)].value
         allowed = tol.allowed(e.value)
         worse_by = (e.value - cur) if e.higher_is_better else (cur - e.value)
-        if not math.isfinite(cur):
+        if not (math.isfinite(cur) and math.isfinite(e.value)):  # NaN never compares as "ok"
             status = "WORSE"
         elif worse_by > allowed + 1e-12 * max(1.0, abs(e.value)):
             status = "WORSE"
@@ -261,7 +273,11 @@ def main(argv: list[str]) -> int:
         results = load_results(args.run_dir)
         if args.write_baseline:
             data = baseline_from_records(results.records, results.suite, cli_tols)
-            out = atomic_write_json(args.baseline, data)
+            out = Path(args.baseline)
+            try:  # an exclusive temporary renamed over OUT: a planted link is replaced, not followed
+                atomic_write_text(out, json.dumps(data, indent=2, allow_nan=False) + "\n")
+            except OSError as err:
+                raise CompareError(f"{out}: cannot write the baseline ({err.strerror or err})") from None
             print(f"wrote {out} ({len(data['entries'])} entries)")
             return 0
         baseline = load_baseline(args.baseline)

@@ -1,9 +1,10 @@
 """File-level helpers of the harness, one home each: atomic writes, digests, the code's commit.
 
 - Atomic writes (through ``musicgen.checkpoints.files.atomic_write_bytes``, the one implementation):
-  the data goes to a temporary sibling (``.NAME.tmp-PID``) in the destination folder, is flushed to
-  disk and renamed into place with ``os.replace``, so a process killed at any moment leaves the old
-  file, the new file or nothing, never half a file (``RunStore.lock`` removes stray temporaries).
+  the data goes to a temporary sibling (``.NAME.tmp-PID-XXXXXXXX``, created exclusively, never through
+  a link) in the destination folder, is flushed to disk and renamed into place with ``os.replace``, so
+  a process killed at any moment leaves the old file, the new file or nothing, never half a file
+  (``RunStore.lock`` removes stray temporaries of ours, and only those).
 - Digests (sha256 hex): ``sha256_json`` of the canonical JSON of a value (sorted keys, no spaces,
   non-JSON values through ``str``); ``file_digest`` of one file's bytes, memoised per process by
   (path, size, modification time); ``tree_digest`` over a file or every file of a folder, memoised
@@ -48,8 +49,8 @@ def read_json(path: str | Path, error: type[Exception] = ValueError, what: str =
         raise error(f"{path}: no {what}" + (f" ({how})" if how else ""))
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise error(f"{path}: not valid JSON ({err})") from err
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:  # one line each
+        raise error(f"{path}: not valid JSON ({type(err).__name__}: {err})") from None
 
 
 # -- digests ---------------------------------------------------------------------------------------

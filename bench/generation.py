@@ -49,7 +49,11 @@ def generate_missing(plan: list[PlanEntry], store: RunStore, settings: Generatio
             todo = [it for it in entry.items if not it.cached]
             if not todo:
                 continue
-            generator = entry.load(device)
+            try:
+                generator = entry.load(device)
+            except Exception as e:  # e.g. a refused unsafe checkpoint: one line naming the generator
+                raise RunError(f"generator {entry.plugin.label!r} could not be loaded: {type(e).__name__}: "
+                               f"{' '.join(str(e).split())}") from e
             for seed in settings.seeds:
                 pending = [it for it in todo if it.seed == seed]
                 for start in range(0, len(pending), settings.batch_size):

@@ -5,14 +5,18 @@ after matrix expansion, filtered by ``--only`` (label or registry name); seeds a
 ``generation.seeds``. Items are numbered across the whole plan (generators in suite order, then
 seeds, then prompts): item ``i`` belongs to rank ``i % world_size`` (``EvalItem.mine``). Each item is
 keyed by ``bench.store.clip_key`` (generator fingerprint, prompt, seed, duration, and the generator's
-``clip_identity``, e.g. the digest of the file a ``files`` clip is read from). A generator may plan
+``clip_identity``, e.g. the digest of the file a ``files`` clip is read from); it is ``cached`` when
+the store holds a sound entry for it (``RunStore.has_clip`` checks the entry). A generator may plan
 fewer prompts than the dataset's (``Generator.plan_prompts``: a folder of clips with some missing).
+The size of the plan is printed first, and a plan past ``bench.suite_limits.MAX_CLIPS`` is refused.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +25,7 @@ from bench.api import AudioClip, Generator, Prompt
 from bench.distributed import World
 from bench.store import RunStore, clip_key
 from bench.suite import PlannedSuite, Plugin
+from bench.suite_limits import plan_size
 
 
 class RunError(RuntimeError):
@@ -28,8 +33,13 @@ class RunError(RuntimeError):
 
 
 def slug(text: str) -> str:
-    """``text`` as a file name: runs of anything but letters, digits and ``._=-`` become ``_``."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_") or "_"
+    """A file name for ``text``: itself when it is made of ``[A-Za-z0-9._=-]``; otherwise those
+    characters (runs of others as ``_``) plus 8 hex digits of the text's sha256, so that distinct
+    texts (all-CJK prompt ids, labels with brackets) never share a file name."""
+    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:80]
+    if safe == text and safe not in (".", ".."):
+        return safe
+    return f"{safe or 'id'}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 @dataclass
@@ -109,6 +119,9 @@ def make_plan(planned: PlannedSuite, generators: list[Plugin], prompts: list[Pro
     (``Generator.plan_prompts``; ``dataset_ids`` defaults to the prompts' ids), and its
     ``clip_identity`` joins each clip's key."""
     settings = planned.suite.generation
+    size = plan_size(planned, len(prompts), len(generators))  # SuiteError past MAX_CLIPS
+    if world.is_main:
+        print(size, file=sys.stderr)
     for what, names in (("generator labels", [g.label for g in generators]),
                         ("prompt ids", [p.id for p in prompts])):
         slugs = [slug(n) for n in names]
@@ -129,7 +142,8 @@ def make_plan(planned: PlannedSuite, generators: list[Plugin], prompts: list[Pro
             for p in planned_prompts:
                 key = clip_key(fp, p, seed, settings.duration_s, generator.clip_identity(p, seed))
                 mine = world.owns(index)
-                items.append(EvalItem(p, seed, key, mine and store.has_clip(key), mine=mine))
+                cached = mine and store.has_clip(key, p.id, seed)  # checked: a damaged entry is not cached
+                items.append(EvalItem(p, seed, key, cached, mine=mine))
                 index += 1
         plan.append(PlanEntry(plugin, generator, items, fp))
     return plan

@@ -9,6 +9,7 @@ are gathered here first (``gather_rows``, ``gather_stats``), so the outputs equa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import platform
 from collections.abc import Mapping
@@ -71,7 +72,10 @@ def write_outputs(store: RunStore, table: str, results: dict[str, Any], rows: li
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    atomic_write_text(store.path(f"{table}.csv"), df.to_csv(index=False))
+    csv = df.to_csv(index=False)
+    # results.json, written last, names the table it goes with: a reader refuses a mix of two runs
+    results["metadata"]["samples_sha256"] = {f"{table}.csv": hashlib.sha256(csv.encode()).hexdigest()}
+    atomic_write_text(store.path(f"{table}.csv"), csv)
     try:
         import pyarrow  # noqa: F401
     except ImportError:

@@ -44,6 +44,7 @@ from bench import __version__
 from bench.files import atomic_write_text
 from bench.per_clip import worst_rows
 from bench.published import PUBLISHED_TABLES
+from bench.run_flags import flag_counts
 from bench.run_results import (
     SAMPLES_FILE,
     Record,
@@ -266,8 +267,9 @@ def _audio_src(path_text: Any, run_dir: Path, html_dir: Path) -> tuple[str, bool
     return Path(rel).as_posix(), full.is_file()
 
 
-def sample_rows(run_dir: Path, html_dir: Path, samples_name: str) -> tuple[list[str], list[dict[str, Any]]]:
-    frame = load_samples(run_dir, samples_name)
+def sample_rows(run_dir: Path, html_dir: Path, samples_name: str,
+                expected_sha256: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    frame = load_samples(run_dir, samples_name, expected_sha256)
     if frame is None:
         return [], []
     scores = score_columns(frame)
@@ -317,26 +319,28 @@ def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str 
                 paper_numbers: bool = True, samples_name: str | None = None) -> str:
     """The report as text. ``samples_name`` defaults to ``metadata.samples_table``, else samples.csv."""
     samples_name = samples_name or str(results.meta.get("samples_table") or SAMPLES_FILE)
-    scores, rows = sample_rows(run_dir.resolve(), html_path.resolve().parent, samples_name)
+    published = results.meta.get("samples_sha256")  # the table published with these results
+    expected = published.get(samples_name) if isinstance(published, dict) else None
+    scores, rows = sample_rows(run_dir.resolve(), html_path.resolve().parent, samples_name, expected)
     return environment().get_template(TEMPLATE).render(
         title=title or f"musicgen-bench report: {results.suite or run_dir.name}",
         results=results, meta=shorten(results.meta), version=__version__,
         tables=metric_tables(results.records), pivots=pivots(results.records),
         protocols=protocols(results.records), score_columns=scores, samples=rows,
         worst=worst_rows(run_dir.resolve(), html_path.resolve().parent, _audio_src),
+        flags=flag_counts(results.meta),
         published=PUBLISHED_TABLES if paper_numbers else ())
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, title: str | None = None,
                  paper_numbers: bool = True, samples_name: str | None = None) -> Path:
-    """Render ``RUN_DIR/results.json`` (+ per-sample table) to ``out`` (default RUN_DIR/report.html);
-    the file is written atomically. Returns its path."""
+    """Render ``RUN_DIR/results.json`` (+ per-sample table) to ``out`` (default RUN_DIR/report.html)
+    through an exclusive temporary renamed into place (a planted link is never followed)."""
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     html_path = Path(out) if out is not None else run_dir / "report.html"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(html_path, render_html(results, run_dir, html_path, title, paper_numbers,
-                                                    samples_name))
+                                                    samples_name))  # makes the parent folder
 
 
 def main(argv: list[str]) -> int:
@@ -353,8 +357,10 @@ def main(argv: list[str]) -> int:
     try:
         path = write_report(args.run_dir, args.out, args.title, not args.no_paper_numbers, args.samples)
         table = pivot_markdown(load_results(args.run_dir).records) if args.markdown else ""
-    except ResultsError as err:
-        print(f"bench report: {err}", file=sys.stderr)
+    except (ResultsError, OSError) as err:  # OSError: the report cannot be written
+        why = (f"cannot write {args.out or Path(args.run_dir) / 'report.html'} ({err.filename}: "
+               f"{err.strerror})" if isinstance(err, OSError) else err)
+        print(f"bench report: {why}", file=sys.stderr)
         return 2
     print(path)
     if args.markdown:

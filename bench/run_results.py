@@ -28,6 +28,7 @@ sha256 of its canonical JSON, and reports and ``bench compare`` group and match 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,12 +155,27 @@ def load_results(run: str | Path) -> RunResults:
                       meta=meta, records=records)
 
 
-def load_samples(run_dir: str | Path, name: str = SAMPLES_FILE) -> pd.DataFrame | None:
-    """The per-sample table with canonical column names (see ``SAMPLE_ALIASES``), or None if absent."""
+def load_samples(run_dir: str | Path, name: str = SAMPLES_FILE,
+                 expected_sha256: str | None = None) -> pd.DataFrame | None:
+    """The per-sample table with canonical column names (see ``SAMPLE_ALIASES``), or None if absent.
+    With ``expected_sha256`` (``metadata.samples_sha256[name]`` of the results it goes with) a table
+    from another run (one stopped between writing its outputs) is refused, as is a missing one."""
     path = Path(run_dir) / name
     if not path.is_file():
+        if expected_sha256:
+            raise ResultsError(f"{path}: missing, but {RESULTS_FILE} was published with it; run the suite "
+                               "again to write both")
         return None
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if expected_sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != expected_sha256:
+        raise ResultsError(f"{path} does not belong to the {RESULTS_FILE} beside it (sha256 differs from "
+                           f"metadata.samples_sha256): a run stopped between writing its outputs; run the "
+                           "suite again to publish both")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:  # incl. bad UTF-8
+        what = " ".join(str(err).split())
+        raise ResultsError(f"{path}: not a readable CSV table ({type(err).__name__}: {what}); rerun "
+                           "`bench run` to rewrite it") from None
     renames = {}
     for canonical, aliases in SAMPLE_ALIASES.items():
         found = [a for a in aliases if a in frame.columns]

@@ -37,6 +37,7 @@ from bench.generation import check_clips, generate_missing
 from bench.per_clip import add_late_values, worst_clips
 from bench.plan import EvalItem, PlanEntry, RunError, load_prompts, make_plan, select_generators, slug
 from bench.publish import gather_rows, gather_stats, run_metadata, write_outputs
+from bench.run_flags import summarize
 from bench.score import RESULTS_SCHEMA, Scorer
 from bench.store import RunStore
 from bench.suite import PlannedSuite
@@ -61,7 +62,10 @@ class Runner:
                                                  "embeddings": self.embeddings.stats}
 
     def _phase(self, error: BaseException | None, phase: str) -> None:
-        """Every rank reports how ``phase`` went; any failure fails every rank, naming the rank."""
+        """Every rank reports how ``phase`` went; any failure fails every rank, naming the rank. An
+        unexpected exception becomes a one-line ``RunError`` naming the phase (its cause chained)."""
+        if error is not None and not isinstance(error, RunError) and not self.world.distributed:
+            raise RunError(f"{phase}: {type(error).__name__}: {error}") from error
         try:
             self.world.check(error, phase)
         except RankError as e:
@@ -129,7 +133,13 @@ class Runner:
             self._phase(error, f"scores of {entry.plugin.label!r}")
             rows += [it.row for it in entry.items]
         rows = gather_rows(self.world, plan, rows)
+        for kind, lines in self.store.damaged.items():  # recomputed, counted, never used
+            self.stats.setdefault(kind, {})["damaged"] = len(lines)
         self.stats = gather_stats(self.world, self.stats)
+        damaged: dict[str, list[str]] = {}
+        for part in self.world.gather(self.store.damaged):
+            for kind, lines in part.items():
+                damaged.setdefault(kind, []).extend(lines)
         results: dict[str, Any] = {}
         if self.world.is_main:
             try:
@@ -138,9 +148,13 @@ class Runner:
                 metadata = run_metadata(self.planned, plan, prompts, dataset_protocol, durations,
                                         device=self.device, world=self.world, limit=self.limit,
                                         only=self.only, cache=self.stats)
+                metadata["audio_flags"] = summarize(rows)
+                metadata["damaged_cache_entries"] = {k: v[:50] for k, v in damaged.items()}
                 results = {"suite": self.suite.name, "worst_clips": worst_clips(rows, self.scorer.directions),
                            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "records": records, "metadata": metadata}
+                if self.suite.report.html:  # no report of the previous run beside these results
+                    self.store.path(self.suite.report.html).unlink(missing_ok=True)
                 write_outputs(self.store, self.suite.report.samples, results, rows)
             except Exception as e:
                 error = e

@@ -134,4 +134,6 @@ class Scorer:
                         "ci_high": None if res.ci_high is None else float(res.ci_high),
                         "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
                         "protocol": protocol, "generator_info": dict(generator_info)})
+            if "n_flagged" in res.extra:  # clips left out of this value (silent, non-finite), by id
+                out[-1].update(n_flagged=int(res.extra["n_flagged"]), flagged=res.extra.get("flagged", {}))
         return out

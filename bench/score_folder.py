@@ -221,19 +221,26 @@ def score_command(args: list[str]) -> int:
     for note in notes:
         print(f"note: {note}")
     runner = None
-    try:
-        planned = load_suite(suite_file, run_dir=run_dir, device=ns.device)
-        runner = Runner(planned, device=ns.device, progress=not ns.no_progress)
-        results = runner.run()
-    except (SuiteError, RunError) as e:
-        print(f"bench score: {e}", file=sys.stderr)
-        if isinstance(e, SuiteError) and ("checkpoint" in str(e) or "weights" in str(e)):
-            print("bench score: give local weight files with --embedder-param NAME.KEY=PATH (e.g. "
-                  "vggish.weights=PATH), or score with --embedders offline", file=sys.stderr)
-        return 1
+    try:  # the run directory stays locked until the report is written
+        try:
+            planned = load_suite(suite_file, run_dir=run_dir, device=ns.device)
+            runner = Runner(planned, device=ns.device, progress=not ns.no_progress)
+            results = runner.run()
+        except (SuiteError, RunError) as e:
+            print(f"bench score: {e}", file=sys.stderr)
+            if isinstance(e, SuiteError) and ("checkpoint" in str(e) or "weights" in str(e)):
+                print("bench score: give local weight files with --embedder-param NAME.KEY=PATH (e.g. "
+                      "vggish.weights=PATH), or score with --embedders offline", file=sys.stderr)
+            return 1
+        _print_summary(results, ns, run_dir, suite_file)
+        render_report(runner, planned)
+        return 0
     finally:  # a failed run's traceback would otherwise keep the run directory locked in this process
         if runner is not None:
             runner.store.unlock()
+
+
+def _print_summary(results: dict, ns: argparse.Namespace, run_dir: Path, suite_file: Path) -> None:
     print(_shared_protocol(results, ns.reference))
     print(f"{'system':<20} {'metric':<24} {'value':>10} {'interval':>22} {'n':>6}  embedder")
     for r in results["records"]:
@@ -245,5 +252,3 @@ def score_command(args: list[str]) -> int:
           f"{cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
     print(f"results: {run_dir / 'results.json'} (per clip: {run_dir / 'samples.csv'}); "
           f"suite: {suite_file}")
-    render_report(planned)
-    return 0

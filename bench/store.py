@@ -6,7 +6,12 @@ Layout of a run directory::
     RUN/samples.csv             per-sample table (and samples.parquet when pyarrow is installed)
     RUN/audio/<label>/<prompt>__s<seed>.wav   the evaluated (normalised, trimmed) audio, for reports
     RUN/cache/clips/<ab>/<sha256>.npz         generated clips, keyed by ``clip_key``
-    RUN/cache/embeddings/<ab>/<sha256>.npy    frame embeddings, keyed by ``embedding_key``
+    RUN/cache/embeddings/<ab>/<sha256>.npz    frame embeddings, keyed by ``embedding_key``
+    RUN/cache/tokens/<ab>/<sha256>.npz        reference tokens, keyed by ``reference_tokens_key``
+
+Every cache entry is checked when read (``bench.cache_entry``: the key it was written under, a digest
+of its content, the prompt id and seed it promises); a damaged entry (flipped byte, truncated, empty,
+copied under another key) is removed, counted in ``RunStore.damaged`` and recomputed, never used.
 
 Every write is atomic (``bench.files.atomic_write_bytes``: a temporary file in the destination folder
 renamed into place), so a process killed at any moment leaves either the old file, the new file or
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,32 +34,32 @@ import soundfile as sf
 
 from bench import __version__
 from bench.api import AudioClip, Prompt
-from bench.files import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_json
+from bench.cache_entry import DamagedEntry, pack_array, pack_clip, unpack_array, unpack_clip
+from bench.files import atomic_write_bytes, atomic_write_json, atomic_write_text, file_digest, sha256_json
 
 __all__ = ["CACHE_FORMAT", "PathEscapeError", "RunStore", "atomic_write_bytes", "atomic_write_text",
            "audio_digest", "clip_key", "embedding_key", "prompt_identity", "reference_tokens_key",
            "sha256_json"]  # the atomic writes and sha256_json live in bench.files
 
 #: bump when the meaning of a cached clip or embedding changes without a version change elsewhere
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: entries carry their key and content digest (bench.cache_entry); files by content
 
 
 class PathEscapeError(ValueError):
     """A path that would read or write outside the run directory."""
 
 
-def _file_stamp(path: Path | None) -> list[Any] | None:
-    if path is None:
-        return None
-    st = Path(path).stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
+def _file_identity(path: Path | None) -> str | None:
+    """The sha256 of a prompt's file: its content, not where it lies (a run directory moved or copied
+    elsewhere, with a synthesized dataset inside it, keeps its cache; an edited file does not)."""
+    return None if path is None else file_digest(path)
 
 
 def prompt_identity(prompt: Prompt) -> dict[str, Any]:
-    """What makes a prompt this prompt: id, text, metadata and the files it points to (path, size,
-    modification time, so an edited reference or melody file invalidates the cache)."""
+    """What makes a prompt this prompt: id, text, metadata and the content of the files it points to
+    (so an edited reference or melody file invalidates the cache; no absolute path enters a key)."""
     return {"id": prompt.id, "text": prompt.text, "metadata": dict(prompt.metadata),
-            "melody": _file_stamp(prompt.melody_path), "reference": _file_stamp(prompt.reference_path)}
+            "melody": _file_identity(prompt.melody_path), "reference": _file_identity(prompt.reference_path)}
 
 
 def clip_key(fingerprint: str, prompt: Prompt, seed: int, duration_s: float,
@@ -97,14 +102,18 @@ class RunStore:
         self.root = Path(run_dir).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_file = None
+        #: damaged cache entries met (kind -> one line each); they were removed and are recomputed
+        self.damaged: dict[str, list[str]] = {}
 
     def lock(self) -> None:
         """Take the run directory for this process (an exclusive ``flock`` on ``RUN/.lock``, released
         when the process ends, even by SIGKILL) and remove temporary files a killed run left behind.
-        A second run into the same directory fails at once instead of racing the first."""
+        A second run into the same directory fails at once instead of racing the first; a run
+        directory holding a link to a folder outside it (``links_out``) is refused."""
         import fcntl
 
-        f = open(self.root / ".lock", "a")  # noqa: SIM115 - held for the life of the store
+        f = open(self.root / ".lock", "a",  # noqa: SIM115 - held for the life of the store
+                 opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW, 0o666))
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -112,10 +121,31 @@ class RunStore:
             raise RuntimeError(f"another bench run is using {self.root}; wait for it or use another "
                                f"--out") from None
         self._lock_file = f
-        for pattern in (".*.tmp", ".*.tmp-*"):  # temporaries of atomic writes (bench.files)
-            for tmp in self.root.rglob(pattern):
-                if tmp.is_file():
-                    tmp.unlink(missing_ok=True)
+        escaping = self.links_out()
+        if escaping:
+            self.unlock()
+            raise RuntimeError(f"the run directory {self.root} holds a link to a folder outside it "
+                               f"({'; '.join(escaping[:3])}); remove the link or use another --out")
+        self.remove_temporaries()
+
+    def remove_temporaries(self) -> list[Path]:
+        """Remove the temporaries a killed run left: only names our atomic writes make
+        (``musicgen.checkpoints.files.TEMPORARY_NAME``), only plain files, only in our folders (the run
+        directory itself, ``cache/`` and ``audio/`` below it); a user's own ``.x.tmp`` stays."""
+        from musicgen.checkpoints.files import TEMPORARY_NAME
+
+        removed = []
+        folders = [self.root] + [d for sub in ("cache", "audio") if (self.root / sub).is_dir()
+                                 and not (self.root / sub).is_symlink()
+                                 for d in [self.root / sub, *(self.root / sub).rglob("*")]]
+        for folder in folders:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for f in folder.iterdir():
+                if TEMPORARY_NAME.match(f.name) and f.is_file() and not f.is_symlink():
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
+        return removed
 
     def unlock(self) -> None:
         """Release the run directory (closing the locked file); a no-op when not locked. For callers
@@ -130,11 +160,30 @@ class RunStore:
         if rel.is_absolute() or str(relative).startswith("~"):
             raise PathEscapeError(f"{str(relative)!r} is absolute; suite paths must be relative to "
                                   f"the run directory {self.root}")
-        full = (self.root / rel).resolve()
+        full = self.root / rel
+        if rel.name not in ("", ".", ".."):  # the file itself may be a link: writes replace it, never follow
+            full = full.parent.resolve() / rel.name
+        else:
+            full = full.resolve()
         if full != self.root and self.root not in full.parents:
             raise PathEscapeError(f"{str(relative)!r} resolves to {full}, outside the run directory "
                                   f"{self.root}")
         return full
+
+    def links_out(self) -> list[str]:
+        """Folders of ours (the run directory's entries, everything under ``cache/`` and ``audio/``)
+        that are links leading outside the run directory: writes there would land elsewhere."""
+        out = []
+        candidates = list(self.root.iterdir())
+        for sub in ("cache", "audio"):
+            if (self.root / sub).is_dir() and not (self.root / sub).is_symlink():
+                candidates += list((self.root / sub).rglob("*"))
+        for p in candidates:
+            if p.is_symlink() and p.is_dir():
+                target = p.resolve()
+                if target != self.root and self.root not in target.parents:
+                    out.append(f"{p} -> {target}")
+        return out
 
     @property
     def cache_dir(self) -> Path:
@@ -144,32 +193,30 @@ class RunStore:
         return self.path(f"cache/{kind}/{key[:2]}/{key}{suffix}")
 
     # -- clips -----------------------------------------------------------------------------------
-    def has_clip(self, key: str) -> bool:
-        return self._cache_file("clips", key, ".npz").is_file()
+    def _entry_damaged(self, kind: str, f: Path, error: DamagedEntry) -> None:
+        """Count a damaged cache entry and remove it, so it is recomputed like a missing one."""
+        self.damaged.setdefault(kind, []).append(str(error))
+        f.unlink(missing_ok=True)
 
-    def load_clip(self, key: str) -> AudioClip | None:
-        """The cached clip for ``key``, or None."""
+    def has_clip(self, key: str, prompt_id: str | None = None, seed: int | None = None) -> bool:
+        """Whether a sound clip entry for ``key`` (and ``prompt_id``/``seed``) is cached; a damaged
+        one is removed and counted (``damaged``)."""
+        return self.load_clip(key, prompt_id, seed) is not None
+
+    def load_clip(self, key: str, prompt_id: str | None = None, seed: int | None = None) -> AudioClip | None:
+        """The cached clip for ``key``, checked (``bench.cache_entry``); None when missing or damaged."""
         f = self._cache_file("clips", key, ".npz")
         if not f.is_file():
             return None
-        with np.load(f, allow_pickle=False) as z:
-            tokens = z["tokens"] if "tokens" in z.files else None
-            meta = json.loads(str(z["meta"]))
-            return AudioClip(wav=z["wav"].astype(np.float32), sample_rate=int(z["sample_rate"]),
-                             prompt_id=meta.pop("prompt_id"), seed=int(meta.pop("seed")),
-                             tokens=tokens, meta=meta)
+        try:
+            return unpack_clip(f, key, prompt_id, seed)
+        except DamagedEntry as e:
+            self._entry_damaged("clips", f, e)
+            return None
 
     def save_clip(self, key: str, clip: AudioClip) -> Path:
-        meta = {**clip.meta, "prompt_id": clip.prompt_id, "seed": int(clip.seed)}
-        arrays: dict[str, Any] = {"wav": np.asarray(clip.wav, dtype=np.float32),
-                                  "sample_rate": np.int64(clip.sample_rate),
-                                  "meta": np.array(json.dumps(meta, default=str))}
-        if clip.tokens is not None:
-            arrays["tokens"] = np.asarray(clip.tokens, dtype=np.int64)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
         f = self._cache_file("clips", key, ".npz")
-        atomic_write_bytes(f, buf.getvalue())
+        atomic_write_bytes(f, pack_clip(key, clip))
         return f
 
     def count_clips(self) -> int:
@@ -178,15 +225,18 @@ class RunStore:
 
     # -- embeddings and reference tokens (kind "embeddings" or "tokens") ---------------------------
     def load_array(self, kind: str, key: str) -> np.ndarray | None:
-        f = self._cache_file(kind, key, ".npy")
+        """The cached array for ``key``, checked; None when missing or damaged (counted)."""
+        f = self._cache_file(kind, key, ".npz")
         if not f.is_file():
             return None
-        return np.load(f, allow_pickle=False)
+        try:
+            return unpack_array(f, key)
+        except DamagedEntry as e:
+            self._entry_damaged(kind, f, e)
+            return None
 
     def save_array(self, kind: str, key: str, array: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(array), allow_pickle=False)
-        atomic_write_bytes(self._cache_file(kind, key, ".npy"), buf.getvalue())
+        atomic_write_bytes(self._cache_file(kind, key, ".npz"), pack_array(key, array))
 
     def load_embedding(self, key: str) -> np.ndarray | None:
         return self.load_array("embeddings", key)

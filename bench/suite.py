@@ -42,11 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.api import Context, Dataset, Generator, Params
 from bench.registry import DATASETS, EMBEDDERS, GENERATORS, METRICS, Registry, RegistryError
+from bench.suite_limits import MAX_DURATION_S, MAX_GENERATORS, MAX_SEEDS, label_fields, plan_size
 from bench.yamlsource import LineMap, Loc, Problem, SuiteError, format_loc, load_yaml
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _relative_output(value: str) -> str:
@@ -67,12 +68,21 @@ class DatasetSpec(PluginSpec):
 
 
 class GenerationSpec(_Model):
-    duration_s: float = Field(gt=0)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS)
     batch_size: int = Field(default=8, ge=1)
     loudness_lufs: float | None = -14.0
     normalize_reference: bool = False
     trim_to_reference: bool = True
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        twice = sorted({s for s in v if v.count(s) > 1}) if len(set(v)) != len(v) else []
+        if twice:
+            raise ValueError(f"seed(s) {twice} listed more than once; each seed is one clip per prompt, "
+                             "a repeated seed would count the same clip twice")
+        return v
 
 
 class GeneratorSpec(PluginSpec):
@@ -82,9 +92,20 @@ class GeneratorSpec(PluginSpec):
     @field_validator("matrix")
     @classmethod
     def _non_empty(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        size = 1
         for key, values in v.items():
             if not values:
                 raise ValueError(f"matrix entry {key!r} has no values")
+            size *= len(values)
+        if size > MAX_GENERATORS:
+            raise ValueError(f"the matrix expands to {size} generators; at most {MAX_GENERATORS}")
+        return v
+
+    @field_validator("label")
+    @classmethod
+    def _plain_placeholders(cls, v: str | None) -> str | None:
+        if v is not None:
+            label_fields(v)
         return v
 
 
@@ -185,7 +206,9 @@ class _Collector:
                 loc = tuple(remap[loc[0]]) + loc[1:]
             else:
                 loc = prefix + loc
-            got = f" (got {e['input']!r})" if e["type"] not in ("missing", "extra_forbidden") else ""
+            shown = repr(e["input"])
+            shown = shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown)} characters)"
+            got = f" (got {shown})" if e["type"] not in ("missing", "extra_forbidden") else ""
             self.add(loc, f"{e['msg']}{got}")
 
 
@@ -204,8 +227,12 @@ def _expand(spec: GeneratorSpec) -> list[tuple[str, dict[str, Any]]]:
     for combo in combos:
         params = {**spec.params, **dict(zip(keys, combo))}
         base = spec.label or spec.name
-        if "{" in base:
-            label = base.format(name=spec.name, **params)
+        if "{" in base or "}" in base:
+            values = {"name": spec.name, **params}
+            unknown = [n for n in label_fields(base) if n not in values]
+            if unknown:
+                raise KeyError(", ".join(unknown))
+            label = base.format_map(values)
         elif keys:
             label = f"{base}[{','.join(f'{k}={v}' for k, v in zip(keys, combo))}]"
         else:
@@ -266,6 +293,9 @@ def load_suite(path: str | Path, *, run_dir: str | Path | None = None, check: bo
         except (KeyError, IndexError, ValueError) as e:
             out.add(loc + ("label",), f"label {spec.label!r} names an unknown parameter ({e})")
             continue
+        if len(seen) + len(expanded) > MAX_GENERATORS:
+            out.add(loc, f"the suite expands to more than {MAX_GENERATORS} generators")
+            break
         remap = {k: loc + ("matrix", k) for k in spec.matrix}
         for label, raw in expanded:
             if label in seen:
@@ -328,7 +358,12 @@ def validate_command(args: list[str]) -> int:
     except SuiteError as e:
         print(f"bench validate: {e}", file=sys.stderr)
         return 1
+    try:
+        size = plan_size(planned)
+    except (SuiteError, OSError, ValueError) as e:
+        print(f"bench validate: {e}", file=sys.stderr)
+        return 1
     labels = ", ".join(g.label for g in planned.generators)
     print(f"{ns.suite}: OK (dataset {planned.dataset.name}; generators {labels}; "
-          f"metrics {', '.join(m.name for m in planned.metrics) or 'none'})")
+          f"metrics {', '.join(m.name for m in planned.metrics) or 'none'}; {size})")
     return 0

@@ -87,12 +87,14 @@ class MeanDistance(Metric):
 
 class SlowNoise(Generator):
     """White noise that takes ``delay_s`` per clip (to be killed mid-run); silence for the prompt ids
-    in ``silent`` (flagged by the metrics); raises on prompt ``fail_prompt`` (a failing rank)."""
+    in ``silent`` (flagged by the metrics) and noise far above full scale (RMS 10) for those in
+    ``loud``; raises on prompt ``fail_prompt`` (a failing rank)."""
 
     class Params(Params):
         delay_s: float = Field(default=0.0, ge=0)
         sample_rate: int = 16000
         silent: list[str] = Field(default_factory=list)
+        loud: list[str] = Field(default_factory=list)
         fail_prompt: str | None = None
 
     def load(self, device: str = "cpu") -> None:
@@ -100,7 +102,8 @@ class SlowNoise(Generator):
 
     def fingerprint(self) -> str:
         silent = f"-silent={','.join(self.params.silent)}" if self.params.silent else ""
-        return f"slow-noise-{self.params.sample_rate}{silent}"
+        loud = f"-loud={','.join(self.params.loud)}" if self.params.loud else ""
+        return f"slow-noise-{self.params.sample_rate}{silent}{loud}"
 
     def generate(self, prompts: Sequence[Prompt], seed: int, duration_s: float) -> list[AudioClip]:
         out = []
@@ -110,7 +113,7 @@ class SlowNoise(Generator):
             time.sleep(self.params.delay_s)
             rng = np.random.default_rng([seed, int(p.id.split("_")[-1])])
             n = round(duration_s * self.params.sample_rate)
-            gain = 0.0 if p.id in self.params.silent else 0.1
+            gain = 0.0 if p.id in self.params.silent else 10.0 if p.id in self.params.loud else 0.1
             out.append(AudioClip((gain * rng.standard_normal((1, n))).astype(np.float32),
                                  self.params.sample_rate, p.id, seed))
         return out

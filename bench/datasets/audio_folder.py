@@ -8,7 +8,9 @@ Layout (``split`` optional)::
 
 The prompt text is the sidecar's ``text_key`` (default ``description``; ``caption`` and ``text`` are
 accepted when that key is absent); every other sidecar field becomes prompt metadata. Items are
-sorted by ID. A missing folder, an audio file without sidecar, or a sidecar without text is an error.
+sorted by ID. A missing folder, an audio file without sidecar, a sidecar that is not a JSON object
+with text, or an audio header that cannot be read (``bench.audio.audio_header``) is an error that
+``check()`` (so ``bench validate``) reports, naming the file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from pydantic import Field
 
 from bench.api import Dataset, Params, Prompt
-from bench.audio import AUDIO_EXTENSIONS
+from bench.audio import AUDIO_EXTENSIONS, audio_header
 
 TEXT_FALLBACKS = ("description", "caption", "text")
 
@@ -43,6 +45,20 @@ class AudioFolder(Dataset):
                       if f.suffix.lower() in exts and not f.stem.endswith(".melody"))
 
     def check(self) -> list[str]:
+        problems = self._missing()
+        if problems:
+            return problems
+        for f in self._audio_files():  # every sidecar parsed and every header read now, not mid-run
+            try:
+                self._sidecar(f)
+                audio_header(f)
+            except ValueError as e:
+                problems.append(str(e))
+        if len(problems) > 20:
+            problems = problems[:20] + [f"... and {len(problems) - 20} more file(s) like these"]
+        return problems
+
+    def _missing(self) -> list[str]:
         if not self.folder.is_dir():
             return [f"data folder {str(self.folder)!r} does not exist"]
         files = self._audio_files()
@@ -55,26 +71,30 @@ class AudioFolder(Dataset):
                     f"{', '.join(no_sidecar[:20])}{' ...' if len(no_sidecar) > 20 else ''}"]
         return []
 
-    def _text(self, sidecar: Path, meta: dict[str, Any]) -> str:
+    def count(self) -> int | None:
+        return None if self._missing() else len(self._audio_files())
+
+    def _sidecar(self, audio: Path) -> tuple[str, dict[str, Any]]:
+        """``(text, metadata)`` of ``audio``'s sidecar; ``ValueError`` naming the file otherwise."""
+        sidecar = audio.with_suffix(".json")
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise ValueError(f"{sidecar}: not valid JSON ({type(e).__name__}: {e})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{sidecar}: expected a JSON object, got {type(meta).__name__}")
         for key in (self.params.text_key, *TEXT_FALLBACKS):
             if isinstance(meta.get(key), str):
-                return meta.pop(key)
+                return meta.pop(key), meta
         raise ValueError(f"{sidecar}: no text field {self.params.text_key!r} (nor any of {TEXT_FALLBACKS})")
 
     def prompts(self) -> list[Prompt]:
-        problems = self.check()
+        problems = self._missing()
         if problems:
             raise FileNotFoundError("; ".join(problems))
         out = []
         for audio in self._audio_files():
-            sidecar = audio.with_suffix(".json")
-            try:
-                meta = json.loads(sidecar.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{sidecar}: not valid JSON ({e})") from e
-            if not isinstance(meta, dict):
-                raise ValueError(f"{sidecar}: expected a JSON object, got {type(meta).__name__}")
-            text = self._text(sidecar, meta)
+            text, meta = self._sidecar(audio)
             melody = next((m for m in (audio.with_name(f"{audio.stem}.melody{e}") for e in AUDIO_EXTENSIONS)
                            if m.is_file()), None)
             if self.params.split:

@@ -52,7 +52,9 @@ def torch_load_with_numpy(path: Path) -> Any:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: could not be read as a weights-only torch checkpoint ({e})") from e
+        from musicgen.checkpoints.files import weights_only_refusal
+
+        raise weights_only_refusal(path, e) from None
 
 
 def unwrap_state_dict(obj: Any, keys: tuple[str, ...] = ("state_dict", "model", "best_state")) -> dict:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,7 +117,18 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle with non-allowlisted globals, or a corrupt file
-        raise ValueError(f"{path}: could not be read as a weights-only torch checkpoint ({e})") from e
+        raise weights_only_refusal(path, e) from None
+
+
+def weights_only_refusal(path: str | os.PathLike[str], e: BaseException) -> ValueError:
+    """One line for a torch file that ``torch.load(weights_only=True)`` refused: the file and the line
+    of torch's message that says what it holds (torch's own message spans paragraphs and suggests
+    loading with ``weights_only=False``, which we never do)."""
+    lines = [" ".join(line.split()) for line in str(e).splitlines() if line.strip()]
+    reason = next((line for line in lines if "GLOBAL" in line or "global" in line or "Unsupported" in line),
+                  next((line for line in lines if "weights_only" not in line), type(e).__name__))
+    return ValueError(f"{path}: refused: not a weights-only torch checkpoint ({reason}); only safetensors "
+                      "and weights-only torch files are read, never code")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -167,6 +180,13 @@ def _temporary_sibling(path: Path, tag: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{tag}-{os.getpid()}")
 
 
+#: the names of our temporaries: ``.NAME.tmp-PID-XXXXXXXX`` (files) and ``.NAME.tmp-PID``/``.old-PID``
+#: (folders); a cleaner may remove exactly these and nothing else
+TEMPORARY_NAME = re.compile(r"^\..+\.(tmp|old)-\d+(-[a-z0-9_]{8})?$")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # the process umask, read once (it can only be read by setting it)
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry to disk (best effort: some file systems refuse it)."""
     try:
@@ -183,13 +203,18 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a fsynced temporary sibling renamed into place: a reader (or a
-    killed writer) sees the old file or the new one, never a part. (The one implementation: bench's
-    ``bench.files`` writes through it too.)"""
+    killed writer) sees the old file or the new one, never a part. The temporary is created exclusively
+    (never through a link) and the file gets the mode the umask allows (0644 usually). (The one
+    implementation: bench's ``bench.files`` writes through it too.)"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
+    # created exclusively (O_EXCL | O_NOFOLLOW, random name): a link planted at a guessable name is
+    # never written through; os.replace then swaps a link at ``path`` itself, never its target
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as f:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # readable like any file the user writes (mkstemp makes 0600)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -124,4 +124,4 @@ def test_reference_tokens_reach_token_memorization(tones, write_suite, plugins, 
     assert records[("copy", "exact_match_rate")]["value"] == 1.0
     assert records[("fresh", "exact_match_rate")]["value"] == 0.0
     assert records[("copy", "exact_match_rate")]["n"] == 5
-    assert len(list((run / "cache" / "tokens").glob("*/*.npy"))) == 10  # cached per generator and clip
+    assert len(list((run / "cache" / "tokens").glob("*/*.npz"))) == 10  # cached per generator and clip

@@ -92,7 +92,7 @@ def test_written_audio_is_readable(tmp_path):
 
 
 def test_lock_refuses_a_second_run_and_clears_stale_temporaries(tmp_path):
-    stale = tmp_path / "run" / "cache" / "clips" / "ab" / ".abc.npz.x1.tmp"
+    stale = tmp_path / "run" / "cache" / "clips" / "ab" / ".abc.npz.tmp-123-x1y2z3w4"  # an atomic write's
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"half")
     first = RunStore(tmp_path / "run")

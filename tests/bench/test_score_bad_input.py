@@ -25,12 +25,13 @@ def tones(folder: Path, n: int = 5) -> Path:
 
 def run(tmp: Path, gen: Path, capsys, *extra: str) -> tuple[int, str]:
     """Exit code and the error: the one line that says what is wrong (suite problems come under a
-    'problem(s) in the suite' header line, one line each)."""
+    'problem(s) in the suite' header line, one line each; the plan's size is printed before a run)."""
     capsys.readouterr()
     rc = main(["score", str(gen), "--reference", str(tmp / "ref"), "--embedder", "test-bands", "--metrics",
                "fad", "--out", str(tmp / "run"), "--no-progress", *extra])
     err = capsys.readouterr().err.strip()
-    lines = [line for line in err.splitlines() if "problem(s) in the suite" not in line]
+    lines = [line for line in err.splitlines() if "problem(s) in the suite" not in line
+             and not line.startswith("plan: ")]
     return rc, "\n".join(lines)
 
 
