@@ -255,11 +255,6 @@ class Embedder(abc.ABC):
     def embed(self, wav: np.ndarray) -> np.ndarray:
         """Mono float32 ``[T]`` at ``sample_rate`` -> frame embeddings float ``[F, D]``."""
 
-    def embed_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Several clips in one call (each as ``embed`` takes it) -> their ``[F_i, D]``, in order.
-        Default: one ``embed`` per clip; backbones whose network takes batches override it."""
-        return [self.embed(w) for w in wavs]
-
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Optional text tower: ``N`` texts -> embeddings ``[N, D]`` in the audio embeddings' space
         (CLAP-style). Embedders without one leave this default, which raises."""

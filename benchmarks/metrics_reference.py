@@ -25,6 +25,8 @@ import time
 import numpy as np
 import torch
 
+from bench.embedders.common import embed_clips
+
 
 def _best(fn, repeats: int, times: list[float]) -> object:
     out = None
@@ -80,9 +82,9 @@ def vggish_row(clips: int, clip_s: float, repeats: int) -> dict:
         with torch.inference_mode():
             return [ref(vggish_input.waveform_to_examples(w, 16000)).numpy() for w in wavs]
 
-    ours.embed_batch(wavs[:1])  # warm-up
+    embed_clips(ours, wavs[:1])  # warm-up
     run_ref()
-    t_o, t_r, a, b = _alternate(lambda: ours.embed_batch(wavs), run_ref, repeats)
+    t_o, t_r, a, b = _alternate(lambda: embed_clips(ours, wavs), run_ref, repeats)
     diff = max(float(np.abs(x - y).max()) for x, y in zip(a, b))
     return dict(backbone="VGGish (relu head)", reference="torchvggish 0.2", ours=clips * clip_s / t_o,
                 ref=clips * clip_s / t_r, diff=diff)
@@ -125,9 +127,9 @@ def own_rows(clips: int, clip_s: float, repeats: int) -> list[dict]:
     for name, ref in REFERENCE_NOT_RUN.items():
         emb = embedders[name]
         wavs = _clips(clips, clip_s, emb.sample_rate)
-        emb.embed_batch(wavs[:1])
+        embed_clips(emb, wavs[:1])
         times: list[float] = []
-        _best(lambda e=emb, w=wavs: e.embed_batch(w), repeats, times)
+        _best(lambda e=emb, w=wavs: embed_clips(e, w), repeats, times)
         rows.append(dict(backbone={"passt": "PaSST", "clap": "LAION CLAP", "encodec": "EnCodec latents"}[name],
                          reference=ref, ours=clips * clip_s / min(times), ref=None, diff=None))
     return rows

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bench.api import Embedder
+from bench.embedders.common import embed_clips
 from bench.embedders.vggish import VGGishEmbedder, VGGishNet, VGGishReluEmbedder
 
 
@@ -45,7 +46,7 @@ def test_vggish_batch_names_the_short_clip():
         e.embed_batch([_clips()[0], np.zeros(100, np.float32)])
 
 
-def test_default_embed_batch_calls_embed_per_clip():
+def test_embed_clips_uses_embed_batch_where_there_is_one():
     class Lengths(Embedder):
         name = "lengths"
 
@@ -55,8 +56,13 @@ def test_default_embed_batch_calls_embed_per_clip():
         def embed(self, wav):
             return np.full((1, 1), len(wav), np.float32)
 
-    out = Lengths().embed_batch([np.zeros(3), np.zeros(5)])
-    assert [o.item() for o in out] == [3, 5]
+    class Batched(Lengths):
+        def embed_batch(self, wavs):
+            return [np.full((1, 1), -len(w), np.float32) for w in wavs]
+
+    wavs = [np.zeros(3), np.zeros(5)]
+    assert [o.item() for o in embed_clips(Lengths(), wavs)] == [3, 5]
+    assert [o.item() for o in embed_clips(Batched(), wavs)] == [-3, -5]
 
 
 def test_passt_batch_equals_one_clip_at_a_time(monkeypatch):
