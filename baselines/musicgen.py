@@ -42,7 +42,7 @@ from baselines._common import fingerprint_of, fit_length, prompt_seed, weights_d
 from baselines.trained_models import check_recipe, recipe_digest, resolve_recipe, trained_model
 from bench.api import AudioClip, Generator, Params, Prompt
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: audiocraft checkpoints follow xp.cfg (window, two-step CFG)
 MELODY_RATE = 32000
 
 
@@ -62,6 +62,8 @@ class MusicGenGenerator(Generator):
         two_step_cfg: bool = False
         use_sampling: bool = True
         melody: bool = False
+        text_encoder: str | None = Field(default=None, description="T5 folder or cached hub id for an "
+                                                                   "audiocraft checkpoint")
         kernel: str = Field(default="rowwise", description="decoding matrix kernel (LINEAR_KERNELS of "
                                                            "musicgen.modules.fast_linear)")
 
@@ -79,6 +81,9 @@ class MusicGenGenerator(Generator):
             if (self.checkpoint is None) == (self.recipe is None):
                 raise ValueError("give exactly one of checkpoint (released or saved weights) or recipe "
                                  "(train-or-reuse)")
+            if self.text_encoder is not None and self.checkpoint is None:
+                raise ValueError("text_encoder says where an audiocraft checkpoint's T5 is: it needs "
+                                 "checkpoint, not recipe")
             if self.overrides and self.recipe is None:
                 raise ValueError("overrides change a recipe: they need recipe, not checkpoint")
             return self
@@ -120,26 +125,36 @@ class MusicGenGenerator(Generator):
             except ValueError as e:
                 return [str(e)]
         try:
-            self._folder()
+            folder = self._folder()
         except (FileNotFoundError, ValueError) as e:
             return [str(e)]
-        return []
+        from musicgen.checkpoints.check import check_musicgen_folder
+
+        return check_musicgen_folder(folder, self._text_encoder())
+
+    def _text_encoder(self) -> str | None:
+        te = self.params.text_encoder
+        return None if te is None else self.context.resolve(te)
 
     def load(self, device: str = "cpu") -> None:
         if self._model is not None:
             return
         from musicgen import MusicGen
 
-        self._model = MusicGen.from_pretrained(str(self._folder()), device=device)
+        self._model = MusicGen.from_pretrained(str(self._folder()), device=device,
+                                               text_encoder=self._text_encoder())
 
     def fingerprint(self) -> str:
         import musicgen
+        from musicgen.checkpoints.check import audiocraft_text_encoder
 
         folder = self._folder()
+        t5 = audiocraft_text_encoder(folder, self._text_encoder()) if self.params.recipe is None else None
         return fingerprint_of("musicgen", CODE_VERSION, self.params, checkpoint=self.checkpoint,
                               musicgen=musicgen.__version__,
                               weights=weights_digest(folder, self.context.cache_dir),
-                              codec=self._referenced_codec_digest(folder))
+                              codec=self._referenced_codec_digest(folder),
+                              **({"text_encoder": weights_digest(t5, self.context.cache_dir)} if t5 else {}))
 
     def _referenced_codec_digest(self, folder: Path) -> str | None:
         """Digest of the codec a native folder references (``"codec": "builtin:codec-small"`` in

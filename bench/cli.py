@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("bench.compare:main", "check a run against a baseline JSON; non-zero exit on regression"),
     "score": ("bench.score_folder:score_command", "score a folder of clips against reference clips or stats"),
     "stats": ("bench.stats:stats_command", "reference statistics of a folder of clips (for --reference)"),
+    "listen": ("bench.listening.page:listen_command", "write a blind listening test (page + audio) of a run"),
+    "ratings": ("bench.listening.commands:ratings_command", "import or simulate listening-test ratings"),
 }
 
 

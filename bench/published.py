@@ -90,3 +90,47 @@ PUBLISHED_TABLES: tuple[PublishedTable, ...] = (TABLE1, TABLE4, TABLE5, MODEL_CA
 
 #: Table 4's step counts per pattern (our registry names), for checking the report's steps column
 TABLE4_STEPS: dict[str, int] = {row[0].replace(" ", "_"): int(row[1]) for row in TABLE4.rows}
+
+
+@dataclass(frozen=True)
+class PublishedValue:
+    """A published number placed beside a measured one: ``text`` as printed, where it comes from."""
+
+    text: str
+    source: str
+
+
+#: our metric name -> (model card column, embedder registry name the protocol must use)
+_CARD_METRICS: dict[str, tuple[str, str]] = {
+    "fad_vggish": ("FAD", "vggish"), "kl": ("KLD (current)", "passt"),
+    "clap_score": ("text consistency (CLAP)", "clap"), "chroma_cosine": ("chroma cosine", "")}
+
+
+def _dataset_name(protocol: dict) -> str:
+    data = protocol.get("dataset")
+    return str(data.get("dataset", data.get("name", ""))) if isinstance(data, dict) else ""
+
+
+def published_value(metric: str, params: dict, protocol: dict) -> PublishedValue | None:
+    """The model card's number for this measurement when the protocol matches the card's: MusicCaps,
+    the same embedder (VGGish FAD, PaSST KL, CLAP score), a released checkpoint named by the
+    generator's ``checkpoint`` or ``model`` parameter (``{size}`` and the like filled from the other
+    parameters, as the musicgen generator does). None otherwise (never a number from another
+    protocol)."""
+    if metric not in _CARD_METRICS or _dataset_name(protocol) != "musiccaps":
+        return None
+    column, embedder = _CARD_METRICS[metric]
+    embedders = protocol.get("embedders") or {}
+    if embedder and (not isinstance(embedders, dict) or set(embedders) != {embedder}):
+        return None
+    checkpoint = str(params.get("checkpoint") or params.get("model") or "")
+    try:  # a matrix suite names it as a template: "facebook/musicgen-{size}"
+        checkpoint = checkpoint.format(**{k: v for k, v in params.items()
+                                          if isinstance(v, str | int | float)})
+    except (KeyError, IndexError, ValueError):
+        pass
+    col = MODEL_CARD_TABLE.columns.index(column)
+    for row in MODEL_CARD_TABLE.rows:
+        if row[0] == checkpoint and row[col] != "–":
+            return PublishedValue(row[col], f"model card ({column})")
+    return None

@@ -1,16 +1,16 @@
-"""``bench report RUN_DIR``: one self-contained HTML file from a run directory.
+"""``bench report RUN_DIR``: an HTML report a researcher reads at a glance.
 
 The page (``bench/templates/report.html.j2``, jinja2 with autoescape on: prompts and labels are
-untrusted text) holds, in order: run metadata; a summary table per metric and protocol (value,
-confidence interval, N, the best value marked, the direction of the metric); ablation pivot tables
-(pattern x size, with the autoregressive steps of each pattern) and SVG plots with error bars when
-records carry ``params.pattern`` / ``params.size``; the protocol of every metric; the per-sample
-table with ``<audio>`` players (paths relative to the HTML file), sortable by any column; and the
-paper's published numbers in a separate, labelled block (``bench.published``), never in a measured
-column. CSS and JS are inline; nothing is fetched from the network.
+untrusted text) opens on a leaderboard, systems x metrics (``bench.report_leaderboard``: value,
+interval, rank, direction, a bar between the suite's controls, published numbers beside measured
+ones where the protocol matches), then a dot-and-whisker chart per metric, then the sections made by
+section providers (``bench.report_sections``: how to add one): ablations (below), FAD-inf's fit,
+memorization rates, the listening grid (``bench.report_grid``, data in a sidecar
+``<report>_files/grid.js``) and the collapsed details (parameters, protocols, metadata, published
+tables). Charts are inline SVG (``bench.svg_plot``); CSS and JS are inline; nothing is fetched from
+the network; the page works at 800 px and wider and prints without its controls.
 
-Values from different protocols (``bench.run_results.protocol_digest``) are never put in one column:
-each (metric, protocol) pair gets its own table.
+Values from different protocols (``bench.run_results.protocol_digest``) are never put in one column.
 
 Steps per pattern come from the generator, never from a rule kept here: a token generator reports
 its pattern in ``Generator.describe`` (``generator_info`` of each record: ``frames`` T, exact
@@ -21,29 +21,34 @@ multiple of T, and the delay tail the paper leaves out, so that nominal + tail i
 sequence length the LM generates. Records without that information show an empty steps cell.
 
 Usage: ``bench report RUN_DIR [--out FILE] [--title TEXT] [--samples NAME] [--no-paper-numbers]
-[--markdown]``. The default output is ``RUN_DIR/report.html``; ``--markdown`` also prints the
-ablation tables as one markdown table (``pivot_markdown``).
+[--thumbnails N] [--markdown]``. The default output is ``RUN_DIR/report.html``; ``--markdown`` also
+prints the ablation tables as one markdown table (``pivot_markdown``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from bench import __version__
 from bench.files import atomic_write_text
-from bench.per_clip import worst_rows
-from bench.published import PUBLISHED_TABLES
+from bench.report_leaderboard import leaderboard_context
+from bench.report_sections import (
+    SECTION_PROVIDERS,
+    ReportContext,
+    Section,
+    SectionProvider,
+    build_sections,
+    ci_text,
+    fmt,
+)
 from bench.run_flags import flag_counts
 from bench.run_results import (
     SAMPLES_FILE,
@@ -54,12 +59,10 @@ from bench.run_results import (
     load_results,
     load_samples,
     reported_steps,
-    score_columns,
 )
-from bench.svg_plot import Point, Series, errorbar_plot
+from bench.svg_plot import Point, Series, line_chart
 
 TEMPLATE = "report.html.j2"
-TEMPLATE_DIR = Path(__file__).with_name("templates")
 
 #: row order of the pattern tables (the paper's Table 4 order); other patterns follow in record order
 PATTERN_ORDER = ("delay", "partial_delay", "parallel", "partial_flattening", "coarse_first", "flattening",
@@ -72,11 +75,6 @@ def __getattr__(name: str) -> Any:  # names that moved: bench.deprecated
     from bench.deprecated import lookup
 
     return lookup(__name__, name)
-
-
-def fmt(value: float | None) -> str:
-    """Four significant digits, or an en dash for a missing/non-finite value."""
-    return f"{value:.4g}" if is_finite(value) else "–"
 
 
 def _ordered(values: list[str], order: tuple[str, ...]) -> list[str]:
@@ -92,28 +90,7 @@ class Cell:
 
     @property
     def ci(self) -> str:
-        r = self.record
-        if r.ci_low is None or r.ci_high is None:
-            return ""
-        return f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
-
-
-@dataclass
-class MetricTable:
-    """All records of one metric under one protocol."""
-
-    metric: str
-    digest: str
-    higher_is_better: bool
-    cells: list[Cell]
-
-    @property
-    def unit(self) -> str:
-        return str(self.cells[0].record.protocol.get("unit") or "")
-
-    @property
-    def direction(self) -> str:
-        return "higher is better ↑" if self.higher_is_better else "lower is better ↓"
+        return ci_text(self.record)
 
 
 @dataclass
@@ -153,19 +130,6 @@ def _check_direction(records: list[Record], metric: str, digest: str) -> bool:
         raise ResultsError(f"metric {metric!r} (protocol {digest}) is marked both higher- and "
                            "lower-is-better in results.json")
     return directions.pop()
-
-
-def metric_tables(records: list[Record]) -> list[MetricTable]:
-    groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
-    for r in records:
-        groups[(r.metric, r.digest)].append(r)
-    tables = []
-    for (metric, digest), recs in groups.items():
-        hib = _check_direction(recs, metric, digest)
-        cells = [Cell(r) for r in recs]
-        _mark_best(cells, hib)
-        tables.append(MetricTable(metric, digest, hib, cells))
-    return tables
 
 
 def _axis(r: Record, key: str) -> str:
@@ -241,7 +205,11 @@ def pivot_markdown(records: list[Record]) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+
 def _pivot_plot(pivot: Pivot) -> str:
+    """Line chart of a pivot: over patterns (one line per size, the steps under each pattern) when
+    patterns vary, else over sizes (one line per pattern)."""
     by_pattern = len(pivot.patterns) > 1 or len(pivot.sizes) == 1
     cats, groups = (pivot.patterns, pivot.sizes) if by_pattern else (pivot.sizes, pivot.patterns)
     series = []
@@ -251,111 +219,95 @@ def _pivot_plot(pivot: Pivot) -> str:
             found = pivot.cells.get((c, g) if by_pattern else (g, c)) or []
             r = found[0].record if found else None
             pts.append(Point(r.value, r.ci_low, r.ci_high) if r else None)
-        series.append(Series(g, tuple(pts)))
+        series.append(Series(g if g != "–" else pivot.metric, tuple(pts)))
+    notes = [f"{pivot.steps[p]} steps" if pivot.steps.get(p) else pivot.formula(p) for p in cats] \
+        if by_pattern else []
     arrow = "↑" if pivot.higher_is_better else "↓"
-    return errorbar_plot(f"{pivot.metric} {arrow} (protocol {pivot.digest})",
-                         "pattern" if by_pattern else "size", pivot.metric, cats, series)
+    return line_chart(f"{pivot.metric} {arrow} by {'pattern' if by_pattern else 'size'}", cats, series,
+                      x_label="pattern (autoregressive steps)" if by_pattern else "model size",
+                      y_label=pivot.metric, notes=notes)
 
 
-def _audio_src(path_text: Any, run_dir: Path, html_dir: Path) -> tuple[str, bool]:
-    """(src relative to the HTML file's folder, whether the file exists)."""
-    if path_text is None or (isinstance(path_text, float) and math.isnan(path_text)) or path_text == "":
-        return "", False
-    path = Path(str(path_text))
-    full = path if path.is_absolute() else run_dir / path
-    rel = os.path.relpath(full, html_dir)
-    return Path(rel).as_posix(), full.is_file()
+def ablation_section(ctx: ReportContext) -> Section | None:
+    """Pattern x size pivots of the run, as line charts and tables (section order 30)."""
+    found = pivots(ctx.records)
+    if not found:
+        return None
+    return Section("ablations", "Ablations: pattern × size", ctx.partial("ablations.html.j2", pivots=found),
+                   order=30, summary="Steps: autoregressive steps per pattern for T frames of this run's "
+                   "duration, as each generator reports its pattern (paper Table 4: delay, partial "
+                   "delay, parallel T; partial flattening, coarse first 2T; flattening K·T); the delay "
+                   "patterns also take their delay tail (max delay) after the last frame, which the paper "
+                   "leaves out.")
 
 
-def sample_rows(run_dir: Path, html_dir: Path, samples_name: str,
-                expected_sha256: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
-    frame = load_samples(run_dir, samples_name, expected_sha256)
-    if frame is None:
-        return [], []
-    scores = score_columns(frame)
-    rows = []
-    for rec in frame.to_dict("records"):
-        clip_src, clip_ok = _audio_src(rec.get("clip"), run_dir, html_dir)
-        ref_src, ref_ok = _audio_src(rec.get("reference"), run_dir, html_dir)
-        prompt = rec.get("prompt")
-        seed = rec.get("seed")
-        rows.append({"generator": str(rec["generator"]), "prompt_id": str(rec["prompt_id"]),
-                     "seed": "" if seed is None or seed != seed else str(seed),
-                     "prompt": "" if prompt is None or prompt != prompt else str(prompt),
-                     "clip": clip_src, "clip_ok": clip_ok, "reference": ref_src, "reference_ok": ref_ok,
-                     "scores": {c: rec[c] for c in scores}})
-    return scores, rows
+@dataclass
+class Rendered:
+    """The report's HTML and its sidecar files (name -> text, written to ``<report>_files/``)."""
+
+    html: str
+    files: dict[str, str]
 
 
-def protocols(records: list[Record]) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-    for r in records:
-        entry = seen.setdefault(r.digest, {"digest": r.digest, "metrics": set(),
-                                           "json": json.dumps(r.protocol, indent=2, sort_keys=True,
-                                                              default=str)})
-        entry["metrics"].add(r.metric)
-    return [{**e, "metrics": sorted(e["metrics"])} for e in seen.values()]
-
-
-def shorten(value: Any, max_items: int = 20) -> Any:
-    """Metadata for display: lists longer than ``max_items`` cut, with a note of how many there were."""
-    if isinstance(value, dict):
-        return {k: shorten(v, max_items) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        head = [shorten(v, max_items) for v in value[:max_items]]
-        return head + [f"... ({len(value)} items in all)"] if len(value) > max_items else head
-    return value
-
-
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = fmt
-    env.filters["json_text"] = lambda v: json.dumps(v, sort_keys=True, default=str)
-    return env
-
-
-def render_html(results: RunResults, run_dir: Path, html_path: Path, title: str | None = None,
-                paper_numbers: bool = True, samples_name: str | None = None) -> str:
-    """The report as text. ``samples_name`` defaults to ``metadata.samples_table``, else samples.csv."""
+def render(results: RunResults, run_dir: Path, html_path: Path, title: str | None = None,
+           paper_numbers: bool = True, samples_name: str | None = None,
+           sections: Iterable[str | SectionProvider] | None = None,
+           max_thumbnails: int | None = None) -> Rendered:
+    """The report of ``results``: ``sections`` default to ``SECTION_PROVIDERS`` (see
+    ``bench.report_sections``); ``samples_name`` to ``metadata.samples_table``, else samples.csv."""
     samples_name = samples_name or str(results.meta.get("samples_table") or SAMPLES_FILE)
+    options: dict[str, Any] = {"paper_numbers": paper_numbers}
+    if max_thumbnails is not None:
+        options["max_thumbnails"] = max_thumbnails
     published = results.meta.get("samples_sha256")  # the table published with these results
     expected = published.get(samples_name) if isinstance(published, dict) else None
-    scores, rows = sample_rows(run_dir.resolve(), html_path.resolve().parent, samples_name, expected)
-    return environment().get_template(TEMPLATE).render(
-        title=title or f"musicgen-bench report: {results.suite or run_dir.name}",
-        results=results, meta=shorten(results.meta), version=__version__,
-        tables=metric_tables(results.records), pivots=pivots(results.records),
-        protocols=protocols(results.records), score_columns=scores, samples=rows,
-        worst=worst_rows(run_dir.resolve(), html_path.resolve().parent, _audio_src),
-        flags=flag_counts(results.meta),
-        published=PUBLISHED_TABLES if paper_numbers else ())
+    ctx = ReportContext(results, run_dir.resolve(), html_path.resolve(),
+                        load_samples(run_dir, samples_name, expected), options=options)
+    built = build_sections(ctx, SECTION_PROVIDERS if sections is None else sections)
+    dataset = results.meta.get("dataset") if isinstance(results.meta.get("dataset"), dict) else {}
+    html = ctx.env.get_template(TEMPLATE).render(
+        title=title or f"musicgen-bench report: {results.suite or run_dir.name}", results=results,
+        version=__version__, sections=built, dataset=dataset, n_prompts=dataset.get("n_prompts"),
+        paper_numbers=paper_numbers, flags=flag_counts(results.meta), **leaderboard_context(results))
+    return Rendered(html, ctx.files)
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, title: str | None = None,
-                 paper_numbers: bool = True, samples_name: str | None = None) -> Path:
+                 paper_numbers: bool = True, samples_name: str | None = None,
+                 sections: Iterable[str | SectionProvider] | None = None,
+                 max_thumbnails: int | None = None) -> Path:
     """Render ``RUN_DIR/results.json`` (+ per-sample table) to ``out`` (default RUN_DIR/report.html)
-    through an exclusive temporary renamed into place (a planted link is never followed)."""
+    and its sidecar folder ``<out stem>_files/``; every file is written through a temporary and
+    renamed, the HTML last (exclusive temporaries: a planted link is never followed). Returns the
+    HTML's path."""
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     html_path = Path(out) if out is not None else run_dir / "report.html"
-    return atomic_write_text(html_path, render_html(results, run_dir, html_path, title, paper_numbers,
-                                                    samples_name))  # makes the parent folder
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    done = render(results, run_dir, html_path, title, paper_numbers, samples_name, sections, max_thumbnails)
+    files_dir = html_path.with_name(f"{html_path.stem}_files")
+    for name, text in done.files.items():
+        atomic_write_text(files_dir / name, text)
+    return atomic_write_text(html_path, done.html)
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="bench report", description="Render a run directory as one HTML file.")
+    ap = argparse.ArgumentParser(prog="bench report", description="Render a run directory as an HTML report.")
     ap.add_argument("run_dir", help="run directory holding results.json (and samples.csv)")
-    ap.add_argument("--out", help="output HTML file (default RUN_DIR/report.html)")
+    ap.add_argument("--out", help="output HTML file (default RUN_DIR/report.html; data in <stem>_files/)")
     ap.add_argument("--title", help="page title")
     ap.add_argument("--samples", help="per-sample table file in RUN_DIR (default: metadata.samples_table, "
                     "else samples.csv)")
-    ap.add_argument("--no-paper-numbers", action="store_true", help="leave out the published-numbers block")
+    ap.add_argument("--no-paper-numbers", action="store_true",
+                    help="leave out published numbers (beside measured ones and in the details)")
+    ap.add_argument("--thumbnails", type=int, default=None, metavar="N",
+                    help="make mel thumbnails for at most N clips of the listening grid (default 1000)")
     ap.add_argument("--markdown", action="store_true",
                     help="also print the ablation tables (pattern x size) as one markdown table")
     args = ap.parse_args(argv)
     try:
-        path = write_report(args.run_dir, args.out, args.title, not args.no_paper_numbers, args.samples)
+        path = write_report(args.run_dir, args.out, args.title, not args.no_paper_numbers, args.samples,
+                            max_thumbnails=args.thumbnails)
         table = pivot_markdown(load_results(args.run_dir).records) if args.markdown else ""
     except (ResultsError, OSError) as err:  # OSError: the report cannot be written
         why = (f"cannot write {args.out or Path(args.run_dir) / 'report.html'} ({err.filename}: "

@@ -10,7 +10,12 @@ A run directory (written by ``bench run``, see ``bench.store``) holds:
      "records": [{"generator": "musicgen-small", "params": {...}, "metric": "fad",
                   "value": 3.1, "ci_low": 2.9, "ci_high": 3.3, "n": 100,
                   "higher_is_better": false, "protocol": {...},
-                  "generator_info": {...}}, ...]}   # generator_info optional (Generator.describe)
+                  "generator_info": {...}, "details": {...}}, ...]}
+
+(``generator_info``, optional: what the generator reports about its clips, ``Generator.describe``.)
+
+(``details``, optional: what the metric reported beside its value, e.g. FAD-inf's fit
+``{"slope", "r2", "frames", "fads"}``; not part of the protocol.)
 
 (``"meta"`` is accepted as the name of the metadata block too.)
 
@@ -79,6 +84,8 @@ class Record:
     protocol: dict[str, Any] = field(default_factory=dict)
     #: what the generator reported about its clips (``Generator.describe``); not part of the protocol
     generator_info: dict[str, Any] = field(default_factory=dict)
+    #: what the metric reported beside its value (e.g. FAD-inf's fit), never part of the protocol
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -120,7 +127,7 @@ def parse_record(raw: Any, where: str) -> Record:
         raise ResultsError(f"{where}.value: expected a number, got null")
     if not isinstance(raw["higher_is_better"], bool):
         raise ResultsError(f"{where}.higher_is_better: expected true/false, got {raw['higher_is_better']!r}")
-    for name in ("params", "protocol", "generator_info"):
+    for name in ("params", "protocol", "generator_info", "details"):
         if not isinstance(raw.get(name) or {}, dict):
             raise ResultsError(f"{where}.{name}: expected an object, got {raw[name]!r}")
     n = raw.get("n")
@@ -131,7 +138,8 @@ def parse_record(raw: Any, where: str) -> Record:
                   ci_low=_float_or_none(raw.get("ci_low"), f"{where}.ci_low"),
                   ci_high=_float_or_none(raw.get("ci_high"), f"{where}.ci_high"),
                   n=n, protocol=dict(raw.get("protocol") or {}),
-                  generator_info=dict(raw.get("generator_info") or {}))
+                  generator_info=dict(raw.get("generator_info") or {}),
+                  details=dict(raw.get("details") or {}))
 
 
 def results_path(run: str | Path) -> Path:
@@ -170,8 +178,11 @@ def load_samples(run_dir: str | Path, name: str = SAMPLES_FILE,
         raise ResultsError(f"{path} does not belong to the {RESULTS_FILE} beside it (sha256 differs from "
                            f"metadata.samples_sha256): a run stopped between writing its outputs; run the "
                            "suite again to publish both")
+    # names, ids, captions and paths stay text ("00123" keeps its zeros, a caption "1e5" is not a number)
+    text_columns = {a: str for c in ("generator", "prompt_id", "prompt", "clip", "reference")
+                    for a in SAMPLE_ALIASES[c]}
     try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=text_columns)
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:  # incl. bad UTF-8
         what = " ".join(str(err).split())
         raise ResultsError(f"{path}: not a readable CSV table ({type(err).__name__}: {what}); rerun "

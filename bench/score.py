@@ -9,12 +9,14 @@ generator, prompt and seed: no metric is computed on a partial set.
 
 A record: ``generator`` (label), ``params`` (the generator's), ``metric`` (output name), ``value``,
 ``ci_low``/``ci_high``, ``n``, ``higher_is_better``, ``protocol`` (the metric's, its embedders', the
-dataset's and the generation settings) and ``generator_info`` (``Generator.describe``; not part of
-the protocol).
+dataset's and the generation settings), ``generator_info`` (``Generator.describe``; not part of
+the protocol) and ``details`` (what the metric reported beside its value, ``MetricResult.extra``
+less its protocol: FAD-inf's fit, flagged items; not part of the protocol either).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +30,7 @@ from bench.store import RunStore, audio_digest, reference_tokens_key
 from bench.suite import PlannedSuite, Plugin
 
 RESULTS_SCHEMA = ("generator", "params", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better",
-                  "protocol", "generator_info")
+                  "protocol", "generator_info", "details")
 
 #: a metric fed with a generator's items: (its plug-in, the instance, the embedders it uses)
 FedMetric = tuple[Plugin, Metric, tuple[str, ...]]
@@ -133,7 +135,11 @@ class Scorer:
                         "ci_low": None if res.ci_low is None else float(res.ci_low),
                         "ci_high": None if res.ci_high is None else float(res.ci_high),
                         "n": int(res.n), "higher_is_better": bool(info.higher_is_better),
-                        "protocol": protocol, "generator_info": dict(generator_info)})
+                        "protocol": protocol, "generator_info": dict(generator_info),
+                        "details": json.loads(json.dumps(
+                            {k: v for k, v in res.extra.items() if k not in ("protocol", "flagged")},
+                            default=str))})
             if "n_flagged" in res.extra:  # clips left out of this value (silent, non-finite), by id
-                out[-1].update(n_flagged=int(res.extra["n_flagged"]), flagged=res.extra.get("flagged", {}))
+                out[-1].update(n_flagged=int(res.extra["n_flagged"]),
+                               flagged=res.extra.get("flagged", {}))
         return out

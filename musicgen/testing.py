@@ -53,6 +53,8 @@ def _finish_tiny_transformers(model, folder, card: int):
         for name, p in model.decoder.named_parameters():
             if "layer_norm" not in name:
                 p.normal_(0.0, 0.3 if "embed" not in name else 1.0)
+        for layer in model.audio_encoder.quantizer.layers:  # initialised to zeros: audio would ignore codes
+            layer.codebook.embed.normal_()
     model.generation_config.pad_token_id = card
     model.generation_config.decoder_start_token_id = card
     model.save_pretrained(str(folder))

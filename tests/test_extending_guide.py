@@ -51,9 +51,9 @@ def examples() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def test_the_guide_has_four_examples_each_with_at_most_two_source_files_and_a_test():
+def test_the_guide_has_five_examples_each_with_at_most_two_source_files_and_a_test():
     found = examples()
-    assert list(found) == ["metric", "generator", "pattern", "embedder"]
+    assert list(found) == ["metric", "generator", "pattern", "embedder", "section"]
     for example, blocks in found.items():
         sources = {p for p, _ in blocks if not p.startswith("tests/")}
         tests = [p for p, _ in blocks if p.startswith("tests/")]
@@ -62,7 +62,7 @@ def test_the_guide_has_four_examples_each_with_at_most_two_source_files_and_a_te
         assert not (ROOT / tests[0]).exists(), f"{tests[0]} is in the repository: the guide would shadow it"
 
 
-@pytest.mark.parametrize("example", ["metric", "generator", "pattern", "embedder"])
+@pytest.mark.parametrize("example", ["metric", "generator", "pattern", "embedder", "section"])
 def test_example_runs(example):
     blocks = examples()[example]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from bench.api import Embedder, Params
-from bench.embedders.common import local_file, torch_load_with_numpy, unwrap_state_dict
+from bench.embedders.common import check_weight_files, local_file, torch_load_with_numpy, unwrap_state_dict
 
 SAMPLE_RATE = 48000
 MAX_SAMPLES = 480000
@@ -165,6 +165,11 @@ class ClapEmbedder(Embedder):
         super().__init__(params)
         self.model = None
         self.tokenizer = None
+
+    def check(self) -> list[str]:
+        return check_weight_files(self, ("CLAP checkpoint", (r"audio_branch\.patch_embed\.proj\.weight$",
+                                                             r"text_branch\.embeddings\.word_embeddings\.weight$",
+                                                             r"audio_projection\.0\.weight$"), HOW_TO_GET))
 
     def weight_files(self) -> list[Path]:
         return [local_file(self.params.checkpoint, "CLAP checkpoint", HOW_TO_GET)]

@@ -13,6 +13,7 @@ import torch
 from bench.files import file_digest as bench_file_digest
 from bench.files import files_digest
 from musicgen.checkpoints.files import MissingCheckpointFile, resolve_local
+from musicgen.checkpoints.peek import check_weight_file
 
 
 def local_file(path: str, what: str, how_to_get: str) -> Path:
@@ -21,10 +22,25 @@ def local_file(path: str, what: str, how_to_get: str) -> Path:
     try:
         p = resolve_local(path)
     except MissingCheckpointFile as e:
-        raise MissingCheckpointFile(f"{what}: {e}. {how_to_get}") from None
+        raise MissingCheckpointFile(f"{what}: {str(e).rstrip('.')}. {how_to_get}") from None
     if not p.is_file():
         raise MissingCheckpointFile(f"{what}: {str(p)!r} is not a file. {how_to_get}")
     return p
+
+
+def check_weight_files(embedder: Any, *specs: tuple[str, tuple[str, ...], str]) -> list[str]:
+    """``validate``'s look at an embedder's ``weight_files()``: each is present, not empty, readable as
+    what its name says, and holds names matching the patterns of its spec ``(what, required, how to
+    get it)`` (read from the safetensors header or the pickle's opcodes; no tensor is loaded). One line
+    per problem, each with the one instruction that fixes it."""
+    if embedder.in_memory:
+        return []
+    try:
+        files = embedder.weight_files()
+    except FileNotFoundError as e:
+        return [str(e)]
+    return [line for f, (what, required, how) in zip(files, specs)
+            for line in check_weight_file(f, what, required, how)]
 
 
 #: one sha256 hex string for one file, or joined digests of several files (``bench.files``)
@@ -39,9 +55,16 @@ def file_digest(path: str, mtime_ns: int, size: int) -> str:
 
 
 def _numpy_safe_globals() -> list[Any]:
-    """The numpy classes pickled arrays and scalars need, allow-listed for ``weights_only`` loads."""
-    core = getattr(np, "_core", None) or np.core
-    out: list[Any] = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
+    """The numpy classes pickled arrays and scalars need, allow-listed for ``weights_only`` loads.
+
+    numpy 2 moved ``numpy.core`` to ``numpy._core``: files saved under numpy 1.x (the released laion
+    CLAP checkpoint, torchvggish's PCA file) name ``numpy.core.multiarray.scalar`` and
+    ``_reconstruct``, files saved under numpy 2 name ``numpy._core.multiarray.*``. Both spellings are
+    registered for the running numpy's objects, so either file loads under either numpy."""
+    core = np._core if hasattr(np, "_core") and hasattr(np._core, "multiarray") else np.core
+    out: list[Any] = [np.ndarray, np.dtype]
+    for fn in (core.multiarray._reconstruct, core.multiarray.scalar):
+        out += [(fn, f"{package}.multiarray.{fn.__name__}") for package in ("numpy.core", "numpy._core")]
     out += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "uint8", "bool")]
     return out
 

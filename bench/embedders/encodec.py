@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from bench.api import Embedder, Params
-from bench.embedders.common import require_length
-from musicgen.checkpoints.files import MissingCheckpointFile, require_file, resolve_local
+from bench.embedders.common import check_weight_files, require_length
+from musicgen.checkpoints.files import MissingCheckpointFile, looks_like_hub_id, require_file, resolve_local
 
 HOW_TO_GET = ("On a machine with network run `huggingface-cli download facebook/encodec_32khz` "
               "(or copy its folder here) and pass the folder or hub id.")
@@ -49,10 +49,19 @@ class EncodecEmbedder(Embedder):
     def _folder(self):
         try:
             folder = resolve_local(self.params.model)
-        except MissingCheckpointFile as e:
-            raise MissingCheckpointFile(f"EnCodec model: {e} {HOW_TO_GET}") from None
+        except MissingCheckpointFile as e:  # a hub id's error already says how to get it
+            hint = "" if looks_like_hub_id(self.params.model) else f" {HOW_TO_GET}"
+            raise MissingCheckpointFile(f"EnCodec model: {e}{hint}") from None
         require_file(folder, "config.json", HOW_TO_GET)
         return folder
+
+    def check(self) -> list[str]:
+        names = (r"^quantizer\.layers\.0\.codebook\.embed$", r"^decoder\.layers\.")
+        try:
+            n = len(self.weight_files())
+        except FileNotFoundError as e:
+            return [str(e)]
+        return check_weight_files(self, *[("EnCodec weights", names, HOW_TO_GET)] * n)
 
     def weight_files(self) -> list[Path]:
         folder = self._folder()

@@ -30,7 +30,13 @@ import torch
 from torch import nn
 
 from bench.api import Embedder, Params
-from bench.embedders.common import local_file, require_length, torch_load_with_numpy, unwrap_state_dict
+from bench.embedders.common import (
+    check_weight_files,
+    local_file,
+    require_length,
+    torch_load_with_numpy,
+    unwrap_state_dict,
+)
 
 SAMPLE_RATE = 32000
 N_FFT = 1024
@@ -199,6 +205,11 @@ class PasstEmbedder(Embedder):
     def __init__(self, params: PasstParams | None = None) -> None:
         super().__init__(params)
         self.net: PasstNet | None = None
+
+    def check(self) -> list[str]:
+        return check_weight_files(self, ("PaSST checkpoint", (r"(^|\.)patch_embed\.proj\.weight$",
+                                                              r"(^|\.)time_new_pos_embed$",
+                                                              r"(^|\.)head\.1\.weight$"), HOW_TO_GET))
 
     def weight_files(self) -> list[Path]:
         return [local_file(self.params.checkpoint, "PaSST checkpoint", HOW_TO_GET)]

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from bench.api import Embedder, Params
-from bench.embedders.common import local_file, require_length, torch_load_with_numpy
+from bench.embedders.common import check_weight_files, local_file, require_length, torch_load_with_numpy
 
 SAMPLE_RATE = 16000
 WINDOW = 400
@@ -37,8 +37,12 @@ N_FFT = 512
 N_MELS = 64
 EXAMPLE_FRAMES = 96
 MIN_SAMPLES = WINDOW + HOP * (EXAMPLE_FRAMES - 1)
-HOW_TO_GET = ("Download vggish-10086976.pth (and vggish_pca_params-970ea276.pth for vggish-pca) from "
-              "https://github.com/harritaylor/torchvggish/releases/tag/v0.1 and pass its path.")
+RELEASES = "https://github.com/harritaylor/torchvggish/releases/tag/v0.1"
+HOW_TO_GET = f"Download vggish-10086976.pth from {RELEASES} and pass its path."
+HOW_TO_GET_PCA = (f"Download vggish_pca_params-970ea276.pth (for vggish-pca) from {RELEASES} "
+                  "and pass its path.")
+WEIGHT_NAMES = (r"^features\.0\.weight$", r"^embeddings\.4\.weight$")
+PCA_NAMES = ("^pca_eigen_vectors$", "^pca_means$")
 
 
 @functools.lru_cache(maxsize=2)
@@ -115,10 +119,14 @@ class VGGishEmbedder(Embedder):
         self.net: VGGishNet | None = None
         self.pca: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def check(self) -> list[str]:
+        return check_weight_files(self, ("VGGish weights", WEIGHT_NAMES, HOW_TO_GET),
+                                  ("VGGish PCA parameters", PCA_NAMES, HOW_TO_GET_PCA))
+
     def weight_files(self) -> list[Path]:
         paths = [local_file(self.params.weights, "VGGish weights", HOW_TO_GET)]
         if self.head == "pca":
-            paths.append(local_file(self.params.pca_params, "VGGish PCA parameters", HOW_TO_GET))
+            paths.append(local_file(self.params.pca_params, "VGGish PCA parameters", HOW_TO_GET_PCA))
         return paths
 
     def load(self, device: str = "cpu") -> None:

@@ -17,10 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+# torch is imported where tensors are read, so that atomic writes and file digests (``bench report``,
+# ``bench compare``) do not pay its import, seconds on a small CPU
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class MissingCheckpointFile(FileNotFoundError):
@@ -49,12 +52,62 @@ def builtin_folder(name: str) -> Path:
     return folder
 
 
+#: Legacy root repos the hub moved under an owner; a user's cache may hold either spelling
+#: (audiocraft asks for ``t5-base``, so its cache holds ``models--t5-base``).
+HUB_ALIASES = {f"t5-{size}": f"google-t5/t5-{size}" for size in ("small", "base", "large", "3b", "11b")}
+#: Suffixes of files, never of hub ids: ``weights/vggish.pth`` is a missing file, not a repo.
+_FILE_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".th", ".json", ".yaml", ".npz",
+                  ".pkl", ".onnx", ".h5", ".model", ".wav", ".flac", ".mp3"}
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """``owner/name`` or a legacy root name (``t5-base``) that is not spelled like a file path."""
+    return bool(_HUB_ID.fullmatch(text)) and Path(text).suffix.lower() not in _FILE_SUFFIXES
+
+
+def hub_spellings(repo_id: str) -> list[str]:
+    """``repo_id`` and the other spelling the hub accepts for it (``t5-base`` <-> ``google-t5/t5-base``)."""
+    out = [repo_id]
+    out += [b for a, b in HUB_ALIASES.items() if a == repo_id] + [a for a, b in HUB_ALIASES.items()
+                                                                   if b == repo_id]
+    return out
+
+
+def hub_cache_folder(repo_id: str) -> Path:
+    """Where the local Hugging Face cache keeps ``repo_id`` (``models--owner--name``)."""
+    return _hub_cache() / ("models--" + repo_id.replace("/", "--"))
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The snapshot ``refs/main`` names (else the newest one) of ``repo_id`` in the local cache."""
+    repo = hub_cache_folder(repo_id)
+    ref, snapshots = repo / "refs" / "main", repo / "snapshots"
+    if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
+        return snapshots / ref.read_text().strip()
+    if snapshots.is_dir():
+        found = sorted((q for q in snapshots.iterdir() if q.is_dir()), key=lambda q: q.stat().st_mtime)
+        if found:
+            return found[-1]
+    return None
+
+
+def download_hint(repo_id: str) -> str:
+    """One plain instruction for getting ``repo_id`` onto this machine."""
+    return (f"Nothing is downloaded at run time: on a machine with network run "
+            f"`huggingface-cli download {repo_id}`, then copy its cache folder "
+            f"{hub_cache_folder(repo_id).name} "
+            f"into {_hub_cache()} here (or pass the snapshot folder's path)")
+
+
 def resolve_local(path_or_id: str | os.PathLike[str]) -> Path:
     """A local directory or file for ``path_or_id``, never downloading.
 
     ``builtin:NAME`` names a model shipped in ``musicgen/builtin/``. An existing path is returned
-    as is. Otherwise ``owner/name`` is looked up as a snapshot in the local Hugging Face cache (the
-    newest snapshot, or the one ``refs/main`` names).
+    as is. Otherwise a hub id (``owner/name`` or a legacy root name like ``t5-base``, under either
+    spelling of ``HUB_ALIASES``) is looked up as a snapshot in the local Hugging Face cache (the one
+    ``refs/main`` names, else the newest). Anything spelled like a file (``weights/x.pth``) is a
+    missing path.
     """
     text = str(path_or_id)
     if text.startswith(BUILTIN_PREFIX):
@@ -62,21 +115,19 @@ def resolve_local(path_or_id: str | os.PathLike[str]) -> Path:
     p = Path(path_or_id).expanduser()
     if p.exists():
         return p
-    if text.count("/") == 1 and not text.startswith((".", "/")):
-        repo = _hub_cache() / ("models--" + text.replace("/", "--"))
-        ref = repo / "refs" / "main"
-        snapshots = repo / "snapshots"
-        if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
-            return snapshots / ref.read_text().strip()
-        if snapshots.is_dir():
-            found = sorted(snapshots.iterdir(), key=lambda q: q.stat().st_mtime)
-            if found:
-                return found[-1]
-        raise MissingCheckpointFile(
-            f"{text!r} is not a local path and is not in the local Hugging Face cache ({repo}). "
-            f"Nothing is downloaded at run time: on a machine with network run "
-            f"`huggingface-cli download {text}` (or copy the folder here) and pass its path.")
-    raise MissingCheckpointFile(f"checkpoint path {str(p)!r} does not exist")
+    local_parent = "/" in text and Path(text.split("/")[0]).is_dir()  # models/x: a path, not a repo
+    if looks_like_hub_id(text) and not local_parent:
+        spellings = hub_spellings(text)
+        for spelling in spellings:
+            snapshot = cached_snapshot(spelling)
+            if snapshot is not None:
+                return snapshot
+        if "/" in text or len(spellings) > 1:
+            looked = ", ".join(str(hub_cache_folder(s)) for s in spellings)
+            raise MissingCheckpointFile(
+                f"{text!r} does not exist as a local path and is not in the local Hugging Face cache "
+                f"(looked in {looked}). {download_hint(text)}.")
+    raise MissingCheckpointFile(f"{str(p)!r} does not exist")
 
 
 def require_file(folder: Path, name: str, how_to_get: str = "") -> Path:
@@ -114,6 +165,8 @@ def load_state_dict(path: Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return dict(load_file(str(path)))
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle with non-allowlisted globals, or a corrupt file
@@ -142,6 +195,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
     """Hex sha256 over sorted names, dtypes, shapes and bytes of a state dict (format independent)."""
+    import torch
+
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()

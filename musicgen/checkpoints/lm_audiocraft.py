@@ -73,12 +73,21 @@ def lm_config_from_audiocraft(state: dict[str, torch.Tensor], cfg: dict[str, Any
         cond_dim=int(cond.shape[1]) if cond is not None else None)
 
 
+def _unwrap_mha(key: str) -> str:
+    return key.replace(".self_attn.mha.", ".self_attn.").replace(".cross_attention.mha.", ".cross_attention.")
+
+
 def convert_audiocraft_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
                                                                        dict[str, torch.Tensor]]:
-    """``(lm_state, extras)``: audiocraft LM keys renamed to ours (fused q/k/v split), the rest apart."""
+    """``(lm_state, extras)``: audiocraft LM keys renamed to ours (fused q/k/v split), the rest apart.
+
+    Attention weights come in either of audiocraft's layouts: ``self_attn.in_proj_weight`` (its custom
+    attention, ``memory_efficient``/``custom``, the released models) or ``self_attn.mha.in_proj_weight``
+    (``torch.nn.MultiheadAttention``, a model trained without them); audiocraft loads both alike."""
     out: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
     for key, value in state.items():
+        key = _unwrap_mha(key)
         if key.startswith(COND_PROJ):
             out["condition_proj." + key[len(COND_PROJ):]] = value
         elif key.startswith(("emb.", "linears.", "out_norm.")):
@@ -99,6 +108,13 @@ def convert_audiocraft_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, 
 
 def load_audiocraft_lm(path: str | Path) -> tuple[LMModel, dict[str, torch.Tensor]]:
     """``(lm, extras)`` from an audiocraft ``state_dict.bin`` (or a folder holding one)."""
+    lm, extras, _ = load_audiocraft_lm_with_cfg(path)
+    return lm, extras
+
+
+def load_audiocraft_lm_with_cfg(path: str | Path) -> tuple[LMModel, dict[str, torch.Tensor], dict[str, Any]]:
+    """``(lm, extras, xp_cfg)``: also the parsed ``xp.cfg`` (``{}`` when absent), whose other fields
+    (text encoder name, segment duration, ...) the pipeline reads."""
     path = resolve_local(path)
     if path.is_dir():
         path = require_file(path, "state_dict.bin", "It is the LM file of an audiocraft MusicGen checkpoint "
@@ -110,7 +126,9 @@ def load_audiocraft_lm(path: str | Path) -> tuple[LMModel, dict[str, torch.Tenso
     state = pkg["best_state"]
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
-    lm = LMModel(lm_config_from_audiocraft(state, _read_cfg(pkg, path), str(path)))
+    cfg = _read_cfg(pkg, path)
+    state = {_unwrap_mha(k): v for k, v in state.items()}
+    lm = LMModel(lm_config_from_audiocraft(state, cfg, str(path)))
     ours, extras = convert_audiocraft_state(state)
     load_lm_state(lm, ours, source=str(path))
-    return lm, extras
+    return lm, extras, cfg

@@ -15,8 +15,9 @@ settings that join them); ``MusicGen.from_pretrained`` / ``MusicGen.from_parts``
    ``spiece.model``) saved beside them, as on the hub. The T5 encoder comes from the
    ``text_encoder.*`` weights; transformers' semantics are kept (cross-attention masks padded text).
 
-3. An audiocraft folder: ``state_dict.bin`` + ``compression_state_dict.bin`` and a local T5 folder
-   (``t5/`` or ``text_encoder/`` inside it, or ``t5_path=``, or ``t5-base`` in the local HF cache).
+3. An audiocraft folder: ``state_dict.bin`` + ``compression_state_dict.bin`` and the T5 encoder its
+   ``xp.cfg`` names, found locally by ``musicgen.checkpoints.text_encoder`` (``text_encoder=PATH``,
+   ``t5/`` inside the folder, or the local HF cache under any spelling of the name).
    audiocraft's semantics are kept: the text projection is applied in the conditioner and padded text
    positions are attended as zero vectors (no cross-attention mask). Melody checkpoints (a
    ``self_wav`` chroma conditioner) load too.
@@ -67,19 +68,27 @@ class MusicGenParts:
     max_duration_s: float | None = None
     mask_cross_attention: bool = True  # transformers' semantics; audiocraft's is False
     name: str = ""
+    two_step_cfg_coef: float | None = None  # audiocraft: the LM's own coefficient in the two-step path
 
 
-def read_musicgen(path_or_id: str | Path, t5_path: str | Path | None = None) -> MusicGenParts:
-    """Detect the format of ``path_or_id`` and read it (see the module docstring)."""
+def read_musicgen(path_or_id: str | Path, text_encoder: str | Path | None = None) -> MusicGenParts:
+    """Detect the format of ``path_or_id`` and read it (see the module docstring).
+
+    ``text_encoder`` (a folder or a locally cached hub id) overrides where an audiocraft checkpoint's
+    T5 encoder is found; the other formats carry their encoder and refuse it."""
     folder = resolve_local(path_or_id)
     if folder.is_file():
         folder = folder.parent
+    own = CONFIG_NAME if (folder / CONFIG_NAME).is_file() else "config.json"
+    if text_encoder is not None and (folder / own).is_file():
+        raise ValueError(f"text_encoder={str(text_encoder)!r}: only audiocraft checkpoints take their "
+                         f"T5 encoder from elsewhere; {folder} ({own}) carries its own")
     if (folder / CONFIG_NAME).is_file():
         return read_native_musicgen(folder)
     if (folder / "config.json").is_file():
         return read_transformers_musicgen(folder)
     if (folder / "state_dict.bin").is_file():
-        return read_audiocraft_musicgen(folder, t5_path)
+        return read_audiocraft_musicgen(folder, text_encoder)
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     raise MissingCheckpointFile(
         f"{str(folder)!r} is not a MusicGen checkpoint we know: expected {CONFIG_NAME} (our format), "
@@ -120,7 +129,8 @@ def save_musicgen(model: MusicGen, folder: str | Path, codec_ref: str | None = N
            "pattern": getattr(model.pattern, "name", "delay"),
            "max_duration_s": model.max_duration_s, "mask_cross_attention": model.mask_cross_attention,
            "stereo": stereo, "text": model.text_conditioner is not None, "codec": codec_ref,
-           "melody": model.melody.config() if model.melody is not None else None}
+           "melody": model.melody.config() if model.melody is not None else None,
+           "two_step_cfg_coef": getattr(model, "two_step_cfg_coef", None)}
     atomic_write_json(folder / CONFIG_NAME, doc, sort_keys=False)
     return folder
 
@@ -148,7 +158,8 @@ def read_native_musicgen(folder: Path) -> MusicGenParts:
         state = load_state_dict(require_file(folder, "melody.safetensors"))
         melody.output_proj.load_state_dict(state)
     return MusicGenParts(lm, codec, text, doc.get("pattern"), melody, doc.get("max_duration_s"),
-                         doc.get("mask_cross_attention", True), name=doc.get("name", folder.name))
+                         doc.get("mask_cross_attention", True), name=doc.get("name", folder.name),
+                         two_step_cfg_coef=doc.get("two_step_cfg_coef"))
 
 
 # --- transformers -------------------------------------------------------------------------------
@@ -253,62 +264,63 @@ def _load_linear(linear: nn.Linear, extras: dict[str, torch.Tensor], prefix: str
 
 # --- audiocraft ---------------------------------------------------------------------------------
 
-def _find_t5(folder: Path, t5_path: str | Path | None) -> Path:
-    if t5_path is not None:
-        return Path(t5_path)
-    for sub in ("t5", "text_encoder", "t5-base"):
-        if (folder / sub / "config.json").is_file():
-            return folder / sub
-    for hub_id in ("google-t5/t5-base", "t5-base"):
-        try:
-            return resolve_local(hub_id)
-        except MissingCheckpointFile:
-            continue
-    raise MissingCheckpointFile(
-        f"{folder}: an audiocraft MusicGen needs its T5 text encoder (t5-base) locally: put the "
-        f"transformers t5-base folder (config.json, model.safetensors, spiece.model/tokenizer.json) in "
-        f"{folder / 't5'}, pass t5_path=..., or have google-t5/t5-base in the local Hugging Face cache")
-
-
 SELF_WAV_PROJ = "condition_provider.conditioners.self_wav.output_proj."
 
 
-def read_audiocraft_musicgen(folder: Path, t5_path: str | Path | None = None,
-                             chroma_length: int = 235) -> MusicGenParts:
+def read_audiocraft_musicgen(folder: Path, text_encoder: str | Path | None = None,
+                             chroma_length: int | None = None) -> MusicGenParts:
     """An audiocraft folder; melody checkpoints (``self_wav`` chroma conditioner) included.
 
     For melody models audiocraft prepends ``[chroma; text]`` (the text conditioner is tokenised
     first, then each prepended condition goes in front), like transformers' MusicGen-Melody; the null
-    melody is the chroma of silence, whose argmax is bin 0. ``chroma_length`` is the number of chroma
-    frames of the training duration (30 s at 32 kHz, hop 4096: 235).
+    melody is the chroma of silence, whose argmax is bin 0. The fields of ``xp.cfg`` that change
+    generation are honoured (``audiocraft_cfg``): the window is ``dataset.segment_duration`` and the
+    chroma prefix has that many seconds' frames (30 s at 32 kHz, hop 4096: 235; ``chroma_length``
+    overrides it), and ``two_step_cfg`` guides with ``classifier_free_guidance.inference_coef``.
     """
-    from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm
+    from musicgen.checkpoints.audiocraft_cfg import audiocraft_settings
+    from musicgen.checkpoints.lm_audiocraft import load_audiocraft_lm_with_cfg
+    from musicgen.checkpoints.text_encoder import find_text_encoder, text_encoder_name
     from musicgen.models.text_conditioners import T5Conditioner
 
-    lm, extras = load_audiocraft_lm(require_file(folder, "state_dict.bin"))
+    lm, extras, cfg = load_audiocraft_lm_with_cfg(require_file(folder, "state_dict.bin"))
+    melody = any(k.startswith(SELF_WAV_PROJ) for k in extras)
+    settings = audiocraft_settings(cfg, lm.config.num_codebooks, melody, str(folder / "state_dict.bin"))
     codec_file = require_file(folder, "compression_state_dict.bin",
                               "It is the codec file of an audiocraft MusicGen checkpoint.")
     codec = CompressionModel.from_pretrained(codec_file)
     stereo = lm.config.num_codebooks == 2 * codec.num_codebooks
     if stereo:
         codec = CompressionModel.from_pretrained(codec_file, stereo=True)
-    text = T5Conditioner.from_pretrained(_find_t5(folder, t5_path), project=False)
+    t5_folder = find_text_encoder(folder, text_encoder_name(cfg), text_encoder)
+    text = T5Conditioner.from_pretrained(t5_folder, project=False)
     lm, proj = split_condition_projection(lm)
+    width = int(text.encoder.config.d_model)
+    if proj is not None and proj.in_features != width:
+        raise ValueError(f"{folder}: the T5 encoder in {t5_folder} gives {width}-dim states but the "
+                         f"checkpoint's text projection takes {proj.in_features} (xp.cfg names "
+                         f"{text_encoder_name(cfg)!r}); pass text_encoder= the matching T5 folder")
     if proj is not None:  # audiocraft: output_proj inside the conditioner, then masked to zero
         text = T5Conditioner(text.encoder, text.tokenizer, proj.out_features, project=True,
                              name_or_path=text.name_or_path)
         text.output_proj.load_state_dict(proj.state_dict())
     chroma = None
-    if any(k.startswith(SELF_WAV_PROJ) for k in extras):
+    if melody:
         if lm.config.cross_attention:
             raise NotImplementedError(f"{folder}: a melody conditioner fused by cross-attention is not "
                                       f"supported (the released melody models prepend it)")
-        chroma = ChromaConditioner(lm.config.dim, chroma_length=chroma_length)
+        n_fft = settings.chroma_n_fft
+        chroma = ChromaConditioner(lm.config.dim, chroma_length=chroma_length or 1,
+                                   sample_rate=settings.chroma_sample_rate, n_fft=n_fft,
+                                   hop_length=n_fft // 4)
+        if chroma_length is None:  # audiocraft: the chroma frames of segment_duration seconds
+            chroma.chroma_length = chroma.extractor.num_frames(
+                int(settings.chroma_sample_rate * settings.segment_duration_s))
         _load_linear(chroma.output_proj, extras, SELF_WAV_PROJ, folder / "state_dict.bin")
     pattern = "stereo_delay" if stereo else "delay"
     limit_s = _duration_limit(lm, codec, pattern, lm.config.max_positions, chroma)
-    return MusicGenParts(lm, codec, text, pattern, chroma, min(RELEASED_MAX_DURATION_S, limit_s),
-                         mask_cross_attention=False, name=folder.name)
+    return MusicGenParts(lm, codec, text, pattern, chroma, min(settings.segment_duration_s, limit_s),
+                         mask_cross_attention=False, name=folder.name, two_step_cfg_coef=settings.cfg_coef)
 
 
 def split_condition_projection(lm: nn.Module) -> tuple[nn.Module, nn.Linear | None]:

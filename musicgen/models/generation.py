@@ -131,8 +131,8 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
                             (null_condition, null_condition_mask, null_prefix, null_prefix_mask))
     reps = 2 if guided and not two_step_cfg else 1  # rows [cond; null] in one batch
     coef = cfg_coef if guided else None
-    states = [lm.start_state(b * reps, num_prefix + num_steps, c[0], c[1], c[3], kernel=kernel)
-              for c in conds]
+    states = [lm.start_state(b * reps, (0 if c[2] is None else c[2].shape[1]) + num_steps, c[0], c[1], c[3],
+                             kernel=kernel) for c in conds]
     logits_of = _Forward(lm, states, conds, b, reps, num_prefix, kernel, coef, compile)
     next_step = _StaticStep(lm, states[0], b, reps, kernel, coef, cuda_graph) if static else logits_of
 
@@ -236,9 +236,12 @@ class _Forward:
     def __call__(self, tokens: torch.Tensor, start: int, with_prefix: bool = False) -> torch.Tensor:
         lm, outs = self.lm, []
         for state, c in zip(self.states, self.conds):
-            x = lm.embed(tokens.repeat(self.reps, 1, 1) if self.reps > 1 else tokens, start)
+            # each set's tokens sit after its own prefix (two_step_cfg: the null prefix may be shorter)
+            own = 0 if c[2] is None else c[2].shape[1]
+            x = lm.embed(tokens.repeat(self.reps, 1, 1) if self.reps > 1 else tokens,
+                         start - self.num_prefix + own)
             if with_prefix and c[2] is not None:
-                x = torch.cat([c[2].to(x.dtype) + lm.positions[:self.num_prefix], x], dim=1)
+                x = torch.cat([c[2].to(x.dtype) + lm.positions[:own], x], dim=1)
             h = self.step(x, state)
             outs.append(lm.heads(h[:, -1:], self.kernel)[:, :, 0])
         logits = torch.cat(outs) if len(outs) > 1 else outs[0]

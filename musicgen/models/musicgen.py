@@ -29,25 +29,28 @@ list), so a clip depends only on its own seed; the same seed gives bit-identical
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from musicgen.models.audiocraft_api import AudiocraftAPI, audiocraft_aliases
 from musicgen.models.conditioners import TextConditioner, check_texts
 from musicgen.models.melody import ChromaConditioner
+from musicgen.threads import generation_threads, pick_threads
+from musicgen.models.progress import ProgressFn, progress_callback
 
 if TYPE_CHECKING:
     from musicgen.checkpoints.musicgen_formats import MusicGenParts
 
-ProgressFn = Callable[[int, int], None]
 Seed = int | Sequence[int] | None
 Output = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-class MusicGen(nn.Module):
-    """The MusicGen pipeline. Build it with :meth:`from_pretrained` or from parts."""
+class MusicGen(AudiocraftAPI, nn.Module):
+    """The MusicGen pipeline. Build it with :meth:`from_pretrained` or from parts; audiocraft's API
+    names work too (``musicgen.models.audiocraft_api``)."""
 
     def __init__(self, lm: nn.Module, codec: nn.Module, text_conditioner: TextConditioner | None,
                  pattern: Any = None, melody: ChromaConditioner | None = None,
@@ -72,6 +75,9 @@ class MusicGen(nn.Module):
         self.pattern = pattern
         self.mask_cross_attention = mask_cross_attention
         self.name = name
+        #: audiocraft checkpoints: the LM's own guidance coefficient, which audiocraft's two-step path
+        #: uses instead of ``cfg_coef`` (``classifier_free_guidance.inference_coef``); None elsewhere
+        self.two_step_cfg_coef: float | None = None
         if lm.config.cross_attention and melody is not None:
             raise ValueError("a melody conditioner needs an LM without cross-attention (prefix conditioning)")
         positions_s = self.max_frames_by_positions() / self.frame_rate
@@ -114,11 +120,13 @@ class MusicGen(nn.Module):
         return frames
 
     # --- parameters ------------------------------------------------------------------------------
-    def set_generation_params(self, duration_s: float = 10.0, top_k: int = 250, top_p: float = 0.0,
+    def set_generation_params(self, duration_s: float | None = None, top_k: int = 250, top_p: float = 0.0,
                               temperature: float = 1.0, cfg_coef: float = 3.0, two_step_cfg: bool = False,
                               use_sampling: bool = True, extend_stride_s: float | None | str = "auto",
-                              kernel: str = "auto", compile: bool = False, threads: int | None = None) -> None:
-        """Sampling and duration settings used by every ``generate*`` call.
+                              kernel: str = "auto", compile: bool = False, threads: int | None = None, *,
+                              duration: float | None = None, extend_stride: float | None = None) -> None:
+        """Sampling and duration settings used by every ``generate*`` call (``duration_s`` defaults to
+        10 s; audiocraft's names ``duration`` / ``extend_stride`` are accepted as aliases).
 
         ``kernel`` / ``compile``: decode-speed options of :func:`musicgen.models.generation.generate`
         (``"auto"``: the fastest exact kernel; ``"rowwise"``: bit-identical clips whatever the batch size;
@@ -130,6 +138,7 @@ class MusicGen(nn.Module):
         ``extend_stride_s``: seconds added per window beyond ``max_duration_s`` (``"auto"`` = 60 % of
         ``max_duration_s``, audiocraft's 18 s of 30 s; ``None`` = no extension).
         """
+        duration_s, extend_stride_s = audiocraft_aliases(duration_s, duration, extend_stride_s, extend_stride)
         if not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) or duration_s <= 0:
             raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
         if extend_stride_s == "auto":
@@ -149,8 +158,6 @@ class MusicGen(nn.Module):
 
         if kernel not in LINEAR_KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; expected one of {LINEAR_KERNELS}")
-        from musicgen.threads import pick_threads
-
         pick_threads(0, threads)  # validates
         self.duration_s = float(duration_s)
         self.extend_stride_s = extend_stride_s
@@ -168,9 +175,13 @@ class MusicGen(nn.Module):
 
     def _conditions(self, texts: list[str | None], melody_chroma: list[torch.Tensor] | None,
                     text_condition: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    null_text: tuple[torch.Tensor, torch.Tensor] | None = None,
                     ) -> dict[str, torch.Tensor | None]:
         """The keyword arguments of ``lm.generate`` for the condition and its null
-        (``text_condition``: the text conditioner's output for ``texts`` when already computed)."""
+        (``text_condition``: the text conditioner's output for ``texts`` when already computed).
+        ``null_text``: the conditioner's output for empty texts tokenised on their own (its own,
+        shorter length), audiocraft's null text with ``two_step_cfg``; else the null text has the
+        condition's length (zeros), as when the two are tokenised in one batch."""
         b = len(texts)
         if text_condition is None and self.text_conditioner is not None and any(t is not None for t in texts):
             text_condition = self._text_condition(texts)
@@ -182,9 +193,10 @@ class MusicGen(nn.Module):
             else:
                 embeds, mask = text_condition
             mask_arg = mask if self.mask_cross_attention else None
-            return dict(condition=embeds, condition_mask=mask_arg,
-                        null_condition=torch.zeros_like(embeds),
-                        null_condition_mask=None if mask_arg is None else torch.zeros_like(mask))
+            null, null_mask = (torch.zeros_like(embeds), torch.zeros_like(mask)) if null_text is None else (
+                null_text[0] * null_text[1][..., None].to(null_text[0].dtype), null_text[1])
+            return dict(condition=embeds, condition_mask=mask_arg, null_condition=null,
+                        null_condition_mask=None if mask_arg is None else null_mask)
         parts, nulls = [], []
         if self.melody is not None:
             if melody_chroma is None:
@@ -195,7 +207,8 @@ class MusicGen(nn.Module):
         if text_condition is not None:
             embeds, mask = text_condition
             parts.append(embeds * mask[..., None].to(embeds.dtype))
-            nulls.append(torch.zeros_like(embeds))
+            nulls.append(torch.zeros_like(embeds) if null_text is None else
+                         null_text[0] * null_text[1][..., None].to(null_text[0].dtype))
         if not parts:
             return {}
         return dict(prefix=torch.cat(parts, 1), null_prefix=torch.cat(nulls, 1))
@@ -217,8 +230,6 @@ class MusicGen(nn.Module):
 
     def _thread_policy(self):
         """The CPU thread count for this model's size (or the user's), while generating."""
-        from musicgen.threads import generation_threads
-
         return generation_threads(sum(p.numel() for p in self.parameters()), self.threads, self.device)
 
     def _generate_tokens(self, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -241,20 +252,27 @@ class MusicGen(nn.Module):
         text_condition = None
         if self.text_conditioner is not None and any(t is not None for t in texts):
             text_condition = self._text_condition(texts)  # once, shared by every window
-        callback = _progress_callback(progress, total, prompt.shape[-1] if prompt is not None else 0)
+        callback = progress_callback(progress, total, prompt.shape[-1] if prompt is not None else 0)
         chroma_full = None
         if melody is not None and self.melody is not None:
             chroma_full = [self.melody.chroma([w])[0] if w is not None else None for w in melody]
+
+        params = dict(self.generation_params)
+        null_text = None
+        if params["two_step_cfg"]:  # audiocraft: null conditions tokenised alone, the LM's own coefficient
+            if text_condition is not None:
+                null_text = self._text_condition([None] * b)
+            if cfg_coef is None and self.two_step_cfg_coef is not None:
+                params["cfg_coef"] = self.two_step_cfg_coef
+        if cfg_coef is not None:
+            params["cfg_coef"] = cfg_coef
 
         def run(window_prompt: torch.Tensor | None, frames: int, offset_s: float, done: int) -> torch.Tensor:
             chroma = None
             if chroma_full is not None:
                 chroma = [self._window_chroma(c, offset_s) for c in chroma_full]
-            kwargs = self._conditions(texts, chroma, text_condition)
+            kwargs = self._conditions(texts, chroma, text_condition, null_text)
             cb = None if callback is None else (lambda i, n: callback(done + i))
-            params = dict(self.generation_params)
-            if cfg_coef is not None:
-                params["cfg_coef"] = cfg_coef
             return self.lm.generate(self.pattern, frames, prompt=window_prompt, batch_size=b,
                                     generators=generators, callback=cb, **kwargs, **params)
 
@@ -330,23 +348,23 @@ class MusicGen(nn.Module):
         return self._finish(tokens, return_tokens)
 
     @torch.no_grad()
-    def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int,
+    def generate_continuation(self, prompt: torch.Tensor, prompt_sample_rate: int,
                               descriptions: Sequence[str | None] | None = None,
                               seed: Seed = None, progress: ProgressFn | bool | None = None,
                               return_tokens: bool = False) -> Output:
-        """Continue ``prompt_wav [B, C, T]`` (at ``prompt_sample_rate``) up to ``duration_s``; the output
-        starts with the prompt's own tokens, kept verbatim."""
-        if prompt_wav.dim() == 2:
-            prompt_wav = prompt_wav[None]
-        if prompt_wav.dim() != 3:
-            raise ValueError(f"prompt_wav must be [B, C, T], got shape {tuple(prompt_wav.shape)}")
-        if prompt_wav.shape[1] != self.audio_channels:
-            raise ValueError(f"prompt_wav has {prompt_wav.shape[1]} channels; this model takes "
+        """Continue ``prompt [B, C, T]`` (at ``prompt_sample_rate``) up to ``duration_s``; the output
+        starts with the prompt's own tokens, kept verbatim. Argument names as audiocraft's."""
+        if prompt.dim() == 2:
+            prompt = prompt[None]
+        if prompt.dim() != 3:
+            raise ValueError(f"prompt must be [B, C, T], got shape {tuple(prompt.shape)}")
+        if prompt.shape[1] != self.audio_channels:
+            raise ValueError(f"prompt has {prompt.shape[1]} channels; this model takes "
                              f"{self.audio_channels}")
-        texts = check_texts(descriptions) if descriptions is not None else [None] * prompt_wav.shape[0]
-        if len(texts) != prompt_wav.shape[0]:
-            raise ValueError(f"{len(texts)} descriptions for {prompt_wav.shape[0]} prompts")
-        prompt = self.codec.encode(prompt_wav.to(self.device), sample_rate=int(prompt_sample_rate))
+        texts = check_texts(descriptions) if descriptions is not None else [None] * prompt.shape[0]
+        if len(texts) != prompt.shape[0]:
+            raise ValueError(f"{len(texts)} descriptions for {prompt.shape[0]} prompts")
+        prompt = self.codec.encode(prompt.to(self.device), sample_rate=int(prompt_sample_rate))
         tokens = self._generate_tokens(texts, prompt, None, seed, progress)
         return self._finish(tokens, return_tokens)
 
@@ -354,18 +372,24 @@ class MusicGen(nn.Module):
     @classmethod
     def from_parts(cls, parts: MusicGenParts) -> MusicGen:
         """The pipeline from what a checkpoint reader returns (``musicgen_formats.MusicGenParts``)."""
-        return cls(parts.lm, parts.codec, parts.text_conditioner, parts.pattern, parts.melody,
-                   parts.max_duration_s, parts.mask_cross_attention, name=parts.name)
+        model = cls(parts.lm, parts.codec, parts.text_conditioner, parts.pattern, parts.melody,
+                    parts.max_duration_s, parts.mask_cross_attention, name=parts.name)
+        model.two_step_cfg_coef = parts.two_step_cfg_coef
+        return model
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, device: str | torch.device = "cpu",
-                        t5_path: str | None = None) -> MusicGen:
+                        text_encoder: str | None = None, t5_path: str | None = None) -> MusicGen:
         """Load our native folder, a transformers MusicGen / MusicGen-Melody folder, or an audiocraft
-        folder (``state_dict.bin`` + ``compression_state_dict.bin`` + a T5 folder, or ``t5_path``);
-        never downloads."""
+        folder (``state_dict.bin`` + ``compression_state_dict.bin`` + its T5); never downloads.
+        ``text_encoder`` (``t5_path`` is the same) says where an audiocraft model's T5 is: a folder or
+        a hub id in the local cache; without it ``musicgen.checkpoints.text_encoder`` looks for it."""
         from musicgen.checkpoints.musicgen_formats import read_musicgen
 
-        return cls.from_parts(read_musicgen(path_or_id, t5_path)).to(device).eval()
+        if text_encoder is not None and t5_path is not None and text_encoder != t5_path:
+            raise ValueError(f"text_encoder={text_encoder!r} and t5_path={t5_path!r} disagree; give one")
+        parts = read_musicgen(path_or_id, text_encoder if text_encoder is not None else t5_path)
+        return cls.from_parts(parts).to(device).eval()
 
     def save_pretrained(self, folder: str, codec_ref: str | None = None) -> None:
         """Write our native format (see ``musicgen.checkpoints.musicgen_formats``). ``codec_ref``
@@ -373,26 +397,3 @@ class MusicGen(nn.Module):
         from musicgen.checkpoints.musicgen_formats import save_musicgen
 
         save_musicgen(self, folder, codec_ref=codec_ref)
-
-
-def _progress_callback(progress: ProgressFn | bool | None, total: int, start: int) -> Callable | None:
-    """``progress(done_frames, total_frames)``; ``True`` prints a line per 10 %."""
-    if not progress:
-        return None
-    if progress is True:
-        last = [-1]
-
-        def printer(done: int, n: int) -> None:
-            pct = int(100 * done / n)
-            if pct // 10 != last[0]:
-                last[0] = pct // 10
-                print(f"generated {done}/{n} frames ({pct}%)", flush=True)
-
-        fn: ProgressFn = printer
-    else:
-        fn = progress
-
-    def callback(done_steps: int) -> None:
-        fn(min(total, start + done_steps), total)
-
-    return callback

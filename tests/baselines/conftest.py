@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.testing import write_tone_dataset
+from tests.musicgen.audiocraft_fixture import hf_melody, hf_model, hub_cache  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

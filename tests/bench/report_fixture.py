@@ -106,30 +106,62 @@ def make_run(root: Path, records: list[dict] | None = None, with_samples: bool =
     return run
 
 
-def assert_summary_matches(dom, records: list[dict]) -> None:
-    """Every record of results.json is in the summary table of its (metric, protocol), with its value,
-    CI, N and direction, and only the best value(s) of each table are marked. ``dom`` from html_tree."""
-    tables = dom.find_all("table", "summary")
-    groups = {(r["metric"], protocol_digest(r["protocol"])) for r in records}
-    assert {(t.attrs["data-metric"], t.attrs["data-protocol"]) for t in tables} == groups
-    seen = 0
-    for t in tables:
-        metric, digest = t.attrs["data-metric"], t.attrs["data-protocol"]
-        expected = {r["generator"]: r for r in records
-                    if r["metric"] == metric and protocol_digest(r["protocol"]) == digest}
-        best = (max if next(iter(expected.values()))["higher_is_better"] else min)(
-            x["value"] for x in expected.values())
-        shown = set()
-        for tr in t.find_all("tbody")[0].find_all("tr"):
-            cells = tr.find_all("td")
-            r = expected[cells[0].text().strip()]
-            shown.add(r["generator"])
-            assert float(cells[2].attrs["data-value"]) == r["value"]
-            assert t.attrs["data-higher-is-better"] == ("true" if r["higher_is_better"] else "false")
-            if r["ci_low"] is not None:
-                assert cells[3].text() == f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
-            assert cells[4].text() == str(r["n"])
-            assert ("best" in cells[2].attrs["class"].split()) == (r["value"] == best)
-            seen += 1
-        assert shown == set(expected)
-    assert seen == len(records)
+CONTROL_NAMES = ("reference", "noise", "silence", "retrieval")
+
+
+def expected_rank(record: dict, records: list[dict], controls: set[str]) -> int | None:
+    """Rank of ``record`` among the non-control records of its metric and protocol (1 = best, ties
+    share), or None when fewer than two systems are under test or it is a control."""
+    peers = [r for r in records if r["metric"] == record["metric"]
+             and protocol_digest(r["protocol"]) == protocol_digest(record["protocol"])
+             and r["generator"] not in controls]
+    if record["generator"] in controls or len(peers) < 2:
+        return None
+    better = [r for r in peers if (r["value"] > record["value"] if record["higher_is_better"]
+                                   else r["value"] < record["value"])]
+    return 1 + len(better)
+
+
+def assert_leaderboard_matches(dom, results: dict) -> None:
+    """Every record of results.json is in the leaderboard, in the row of its generator and the column
+    of its (metric, protocol), with its value, interval, rank and direction; nothing else is.
+    ``dom`` from html_tree; ``results`` is the parsed results.json."""
+    records = results["records"]
+    gens = (results.get("metadata") or {}).get("generators") or {}
+    controls = {r["generator"] for r in records
+                if (gens.get(r["generator"]) or {}).get("name", r["generator"]) in CONTROL_NAMES}
+    (board,) = dom.find_all("table", "leaderboard")
+    rows = {tr.attrs["data-generator"]: tr for tr in board.find_all("tr", "system")}
+    assert set(rows) == {r["generator"] for r in records}
+    heads = {(th.attrs["data-metric"], th.attrs["data-protocol"]): th for th in board.find_all("th", "metric")
+             if "data-metric" in th.attrs}
+    shown = {}
+    for gen, tr in rows.items():
+        assert tr.find_all("th", "sys")[0].find_all("span", "generator")[0].text() == gen
+        assert ("control" in tr.attrs["class"].split()) == (gen in controls)
+        for c in tr.find_all(None, "lb-cell"):
+            if "empty" not in c.attrs["class"].split():
+                key = (gen, c.attrs["data-metric"], c.attrs["data-protocol"])
+                assert key not in shown, key
+                shown[key] = c
+    expected = {(r["generator"], r["metric"], protocol_digest(r["protocol"])): r for r in records}
+    assert set(shown) == set(expected)
+    for key, r in expected.items():
+        c = shown[key]
+        assert float(c.attrs["data-value"]) == r["value"]
+        if r["ci_low"] is not None:
+            assert float(c.attrs["data-ci-low"]) == r["ci_low"]
+            assert float(c.attrs["data-ci-high"]) == r["ci_high"]
+        else:
+            assert "data-ci-low" not in c.attrs
+        if "rate" in c.attrs["class"].split():
+            assert "rank" not in c.text() and not c.find_all("svg")  # memorization: no rank, no bar
+            continue
+        assert heads[key[1:]].attrs["data-higher-is-better"] == ("true" if r["higher_is_better"] else "false")
+        assert c.find_all("span", "val")[0].text() == f"{r['value']:.4g}"
+        if r["ci_low"] is not None:
+            assert c.find_all("span", "ci")[0].text() == f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+        rank = expected_rank(r, records, controls)
+        assert c.attrs["data-rank"] == ("" if rank is None else str(rank))
+        ranks = c.find_all("span", "rank")
+        assert (ranks[0].text() if ranks else None) == (None if rank is None else f"#{rank}")

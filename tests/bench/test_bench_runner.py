@@ -59,7 +59,8 @@ def test_run_writes_results_and_samples(tones, write_suite, plugins, tmp_path, c
     assert meta["generators"]["retrieval"]["name"] == "retrieval"
     assert "noise" in capsys.readouterr().out
     html = (run / "report.html").read_text()
-    assert "retrieval" in html and "audio/noise/tone_0__s0.wav" in html
+    grid = (run / "report_files" / "grid.js").read_text()  # the listening grid's data, beside the page
+    assert "retrieval" in html and "audio/noise/tone_0__s0.wav" in grid
 
 
 def test_reference_control_scores_exactly_zero_without_normalisation(tones, write_suite, plugins, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import bench.testing as testing
 from bench.cli import main
 from tests.bench.html_tree import parse
-from tests.bench.report_fixture import assert_summary_matches
+from tests.bench.report_fixture import assert_leaderboard_matches
 
 
 @pytest.fixture()
@@ -32,15 +32,19 @@ def test_report_of_a_real_run_matches_its_results(tone_run, capsys):
     assert main(["run", str(suite), "--out", str(run), "--no-progress"]) == 0
     assert main(["report", str(run), "--out", str(run / "again.html")]) == 0
     results = json.loads((run / "results.json").read_text())
+    n_clips = sum(1 for _ in (run / "samples.csv").read_text().splitlines()) - 1
     for html_name in ("report.html", "again.html"):
-        dom = parse((run / html_name).read_text())
-        assert_summary_matches(dom, results["records"])
-        audios = dom.find_all("audio")
-        n_clips = sum(1 for _ in (run / "samples.csv").read_text().splitlines()) - 1
-        assert n_clips > 0 and len([a for a in audios if "_reference" not in a.attrs["src"]]) == n_clips
-        for a in audios:
-            assert (run / a.attrs["src"]).is_file()
-        assert "sine tone" in dom.find_all("td", "prompt")[0].text()
+        html = run / html_name
+        dom = parse(html.read_text())
+        assert_leaderboard_matches(dom, results)
+        data = html.with_name(f"{html.stem}_files").joinpath("grid.js").read_text()
+        grid = json.loads(data.split("=", 1)[1].rstrip().rstrip(";"))
+        clips = [clip for row in grid["rows"] for cell in row[4] for clip in cell]
+        assert n_clips > 0 and len(clips) == n_clips
+        for src in [clip[1] for clip in clips] + [row[2] for row in grid["rows"] if row[2]]:
+            assert (run / src).is_file(), src
+        assert all(clip[3] for clip in clips)  # every clip has its thumbnail
+        assert "sine tone" in grid["rows"][0][1]
     # a rerun (all cached) compares equal to a baseline written from the first run
     baseline = run.parent / "baseline.json"
     assert main(["compare", str(run), str(baseline), "--write-baseline"]) == 0

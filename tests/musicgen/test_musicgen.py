@@ -12,8 +12,8 @@ from musicgen.testing import (
     tiny_musicgen,
     tiny_text_tokenizer,
     tiny_transformers_musicgen,
-    tiny_transformers_musicgen_melody,
 )
+from tests.musicgen.audiocraft_fixture import audiocraft_lm_state
 
 TEXTS = ["happy rock song with electric guitar and drums", "calm piano"]
 
@@ -41,14 +41,6 @@ def _transformers_generate(model, frames: int, **inputs):
 def hf_text(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf_musicgen")
     model = tiny_transformers_musicgen(folder, seed=0)
-    tiny_text_tokenizer().save_pretrained(str(folder))
-    return model, folder
-
-
-@pytest.fixture(scope="module")
-def hf_melody(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hf_melody")
-    model = tiny_transformers_musicgen_melody(folder, seed=0)
     tiny_text_tokenizer().save_pretrained(str(folder))
     return model, folder
 
@@ -260,42 +252,12 @@ def test_stereo_transformers_checkpoint_matches(tmp_path):
     assert (audio - ref).abs().max() < 1e-4
 
 
-def _audiocraft_lm_state(model) -> dict[str, torch.Tensor]:
-    """transformers MusicGen decoder weights in audiocraft's layout (fused q/k/v, audiocraft names)."""
-    dec = model.decoder.model.decoder
-    out = {f"emb.{k}.weight": e.weight for k, e in enumerate(dec.embed_tokens)}
-    out.update({f"linears.{k}.weight": h.weight for k, h in enumerate(model.decoder.lm_heads)})
-    out["out_norm.weight"], out["out_norm.bias"] = dec.layer_norm.weight, dec.layer_norm.bias
-    for i, layer in enumerate(dec.layers):
-        p = f"transformer.layers.{i}."
-        attns = [("self_attn", layer.self_attn)]
-        if hasattr(layer, "encoder_attn"):  # MusicGen-Melody has no cross-attention
-            attns.append(("cross_attention", layer.encoder_attn))
-        for name, attn in attns:
-            out[p + name + ".in_proj_weight"] = torch.cat([attn.q_proj.weight, attn.k_proj.weight,
-                                                           attn.v_proj.weight])
-            out[p + name + ".out_proj.weight"] = attn.out_proj.weight
-        norms = [("norm1", layer.self_attn_layer_norm), ("norm2", layer.final_layer_norm)]
-        if hasattr(layer, "encoder_attn_layer_norm"):
-            norms.append(("norm_cross", layer.encoder_attn_layer_norm))
-        for name, norm in norms:
-            out[p + name + ".weight"], out[p + name + ".bias"] = norm.weight, norm.bias
-        out[p + "linear1.weight"], out[p + "linear2.weight"] = layer.fc1.weight, layer.fc2.weight
-    proj = "condition_provider.conditioners.description.output_proj."
-    out[proj + "weight"], out[proj + "bias"] = model.enc_to_dec_proj.weight, model.enc_to_dec_proj.bias
-    if hasattr(model, "audio_enc_to_dec_proj"):
-        wav = "condition_provider.conditioners.self_wav.output_proj."
-        out[wav + "weight"] = model.audio_enc_to_dec_proj.weight
-        out[wav + "bias"] = model.audio_enc_to_dec_proj.bias
-    return {k: v.detach().clone() for k, v in out.items()}
-
-
 def test_audiocraft_folder_loads_with_its_own_semantics(hf_text, tmp_path):
     model, folder = hf_text
     ac = tmp_path / "ac"
     ac.mkdir()
     cfg = "transformer_lm:\n  num_heads: 4\n  activation: gelu\n"
-    torch.save({"best_state": _audiocraft_lm_state(model), "xp.cfg": cfg}, ac / "state_dict.bin")
+    torch.save({"best_state": audiocraft_lm_state(model), "xp.cfg": cfg}, ac / "state_dict.bin")
     with pytest.raises(MissingCheckpointFile, match="compression_state_dict.bin"):
         MusicGen.from_pretrained(str(ac))
     torch.save({"pretrained": str(folder)}, ac / "compression_state_dict.bin")  # as released folders do
@@ -343,7 +305,7 @@ def test_audiocraft_melody_folder_matches_transformers_melody(hf_melody, tmp_pat
     model, folder = hf_melody
     ac = tmp_path / "ac"
     ac.mkdir()
-    torch.save({"best_state": _audiocraft_lm_state(model), "xp.cfg": "transformer_lm:\n  num_heads: 4\n"},
+    torch.save({"best_state": audiocraft_lm_state(model), "xp.cfg": "transformer_lm:\n  num_heads: 4\n"},
                ac / "state_dict.bin")
     torch.save({"pretrained": str(folder)}, ac / "compression_state_dict.bin")
     model.text_encoder.save_pretrained(str(ac / "t5"))

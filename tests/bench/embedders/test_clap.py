@@ -10,6 +10,7 @@ import torch
 from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, RobertaTokenizer
 
 from bench.embedders.clap import ClapEmbedder, clap_input_wav, clap_log_mel, clap_mel_filters
+from tests.bench.embedders.numpy_pickles import pickled_globals, save_naming_numpy_module
 
 
 def _bytes_to_unicode():
@@ -88,8 +89,10 @@ def _to_laion(model: ClapModel) -> dict:
     return out
 
 
-def _save_laion(path, state):
-    torch.save({"epoch": np.int64(15), "state_dict": state, "optimizer": {"lr": np.float64(1e-4)}}, path)
+def _save_laion(path, state, numpy_module="numpy.core.multiarray"):
+    """The laion file as released: saved under numpy 1.x, so its scalars name ``numpy.core``."""
+    save_naming_numpy_module({"epoch": np.int64(15), "state_dict": state,
+                              "optimizer": {"lr": np.float64(1e-4)}}, path, numpy_module)
 
 
 def _hf_features(x):
@@ -129,6 +132,7 @@ def test_laion_checkpoint_loads_into_clap_model(tmp_path, tokenizer_dir):
     model = _tiny_model(vocab_size)
     path = tmp_path / "clap.pt"
     _save_laion(path, _to_laion(model))
+    assert "numpy.core.multiarray.scalar" in pickled_globals(path)
     emb = ClapEmbedder(ClapEmbedder.Params(checkpoint=str(path), tokenizer=str(folder)))
     assert emb.check() == []
     emb.load()
