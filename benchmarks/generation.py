@@ -2,6 +2,7 @@
 
     python benchmarks/generation.py                 # batch 1, 4, 16; fp32 and bf16 (long on a CPU)
     python benchmarks/generation.py --quick         # batch 1 only, fewer steps
+    python benchmarks/generation.py --e2e           # end to end, phase by phase (generation_e2e.py)
 
 Builds a random ``MusicgenForConditionalGeneration`` with a musicgen-small-sized decoder (dim 1024,
 24 layers, 16 heads, card 2048, 4 codebooks, cross-attention; a one-layer T5 of width 768 and a tiny
@@ -22,7 +23,8 @@ step); audio s/s = steps/s x batch / 50 (50 frames per second); "x tf" = steps/s
 same dtype and batch; "x our best fp32" over the fastest of our exact fp32 kernels at that batch;
 bandwidth fraction = decoder weight bytes
 read per step (each weight once, in its stored dtype; cross-attention k/v excluded: they run once) x
-steps/s / copy bandwidth measured in this run (a 512 MB ``copy_``, bytes copied per second); peak memory
+steps/s / read bandwidth measured in this run (``torch.sum`` over 512 MiB: bytes read per second, as
+a weight product only reads), i.e. the fraction of the memory-read bound reached; peak memory
 = peak increase of the process RSS during one timed generation (sampled every 2 ms from
 /proc/self/statm; weights already resident, packed weight copies made in the warm-up not counted).
 The same-clip check compares row 0 (seed 0) of the sampled codes at batch 1 and at batch 4.
@@ -41,6 +43,7 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's musicgen, not an install
+from generation_e2e import read_bandwidth_gbps  # noqa: E402  (benchmarks/, the script's own folder)
 
 FRAME_RATE = 50
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -125,17 +128,6 @@ def ours_codes(lm, pattern, model, ids, mask, steps: int, **kwargs) -> tuple[tor
     return codes, elapsed, mem.delta
 
 
-def copy_bandwidth_gbps(megabytes: int = 512) -> float:
-    src = torch.ones(megabytes * 2**20 // 4)
-    dst = torch.empty_like(src)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        dst.copy_(src)
-        best = min(best, time.perf_counter() - start)
-    return src.numel() * 4 / best / 1e9
-
-
 def weight_bytes_per_step(lm, dtype: torch.dtype, int8: bool = False) -> int:
     """Bytes of decoder weights read once per step (embeddings: 4 rows only; cross k/v: not per step)."""
     total = 0
@@ -166,6 +158,10 @@ def run_one(name, model, lm, pattern, ids, mask, steps, **kw):
 
 
 def main() -> None:
+    if "--e2e" in sys.argv:
+        from generation_e2e import main as end_to_end  # this folder is on sys.path as the script's
+
+        return end_to_end([a for a in sys.argv[1:] if a != "--e2e"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="sequence steps per generation (>= 4)")
     parser.add_argument("--repeats", type=int, default=2, help="timed rounds (best time is kept)")
@@ -175,8 +171,10 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (peak RSS then counts host memory only)")
     parser.add_argument("--impls", default="", help="subset, e.g. 'ours rowwise,ours gemm'")
     parser.add_argument("--quick", action="store_true", help="batch 1, 8 steps, 1 round")
+    parser.add_argument("--e2e", action="store_true", help="end-to-end table instead (generation_e2e.py --help)")
     args = parser.parse_args()
     if args.quick:
         args.batches, args.steps, args.repeats = "1", 8, 1
@@ -194,14 +192,14 @@ def main() -> None:
     model = build_reference(args.dim, args.layers, args.heads)
     lm, _ = lm_from_transformers_state(model.config.to_dict(), model.state_dict(), "reference model")
     pattern = get_pattern("delay", num_codebooks=4)
-    bandwidth = copy_bandwidth_gbps()
+    bandwidth = read_bandwidth_gbps()
     all_ids = torch.randint(2, 128, (max(batches), 8), generator=torch.Generator().manual_seed(0))
     rows, notes, first_rows = [], [], {}
     for dname, dtype in dtypes.items():
-        model.to(dtype)  # the whole model: both implementations share its (one-layer) text encoder
-        lm.to(dtype)
+        model.to(args.device, dtype)  # the whole model: both share its (one-layer) text encoder
+        lm.to(args.device, dtype)
         for batch in batches:
-            ids = all_ids[:batch]  # prompt i (and seed i) is the same at every batch size
+            ids = all_ids[:batch].to(args.device)  # prompt i (and seed i) is the same at every batch size
             mask = torch.ones_like(ids)
             names = [n for n in implementations(batch, dtype)
                      if not args.impls or n in args.impls.split(",") or n == "transformers"]
@@ -244,7 +242,7 @@ def main() -> None:
 
     print(f"decoder dim {args.dim}, {args.layers} layers, {args.heads} heads, CFG 3.0 (2 rows per prompt), "
           f"top-k 250, {args.steps} steps, best of {args.repeats}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; copy bandwidth {bandwidth:.1f} GB/s; "
+          f"torch {torch.__version__}; read bandwidth {bandwidth:.1f} GB/s (torch.sum); "
           f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print()
     print("| dtype | batch | implementation | steps/s | audio s/s | x transformers | x our best fp32 "

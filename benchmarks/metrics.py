@@ -10,6 +10,8 @@ Prints two tables:
    project (it pins numpy < 2 and transformers < 5), so its formula is run directly.
 
 Run: ``python benchmarks/metrics.py [--clip-s 10] [--repeats 2] [--threads N]``.
+``--vs-reference`` prints instead the backbone table against the reference packages on the same
+weights and inputs (``metrics_reference.py``).
 """
 
 from __future__ import annotations
@@ -144,10 +146,19 @@ def main() -> None:
     ap.add_argument("--fad-n", type=int, nargs="+", default=[100, 500, 2000])
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--skip-embedders", action="store_true")
+    ap.add_argument("--vs-reference", action="store_true", help="backbones vs reference packages only")
+    ap.add_argument("--clips", type=int, default=8, help="clips per backbone (--vs-reference)")
+    ap.add_argument("--device", default="cpu", help="only cpu is measured so far")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.device != "cpu":
+        raise SystemExit(f"--device {args.device}: the backbone benchmarks run on cpu only so far")
+    if args.vs_reference:
+        from metrics_reference import main as vs_reference  # benchmarks/, the script's own folder
+
+        return vs_reference(args.clips, args.clip_s, args.repeats)
     if not args.skip_embedders:
         throughput_table(args.clip_s, args.repeats)
     fad_table(args.fad_n, args.frames, args.repeats)

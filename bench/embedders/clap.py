@@ -26,6 +26,7 @@ logit scales are not used.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 import re
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -148,6 +149,9 @@ class ClapParams(Params):
     max_text_tokens: int = 77
 
 
+CLIP_BATCH = 8  # 10 s windows per network call
+
+
 class ClapEmbedder(Embedder):
     """LAION CLAP audio embeddings ``[1, 512]`` (48 kHz, one 10 s window) and text embeddings."""
 
@@ -225,13 +229,20 @@ class ClapEmbedder(Embedder):
                 "shorter": "repeatpad", "longer": f"{self.params.crop} crop (deterministic)",
                 "tokenizer": self.params.tokenizer, "text_tokens": self.params.max_text_tokens}
 
-    @torch.inference_mode()
     def embed(self, wav: np.ndarray) -> np.ndarray:
+        return self.embed_batch([wav])[0]
+
+    @torch.inference_mode()
+    def embed_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Every clip is one 10 s window: ``CLIP_BATCH`` windows per network call."""
         if self.model is None:
             raise RuntimeError("clap: call load() before embed()")
-        mel = clap_log_mel(clap_input_wav(wav, self.params.crop))[None, None].to(self.device)
-        out = self.model.get_audio_features(input_features=mel).pooler_output
-        return out.float().cpu().numpy()
+        mels = [clap_log_mel(clap_input_wav(w, self.params.crop)) for w in wavs]
+        out = []
+        for k in range(0, len(mels), CLIP_BATCH):
+            mel = torch.stack(mels[k:k + CLIP_BATCH])[:, None].to(self.device)
+            out += list(self.model.get_audio_features(input_features=mel).pooler_output.float().cpu()[:, None])
+        return [o.numpy() for o in out]
 
     @torch.inference_mode()
     def embed_text(self, texts: list[str]) -> np.ndarray:

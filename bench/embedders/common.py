@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,11 @@ def require_length(wav: np.ndarray, min_samples: int, name: str, sample_rate: in
                          f"shorter than the backbone's window of {min_samples} samples "
                          f"({min_samples / sample_rate:.3f} s at {sample_rate} Hz)")
     return x
+
+
+def embed_clips(embedder: Any, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Several mono clips at the embedder's rate -> their ``[F_i, D]`` features, in order: through the
+    backbone's ``embed_batch(wavs)`` (several clips per network call) where it has one, else one
+    ``embed`` per clip."""
+    batch = getattr(embedder, "embed_batch", None)
+    return list(batch(wavs)) if callable(batch) else [embedder.embed(w) for w in wavs]

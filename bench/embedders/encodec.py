@@ -10,6 +10,7 @@ A clip shorter than one hop (640 samples at 32 kHz) is an error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +23,9 @@ from musicgen.checkpoints.files import MissingCheckpointFile, looks_like_hub_id,
 
 HOW_TO_GET = ("On a machine with network run `huggingface-cli download facebook/encodec_32khz` "
               "(or copy its folder here) and pass the folder or hub id.")
+
+
+CLIP_BATCH = 8  # clips of one length per encoder call
 
 
 class EncodecParams(Params):
@@ -87,10 +91,21 @@ class EncodecEmbedder(Embedder):
     def protocol(self) -> dict:
         return {**super().protocol(), "latents": "encoder output before quantisation", "hop": self.hop}
 
-    @torch.inference_mode()
     def embed(self, wav: np.ndarray) -> np.ndarray:
+        return self.embed_batch([wav])[0]
+
+    @torch.inference_mode()
+    def embed_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Clips of the same length share an encoder call (no padding: it would change the edges)."""
         if self.model is None:
             raise RuntimeError("encodec: call load() before embed()")
-        x = require_length(wav, self.hop, self.name, self.sample_rate)
-        latents = self.model.encoder(torch.from_numpy(x)[None, None].to(self.device))  # [1, D, F]
-        return latents[0].T.float().cpu().numpy()
+        xs = [require_length(w, self.hop, self.name, self.sample_rate) for w in wavs]
+        out: dict[int, np.ndarray] = {}
+        for n in sorted({len(x) for x in xs}):
+            same = [i for i, x in enumerate(xs) if len(x) == n]
+            for k in range(0, len(same), CLIP_BATCH):
+                idx = same[k:k + CLIP_BATCH]
+                batch = torch.from_numpy(np.stack([xs[i] for i in idx]))[:, None].to(self.device)
+                latents = self.model.encoder(batch).transpose(1, 2).float().cpu()  # [B, F, D]
+                out.update({i: lat.numpy() for i, lat in zip(idx, latents)})
+        return [out[i] for i in range(len(xs))]

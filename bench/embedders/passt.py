@@ -19,6 +19,7 @@ segment of 0.15 s (4800 samples) or less is dropped; a clip of 4800 samples or l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,9 @@ class PasstNet(nn.Module):
         return self.head((x[:, 0] + x[:, 1]) / 2)
 
 
+SEGMENT_BATCH = 8  # segments per network call (of one length: full 20 s segments of several clips)
+
+
 def passt_segments(wav: np.ndarray) -> list[np.ndarray]:
     """20 s segments without padding; a tail of 0.15 s or less is dropped."""
     segs = [wav[i:i + SEGMENT_SAMPLES] for i in range(0, len(wav), SEGMENT_SAMPLES)]
@@ -231,16 +235,26 @@ class PasstEmbedder(Embedder):
         return {**super().protocol(), "segments": "20 s, no padding, tail <= 0.15 s dropped",
                 "output": "logits per segment"}
 
-    @torch.inference_mode()
     def embed(self, wav: np.ndarray) -> np.ndarray:
+        return self.embed_batch([wav])[0]
+
+    @torch.inference_mode()
+    def embed_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The segments of all clips through the network, ``SEGMENT_BATCH`` of one length at a time."""
         if self.net is None:
             raise RuntimeError("passt: call load() before embed()")
-        x = require_length(wav, MIN_SEGMENT_SAMPLES + 1, self.name, SAMPLE_RATE)
-        out = []
-        for seg in passt_segments(x):
-            mel = passt_log_mel(torch.from_numpy(seg)[None])[:, None].to(self.device)
-            out.append(self.net(mel).float().cpu())
-        return torch.cat(out).numpy()
+        segs = [passt_segments(require_length(w, MIN_SEGMENT_SAMPLES + 1, self.name, SAMPLE_RATE))
+                for w in wavs]
+        flat = [(i, j, s) for i, clip in enumerate(segs) for j, s in enumerate(clip)]
+        out: dict[tuple[int, int], torch.Tensor] = {}
+        for n in sorted({len(s) for _, _, s in flat}):
+            group = [(i, j, s) for i, j, s in flat if len(s) == n]
+            for k in range(0, len(group), SEGMENT_BATCH):
+                part = group[k:k + SEGMENT_BATCH]
+                x = torch.from_numpy(np.stack([s for _, _, s in part]))
+                logits = self.net(passt_log_mel(x)[:, None].to(self.device)).float().cpu()
+                out.update({(i, j): row for (i, j, _), row in zip(part, logits)})
+        return [torch.stack([out[(i, j)] for j in range(len(clip))]).numpy() for i, clip in enumerate(segs)]
 
 
 def config_from_state_dict(state: dict[str, torch.Tensor], num_heads: int | None = None) -> PasstConfig:

@@ -19,6 +19,7 @@ Weights: ``vggish-10086976.pth`` from github.com/harritaylor/torchvggish release
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -150,12 +151,16 @@ class VGGishEmbedder(Embedder):
         return {**super().protocol(), "head": self.head, "frames": "0.96 s, no overlap, no padding",
                 "min_samples": MIN_SAMPLES}
 
-    @torch.inference_mode()
     def embed(self, wav: np.ndarray) -> np.ndarray:
+        return self.embed_batch([wav])[0]
+
+    @torch.inference_mode()
+    def embed_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The 0.96 s examples of all clips through the network together, ``batch_size`` at a time."""
         if self.net is None:
             raise RuntimeError(f"{self.name}: call load() before embed()")
-        x = require_length(wav, MIN_SAMPLES, self.name, SAMPLE_RATE)
-        examples = vggish_examples(x)
+        per_clip = [vggish_examples(require_length(w, MIN_SAMPLES, self.name, SAMPLE_RATE)) for w in wavs]
+        examples = torch.cat(per_clip)
         outs = [self.net(examples[i:i + self.params.batch_size].to(self.device)).cpu()
                 for i in range(0, len(examples), self.params.batch_size)]
         emb = torch.cat(outs)
@@ -166,7 +171,7 @@ class VGGishEmbedder(Embedder):
             vectors, means = self.pca
             emb = (emb - means) @ vectors.T  # float32, as torchvggish
             emb = torch.round((emb.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0))
-        return emb.float().numpy()
+        return [e.numpy() for e in emb.float().split([len(x) for x in per_clip])]
 
 
 class VGGishReluEmbedder(VGGishEmbedder):

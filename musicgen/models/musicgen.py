@@ -38,6 +38,7 @@ from torch import nn
 from musicgen.models.audiocraft_api import AudiocraftAPI, audiocraft_aliases
 from musicgen.models.conditioners import TextConditioner, check_texts
 from musicgen.models.melody import ChromaConditioner
+from musicgen.threads import generation_threads, pick_threads
 from musicgen.models.progress import ProgressFn, progress_callback
 
 if TYPE_CHECKING:
@@ -122,14 +123,17 @@ class MusicGen(AudiocraftAPI, nn.Module):
     def set_generation_params(self, duration_s: float | None = None, top_k: int = 250, top_p: float = 0.0,
                               temperature: float = 1.0, cfg_coef: float = 3.0, two_step_cfg: bool = False,
                               use_sampling: bool = True, extend_stride_s: float | None | str = "auto",
-                              kernel: str = "auto", compile: bool = False, *, duration: float | None = None,
-                              extend_stride: float | None = None) -> None:
+                              kernel: str = "auto", compile: bool = False, threads: int | None = None, *,
+                              duration: float | None = None, extend_stride: float | None = None) -> None:
         """Sampling and duration settings used by every ``generate*`` call (``duration_s`` defaults to
         10 s; audiocraft's names ``duration`` / ``extend_stride`` are accepted as aliases).
 
         ``kernel`` / ``compile``: decode-speed options of :func:`musicgen.models.generation.generate`
         (``"auto"``: the fastest exact kernel; ``"rowwise"``: bit-identical clips whatever the batch size;
         ``"gemm"``: bit-identical to transformers' MusicGen).
+
+        ``threads``: CPU threads while generating (``None``: chosen by model size unless the environment
+        or ``torch.set_num_threads`` chose; see :mod:`musicgen.threads`).
 
         ``extend_stride_s``: seconds added per window beyond ``max_duration_s`` (``"auto"`` = 60 % of
         ``max_duration_s``, audiocraft's 18 s of 30 s; ``None`` = no extension).
@@ -154,8 +158,10 @@ class MusicGen(AudiocraftAPI, nn.Module):
 
         if kernel not in LINEAR_KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; expected one of {LINEAR_KERNELS}")
+        pick_threads(0, threads)  # validates
         self.duration_s = float(duration_s)
         self.extend_stride_s = extend_stride_s
+        self.threads = threads
         self.generation_params = dict(top_k=int(top_k), top_p=float(top_p), temperature=float(temperature),
                                       cfg_coef=float(cfg_coef), two_step_cfg=bool(two_step_cfg),
                                       use_sampling=bool(use_sampling), kernel=kernel, compile=bool(compile))
@@ -222,7 +228,15 @@ class MusicGen(AudiocraftAPI, nn.Module):
     def _frames(self, duration_s: float) -> int:
         return max(1, int(round(duration_s * self.frame_rate)))
 
-    def _generate_tokens(self, texts: list[str | None], prompt: torch.Tensor | None,
+    def _thread_policy(self):
+        """The CPU thread count for this model's size (or the user's), while generating."""
+        return generation_threads(sum(p.numel() for p in self.parameters()), self.threads, self.device)
+
+    def _generate_tokens(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        with self._thread_policy():
+            return self._tokens(*args, **kwargs)
+
+    def _tokens(self, texts: list[str | None], prompt: torch.Tensor | None,
                          melody: list[torch.Tensor | None] | None, seed: int | Sequence[int] | None,
                          progress: ProgressFn | bool | None, cfg_coef: float | None = None) -> torch.Tensor:
         b = len(texts)
@@ -293,7 +307,7 @@ class MusicGen(AudiocraftAPI, nn.Module):
         return chroma[idx]
 
     def _finish(self, tokens: torch.Tensor, return_tokens: bool) -> torch.Tensor | tuple:
-        with torch.no_grad():
+        with torch.no_grad(), self._thread_policy():
             audio = self.codec.decode(tokens)
         return (audio, tokens) if return_tokens else audio
 
