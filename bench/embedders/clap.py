@@ -26,8 +26,8 @@ logit scales are not used.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 

@@ -19,8 +19,8 @@ segment of 0.15 s (4800 samples) or less is dropped; a clip of 4800 samples or l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar

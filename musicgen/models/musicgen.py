@@ -38,8 +38,8 @@ from torch import nn
 from musicgen.models.audiocraft_api import AudiocraftAPI, audiocraft_aliases
 from musicgen.models.conditioners import TextConditioner, check_texts
 from musicgen.models.melody import ChromaConditioner
-from musicgen.threads import generation_threads, pick_threads
 from musicgen.models.progress import ProgressFn, progress_callback
+from musicgen.threads import generation_threads, pick_threads
 
 if TYPE_CHECKING:
     from musicgen.checkpoints.musicgen_formats import MusicGenParts
