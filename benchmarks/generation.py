@@ -174,7 +174,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (peak RSS then counts host memory only)")
     parser.add_argument("--impls", default="", help="subset, e.g. 'ours rowwise,ours gemm'")
     parser.add_argument("--quick", action="store_true", help="batch 1, 8 steps, 1 round")
-    parser.add_argument("--e2e", action="store_true", help="end-to-end table instead (generation_e2e.py --help)")
+    parser.add_argument("--e2e", action="store_true",
+                        help="end-to-end table instead (generation_e2e.py --help)")
     args = parser.parse_args()
     if args.quick:
         args.batches, args.steps, args.repeats = "1", 8, 1

@@ -58,13 +58,16 @@ def build_small(folder: str, seed: int = 0):
 
     text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12,
                     dropout_rate=0.0)
-    audio = EncodecConfig(sampling_rate=32000, audio_channels=1, num_filters=64, upsampling_ratios=[8, 5, 4, 4],
+    audio = EncodecConfig(sampling_rate=32000, audio_channels=1, num_filters=64,
+                          upsampling_ratios=[8, 5, 4, 4],
                           codebook_size=2048, codebook_dim=128, hidden_size=128, num_lstm_layers=2,
-                          target_bandwidths=[2.2], normalize=False, use_causal_conv=False, chunk_length_s=None)
+                          target_bandwidths=[2.2], normalize=False, use_causal_conv=False,
+                          chunk_length_s=None)
     decoder = MusicgenDecoderConfig(vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=24,
                                     ffn_dim=4096, num_attention_heads=16, hidden_size=1024, num_codebooks=4,
                                     pad_token_id=2048, bos_token_id=2048, dropout=0.0)
-    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(),
+                            decoder=decoder.to_dict())
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration(config).eval()
     model.generation_config.pad_token_id = 2048
@@ -156,7 +159,8 @@ def run_reference(model, tokenizer, texts: list[str], steps: int, greedy: bool) 
         with torch.inference_mode():
             clock.mark("start")
             inputs = dict(tokenizer(texts, padding=True, return_tensors="pt"))
-            model.generate(**inputs, guidance_scale=3.0, max_new_tokens=steps, min_new_tokens=steps, **sampling)
+            model.generate(**inputs, guidance_scale=3.0, max_new_tokens=steps, min_new_tokens=steps,
+                           **sampling)
             clock.mark("end")
     finally:
         for h in hooks:
@@ -233,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
           f"fp32, {args.device}, {torch.get_num_threads()} threads, CFG 3.0, top-k 250, {args.frames} frames "
           f"({steps} steps), best of {args.rounds} alternating rounds, torch {torch.__version__}; "
           f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
-    print(f"read bandwidth {bandwidth:.1f} GB/s (torch.sum over 512 MiB); decoder weights {nbytes / 1e9:.2f} GB "
+    print(f"read bandwidth {bandwidth:.1f} GB/s (torch.sum over 512 MiB); "
+          f"decoder weights {nbytes / 1e9:.2f} GB "
           f"per step -> bound {bound:.2f} steps/s")
     print()
     print("| batch | implementation | total s | x transformers | text s | prefill s | decode s | codec s "
@@ -242,8 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         tf = next(x for x in rows if x["batch"] == r["batch"] and x["name"] == "transformers")
         print(f"| {r['batch']} | {r['name']} | {r['total']:.2f} | {tf['total'] / r['total']:.2f} | "
-              f"{r['text']:.3f} | {r['prefill']:.3f} | {r['decode']:.2f} | {r['codec']:.3f} | {r['other']:.3f} "
-              f"| {r['steps_s']:.2f} | {r['steps_s'] / bound:.0%} | {audio_s * r['batch'] / r['total']:.3f} |")
+              f"{r['text']:.3f} | {r['prefill']:.3f} | {r['decode']:.2f} | {r['codec']:.3f} | "
+              f"{r['other']:.3f} | {r['steps_s']:.2f} | {r['steps_s'] / bound:.0%} | "
+              f"{audio_s * r['batch'] / r['total']:.3f} |")
     print()
     for line in notes:
         print(f"- {line}")

@@ -54,7 +54,8 @@ def _alternate(ours, ref, repeats: int) -> tuple[float, float, object, object]:
 def _clips(n: int, seconds: float, sample_rate: int) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     t = np.arange(int(seconds * sample_rate)) / sample_rate
-    return [(0.3 * np.sin(2 * np.pi * (220 + 55 * i) * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    return [(0.3 * np.sin(2 * np.pi * (220 + 55 * i) * t)
+             + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
             for i in range(n)]
 
 
@@ -130,7 +131,8 @@ def own_rows(clips: int, clip_s: float, repeats: int) -> list[dict]:
         embed_clips(emb, wavs[:1])
         times: list[float] = []
         _best(lambda e=emb, w=wavs: embed_clips(e, w), repeats, times)
-        rows.append(dict(backbone={"passt": "PaSST", "clap": "LAION CLAP", "encodec": "EnCodec latents"}[name],
+        names = {"passt": "PaSST", "clap": "LAION CLAP", "encodec": "EnCodec latents"}
+        rows.append(dict(backbone=names[name],
                          reference=ref, ours=clips * clip_s / min(times), ref=None, diff=None))
     return rows
 

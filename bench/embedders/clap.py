@@ -241,7 +241,8 @@ class ClapEmbedder(Embedder):
         out = []
         for k in range(0, len(mels), CLIP_BATCH):
             mel = torch.stack(mels[k:k + CLIP_BATCH])[:, None].to(self.device)
-            out += list(self.model.get_audio_features(input_features=mel).pooler_output.float().cpu()[:, None])
+            pooled = self.model.get_audio_features(input_features=mel).pooler_output
+            out += list(pooled.float().cpu()[:, None])
         return [o.numpy() for o in out]
 
     @torch.inference_mode()

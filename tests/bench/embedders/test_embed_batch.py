@@ -19,7 +19,8 @@ def _small_vggish() -> VGGishNet:
     for m in net.features:
         if isinstance(m, torch.nn.Conv2d):
             m.reset_parameters()
-    net.embeddings = torch.nn.Sequential(torch.nn.Linear(12288, 16), torch.nn.ReLU(), torch.nn.Linear(16, 128))
+    net.embeddings = torch.nn.Sequential(torch.nn.Linear(12288, 16), torch.nn.ReLU(),
+                                         torch.nn.Linear(16, 128))
     return net.eval()
 
 
