@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.audio import lowpass as audio_lowpass
+
 #: ln(1000): an amplitude envelope exp(-LN1000 t / rt60) falls by 60 dB in rt60 seconds
 LN1000 = float(np.log(1000.0))
 REVERB_PREDELAY_S = 0.0025
@@ -74,16 +76,9 @@ def add_noise(wav: np.ndarray, snr_db: float, rng: np.random.Generator, colour: 
 
 
 def lowpass(wav: np.ndarray, sample_rate: int, cutoff_hz: float, order: int = 8) -> np.ndarray:
-    """Zero-phase Butterworth low-pass at ``cutoff_hz`` (0 < cutoff < Nyquist)."""
-    from scipy.signal import butter, sosfiltfilt
-
-    x = _check(wav)
-    if not 0 < cutoff_hz < sample_rate / 2:
-        raise ValueError(f"low-pass cutoff {cutoff_hz} Hz must lie in (0, {sample_rate / 2:g}) Hz "
-                         f"(Nyquist at {sample_rate} Hz)")
-    sos = butter(order, cutoff_hz, btype="low", fs=sample_rate, output="sos")
-    padlen = min(x.shape[1] - 1, 3 * (2 * len(sos) + 1))
-    return sosfiltfilt(sos, x, axis=1, padlen=padlen).astype(np.float32)
+    """Zero-phase Butterworth low-pass at ``cutoff_hz`` (0 < cutoff < Nyquist): ``bench.audio.lowpass``
+    on checked audio."""
+    return audio_lowpass(_check(wav), sample_rate, cutoff_hz, order)
 
 
 def pitch_shift(wav: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:

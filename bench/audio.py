@@ -115,3 +115,18 @@ def normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float) ->
         return np.asarray(wav, dtype=np.float32), measured
     gain = 10.0 ** ((target_lufs - measured) / 20.0)
     return (np.asarray(wav, dtype=np.float32) * np.float32(gain)), measured
+
+
+def lowpass(wav: np.ndarray, sample_rate: int, cutoff_hz: float, order: int = 8) -> np.ndarray:
+    """``[C, T]`` through a zero-phase (forward-backward) Butterworth low-pass of ``order`` at
+    ``cutoff_hz``; float32 out. ValueError unless 0 < cutoff < Nyquist. Short clips are padded by at
+    most T - 1 samples (scipy's default pad would refuse them)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    if not 0 < cutoff_hz < sample_rate / 2:
+        raise ValueError(f"low-pass cutoff {cutoff_hz:g} Hz must lie in (0, {sample_rate / 2:g}) Hz "
+                         f"(Nyquist at {sample_rate} Hz)")
+    x = np.asarray(wav, dtype=np.float64)
+    sos = butter(order, cutoff_hz, btype="low", fs=sample_rate, output="sos")
+    padlen = min(x.shape[-1] - 1, 3 * (2 * len(sos) + 1))
+    return sosfiltfilt(sos, x, axis=-1, padlen=padlen).astype(np.float32)

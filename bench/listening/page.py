@@ -30,6 +30,7 @@ import numpy as np
 import soundfile as sf
 from markupsafe import Markup
 
+from bench.audio import lowpass as audio_lowpass
 from bench.audio import normalize_loudness, read_audio
 from bench.files import atomic_write_bytes, atomic_write_text
 from bench.listening.design import (
@@ -49,16 +50,14 @@ PAGE_NAME = "index.html"
 
 
 def lowpass(wav: np.ndarray, sample_rate: int, cutoff_hz: float = ANCHOR_CUTOFF_HZ) -> np.ndarray:
-    """``[C, T]`` low-pass filtered (8th-order Butterworth, forward-backward: zero phase)."""
-    from scipy.signal import butter, sosfiltfilt
-
+    """``[C, T]`` low-pass filtered for the anchor (8th-order zero-phase Butterworth,
+    ``bench.audio.lowpass``); a cutoff at or above Nyquist is a ``ListeningError``."""
     if cutoff_hz >= sample_rate / 2:
         raise ListeningError(
             f"cannot low-pass at {cutoff_hz:g} Hz a clip sampled at {sample_rate} Hz "
             f"(Nyquist {sample_rate / 2:g} Hz)"
         )
-    sos = butter(8, cutoff_hz, btype="low", fs=sample_rate, output="sos")
-    return sosfiltfilt(sos, np.asarray(wav, dtype=np.float64), axis=-1).astype(np.float32)
+    return audio_lowpass(wav, sample_rate, cutoff_hz)
 
 
 def _read(run_dir: Path, path: str) -> tuple[np.ndarray, int]:
