@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.metrics.functional.rank_correlation import spearman_rows
 from bench.run_results import Record
 
 CLEAN = "none"
@@ -73,13 +74,9 @@ class Monotonicity:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    from scipy.stats import rankdata
-
-    ry = rankdata(y)
-    if np.ptp(ry) == 0:
-        return None
-    rx = rankdata(x)
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman's rho of level ``x`` and scores ``y``; None when the scores are all equal."""
+    rho = spearman_rows(np.asarray(x, dtype=np.float64)[None], np.asarray(y, dtype=np.float64)[None])[0]
+    return None if np.isnan(rho) else float(rho)
 
 
 def is_flat(values: list[float]) -> bool:

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from bench.listening.design import SYSTEM
+from bench.metrics.functional.rank_correlation import kendall_rows, spearman_rows
 
 N_BOOT = 1000
 MIN_SYSTEMS = 3
-_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -55,33 +55,6 @@ class Agreement:
     scale: str
     spearman: Estimate
     kendall: Estimate
-
-
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho of each row pair of ``x``, ``y`` ``[B, n]`` (average ranks for ties; NaN
-    where a row is constant)."""
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x, axis=-1), rankdata(y, axis=-1)
-    rx -= rx.mean(-1, keepdims=True)
-    ry -= ry.mean(-1, keepdims=True)
-    den = np.sqrt((rx * rx).sum(-1) * (ry * ry).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (rx * ry).sum(-1) / np.where(den > 0, den, 1.0), np.nan)
-
-
-def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of each row pair of ``x``, ``y`` ``[B, n]`` (NaN where a row is constant)."""
-    out = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], _CHUNK):
-        xs, ys = x[start : start + _CHUNK], y[start : start + _CHUNK]
-        sx = np.sign(xs[:, :, None] - xs[:, None, :])
-        sy = np.sign(ys[:, :, None] - ys[:, None, :])
-        num = (sx * sy).sum((1, 2))
-        den = np.sqrt(np.abs(sx).sum((1, 2)) * np.abs(sy).sum((1, 2)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[start : start + _CHUNK] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return out
 
 
 def _interval(point: float, reps: np.ndarray, n: int, recentre: bool = False) -> Estimate:

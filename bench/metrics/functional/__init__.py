@@ -1,5 +1,5 @@
 """Pure metric functions (no state, no I/O): Frechet and kernel audio distances, bootstrap, KL,
-cosine scores, chroma, memorization and per-clip audio checks."""
+cosine scores, chroma, memorization, rank correlations and per-clip audio checks."""
 
 from bench.metrics.functional.audio_checks import audio_flags
 from bench.metrics.functional.bootstrap import bootstrap_ci, percentile_interval, poisson_weights
@@ -20,6 +20,7 @@ from bench.metrics.functional.memorization import (
     token_match_fraction,
     token_match_rates,
 )
+from bench.metrics.functional.rank_correlation import kendall_rows, spearman_rows
 from bench.metrics.functional.similarity import (
     chroma_cosine_similarity,
     chroma_cosine_sums,
