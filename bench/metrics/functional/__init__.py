@@ -33,7 +33,7 @@ __all__ = [
     "audio_flags", "bootstrap_ci", "chroma_cosine_similarity", "chroma_cosine_sums", "chromagram",
     "clap_score", "clip_label_distribution", "cosine_similarity", "fad_inf_fit", "fad_inf_from_embeddings",
     "frechet_details", "frechet_distance", "gaussian_fit", "gaussian_from_sums", "gaussian_sums",
-    "kernel_audio_distance", "kl_all_directions", "kl_divergence", "median_pair_distance",
+    "kendall_rows", "kernel_audio_distance", "kl_all_directions", "kl_divergence", "median_pair_distance",
     "nearest_neighbour_rate", "per_sample_fad", "percentile_interval", "poisson_weights",
-    "token_match_fraction", "token_match_rates",
+    "spearman_rows", "token_match_fraction", "token_match_rates",
 ]
