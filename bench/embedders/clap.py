@@ -133,13 +133,18 @@ def clap_input_wav(wav: np.ndarray, crop: Literal["center", "start"] = "center")
     return x
 
 
-def clap_log_mel(wav: np.ndarray) -> torch.Tensor:
-    """Prepared 480000-sample clip -> log mel ``[1001, 64]`` (dB, float32)."""
-    x = torch.from_numpy(np.asarray(wav, dtype=np.float64))
-    spec = torch.stft(x, N_FFT, hop_length=HOP, window=torch.hann_window(N_FFT, dtype=torch.float64),
-                      center=True, pad_mode="reflect", return_complex=True).abs() ** 2  # [513, frames]
-    mel = clap_mel_filters() @ spec
-    return (10.0 * torch.log10(torch.clamp(mel, min=1e-10))).T.float()
+def clap_log_mel(wav: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Prepared 480000-sample clip ``[480000]`` (or clips ``[B, 480000]``) -> log mel ``[1001, 64]``
+    (``[B, 1001, 64]``), dB, float32.
+
+    ``dtype`` is the precision of the STFT and mel arithmetic; float32 (the default) stays within
+    float tolerance of float64 (``benchmarks/front_end_precision.py``, the tests)."""
+    x = torch.from_numpy(np.asarray(wav)).to(dtype)
+    spec = torch.stft(x, N_FFT, hop_length=HOP, window=torch.hann_window(N_FFT, dtype=dtype),
+                      center=True, pad_mode="reflect", return_complex=True)  # [(B,) 513, frames]
+    power = spec.real ** 2 + spec.imag ** 2
+    mel = torch.matmul(clap_mel_filters().to(dtype), power)
+    return (10.0 * torch.log10(torch.clamp(mel, min=1e-10))).transpose(-1, -2).float()
 
 
 class ClapParams(Params):

@@ -66,16 +66,19 @@ def kaldi_mel_banks(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int =
     return torch.nn.functional.pad(banks, (0, 1))
 
 
-@functools.lru_cache(maxsize=2)
-def _front_end_tables() -> tuple[torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=4)
+def _front_end_tables(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     window = torch.hann_window(WIN, periodic=False, dtype=torch.float64)
-    return window, kaldi_mel_banks()
+    return window.to(dtype), kaldi_mel_banks().to(dtype)
 
 
-def passt_log_mel(wav: torch.Tensor) -> torch.Tensor:
-    """``[B, N]`` float at 32 kHz -> normalised log mel ``[B, 128, 1 + (N - 1) // 320]`` (float32)."""
-    window, banks = _front_end_tables()
-    x = wav.double()
+def passt_log_mel(wav: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[B, N]`` float at 32 kHz -> normalised log mel ``[B, 128, 1 + (N - 1) // 320]`` (float32).
+
+    ``dtype`` is the precision of the pre-emphasis, STFT and mel arithmetic; float32 (the default)
+    stays within float tolerance of float64 (``benchmarks/front_end_precision.py``, the tests)."""
+    window, banks = _front_end_tables(dtype)
+    x = wav.to(dtype)
     x = x[:, 1:] - 0.97 * x[:, :-1]
     spec = torch.stft(x, N_FFT, hop_length=HOP, win_length=WIN, window=window, center=True,
                       pad_mode="reflect", return_complex=True)
