@@ -38,6 +38,7 @@ from musicgen.models.codec_config import CodecConfig, CodecParts, musicgen_32khz
 from musicgen.modules.audio import resample
 from musicgen.modules.rvq import ResidualVectorQuantizer
 from musicgen.modules.seanet import SEANetDecoder, SEANetEncoder
+from musicgen.modules.seanet_fast import seanet_inference
 
 __all__ = ["CodecConfig", "CodecOutput", "CodecParts", "CompressionModel", "StereoCompressionModel",
            "check_audio", "check_codes", "musicgen_32khz_config", "tiny_config"]
@@ -194,7 +195,11 @@ class CompressionModel(nn.Module):
 
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Codes ``[B, K, F]`` -> waveform ``[B, C, F * hop]`` (or its first ``length`` samples)."""
-        wav = self.decoder(self.decode_latents(codes))
+        latents = self.decode_latents(codes)
+        if torch.is_grad_enabled() or latents.device.type != "cpu":
+            wav = self.decoder(latents)
+        else:  # inference on CPU: the same layers in channels-last layout (musicgen.modules.seanet_fast)
+            wav = seanet_inference(self.decoder.layers, latents)
         return wav if length is None else wav[..., :length]
 
     # -- training ---------------------------------------------------------------------------------
