@@ -242,10 +242,10 @@ class ClapEmbedder(Embedder):
         """Every clip is one 10 s window: ``CLIP_BATCH`` windows per network call."""
         if self.model is None:
             raise RuntimeError("clap: call load() before embed()")
-        mels = [clap_log_mel(clap_input_wav(w, self.params.crop)) for w in wavs]
+        prepared = [clap_input_wav(w, self.params.crop) for w in wavs]
         out = []
-        for k in range(0, len(mels), CLIP_BATCH):
-            mel = torch.stack(mels[k:k + CLIP_BATCH])[:, None].to(self.device)
+        for k in range(0, len(prepared), CLIP_BATCH):
+            mel = clap_log_mel(np.stack(prepared[k:k + CLIP_BATCH]))[:, None].to(self.device)
             pooled = self.model.get_audio_features(input_features=mel).pooler_output
             out += list(pooled.float().cpu()[:, None])
         return [o.numpy() for o in out]

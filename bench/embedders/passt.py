@@ -142,6 +142,21 @@ class PasstBlock(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
+    def forward_first(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """``forward(x)[:, :n]`` without computing the other tokens' outputs: their keys and values
+        are needed, their queries, projections and MLP are not. ``[B, N, D] -> [B, n, D]``."""
+        b, tokens, d = x.shape
+        attn = self.attn
+        h = self.norm1(x)
+        w_q, w_kv = attn.qkv.weight.split([d, 2 * d])
+        b_q, b_kv = attn.qkv.bias.split([d, 2 * d])
+        q = torch.nn.functional.linear(h[:, :n], w_q, b_q).view(b, n, attn.heads, -1).transpose(1, 2)
+        kv = torch.nn.functional.linear(h, w_kv, b_kv).view(b, tokens, 2, attn.heads, -1)
+        k, v = kv.permute(2, 0, 3, 1, 4)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v)  # [B, H, n, hd]
+        x = x[:, :n] + attn.proj(y.transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(self.norm2(x))
+
 
 class PatchEmbed(nn.Module):
     def __init__(self, cfg: PasstConfig) -> None:
@@ -178,7 +193,9 @@ class PasstNet(nn.Module):
         x = x.flatten(2).transpose(1, 2)  # [B, F' * T', D], frequency-major
         special = torch.cat([self.cls_token, self.dist_token], dim=1) + self.new_pos_embed
         x = torch.cat([special.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.norm(self.blocks(x))
+        for block in self.blocks[:-1]:
+            x = block(x)
+        x = self.norm(self.blocks[-1].forward_first(x, 2))  # only the two special tokens are read
         return self.head((x[:, 0] + x[:, 1]) / 2)
 
 

@@ -107,7 +107,8 @@ def conv_transpose_cl(layer: PaddedConvTranspose1d, x: torch.Tensor) -> torch.Te
                                       (1, conv.dilation[0]))
         y = F.conv_transpose2d(x, w4, conv.bias, (1, s), 0, 0, conv.groups, (1, conv.dilation[0]))
         return y[..., left: y.shape[-1] - right]
-    # [I, O, 2, s] -> [s * O, I, 1, 2]: output channel (j, o), tap 0 on x[m - 1] (w[..., s + j]), tap 1 on x[m]
+    # [I, O, 2, s] -> [s * O, I, 1, 2]: output channel (j, o); tap 0 on x[m - 1] (w[..., s + j]),
+    # tap 1 on x[m] (w[..., j])
     wc = torch.stack([w[:, :, s:], w[:, :, :s]], dim=-1).permute(2, 1, 0, 3)
     wc = wc.reshape(s * out_ch, -1, 1, 2).contiguous(memory_format=CL)
     bias = None if conv.bias is None else conv.bias.repeat(s)

@@ -35,7 +35,8 @@ KINDS = [(0.9, True), (0.003, True), (0.3, False)]  # loud, quiet (-50 dBFS), cl
 def test_vggish_float32_front_end_matches_float64(peak, noise):
     torch.manual_seed(0)
     net = VGGishNet()
-    net.embeddings = torch.nn.Sequential(torch.nn.Linear(12288, 64), torch.nn.ReLU(), torch.nn.Linear(64, 128))
+    net.embeddings = torch.nn.Sequential(torch.nn.Linear(12288, 64), torch.nn.ReLU(),
+                                         torch.nn.Linear(64, 128))
     e = VGGishReluEmbedder()
     e.set_network(net.eval())
     x = _music(2.0, 16000, peak, noise)
