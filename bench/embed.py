@@ -25,7 +25,6 @@ import numpy as np
 
 from bench.api import AudioClip, Embedder
 from bench.audio import resample, to_mono
-from bench.embedders.common import embed_clips
 from bench.plan import RunError
 from bench.store import RunStore, audio_digest, embedding_key
 from bench.suite import PlannedSuite
@@ -111,6 +110,8 @@ class EmbeddingCache:
                  clips: Sequence[AudioClip]) -> list[np.ndarray]:
         """One batch through the embedder, each clip's features checked and cached; on a failed
         batch call, one clip at a time. Every good clip is cached before the first bad one raises."""
+        from bench.embedders.common import embed_clips  # here: the runner imports no plug-in package
+
         def where(i: int) -> str:
             return f"clip {clips[i].prompt_id!r} seed {clips[i].seed}"
 
