@@ -14,9 +14,10 @@ padding copies in front of every convolution, and the ELUs. This path:
 - runs the narrower transposed convolutions (kernel twice the stride) as plain kernel-2 convolutions
   with ``stride`` times the output channels, whose channels-last output is the interleaved waveform,
   and the wider ones as oneDNN deconvolutions with the trim folded into their padding;
-- runs the LSTM as one input GEMM for all steps plus one ``addmm`` per step against the recurrent
-  weight stored transposed and contiguous (a row-major read of 16 MB per step for 1024 channels: the
-  step is bound by memory bandwidth; torch's LSTM reads it slower);
+- runs the LSTM as one input GEMM for all steps plus one product per step with the recurrent weight
+  (16 MB for 1024 channels: the step is bound by reading it), through the compiled few-row kernel
+  ``musicgen.modules.gemv.f32_linear`` where it runs (batch <= 32), else MKL on the weight stored
+  transposed and contiguous; torch's LSTM reads the weight about 2x slower at batch 2-4;
 - applies the ELUs in place on tensors it owns.
 
 Results equal the plain modules' up to float32 rounding (summation order); ``tests/musicgen`` checks
@@ -31,11 +32,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from musicgen.modules import gemv
 from musicgen.modules.conv import PaddedConv1d, PaddedConvTranspose1d, extra_padding_for_conv1d, pad1d
 from musicgen.modules.seanet import BottleneckLSTM, ResidualBlock
 
 CL = torch.channels_last
 CONV_FORM_MAX_CHANNELS = 1024
+GEMV_MAX_ROWS = 32  # batch rows up to which the LSTM step uses musicgen.modules.gemv
 
 
 def _to_cl(x: torch.Tensor) -> torch.Tensor:
@@ -132,14 +135,20 @@ def lstm_cl(layer: BottleneckLSTM, x: torch.Tensor) -> torch.Tensor:
         order = torch.cat([torch.arange(0, 2 * hsz), torch.arange(3 * hsz, 4 * hsz),
                            torch.arange(2 * hsz, 3 * hsz)]).to(w_ih.device)
         gx = torch.addmm(bias[order], inp.reshape(b * t, -1), w_ih[order].t()).view(b, t, 4 * hsz)
-        w_hh_t = w_hh[order].t().contiguous()  # [H, 4H] row-major: the per-step read is sequential
+        use_gemv = (b <= GEMV_MAX_ROWS and x.dtype == torch.float32 and x.device.type == "cpu"
+                    and gemv.available())
+        # the compiled few-row kernel reads W [4H, H] once per step; else MKL on W^T [H, 4H] row-major
+        w_step = w_hh[order].contiguous() if use_gemv else w_hh[order].t().contiguous()
         h = x.new_zeros(b, hsz)
         cell = x.new_zeros(b, hsz)
         out = x.new_empty(b, t, hsz)
         gates = x.new_empty(b, 4 * hsz)
         for step in range(t):
-            torch.mm(h, w_hh_t, out=gates)  # then the bias: faster than addmm with a strided bias
-            gates += gx[:, step]
+            if use_gemv:
+                gates = gemv.f32_linear(h, w_step)
+            else:
+                torch.mm(h, w_step, out=gates)
+            gates += gx[:, step]  # the bias after the product: faster than addmm with a strided bias
             sig = torch.sigmoid(gates[:, : 3 * hsz])
             cell = torch.addcmul(sig[:, hsz: 2 * hsz] * cell, sig[:, :hsz], torch.tanh(gates[:, 3 * hsz:]))
             h = sig[:, 2 * hsz:] * torch.tanh(cell)

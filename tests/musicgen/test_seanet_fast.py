@@ -49,6 +49,17 @@ def test_encoder_layers_run_too(length):
         torch.testing.assert_close(seanet_inference(enc.layers, wav), enc(wav), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("max_rows", [0, 32])
+def test_lstm_step_with_and_without_the_compiled_kernel(max_rows, monkeypatch):
+    from musicgen.modules import seanet_fast
+
+    monkeypatch.setattr(seanet_fast, "GEMV_MAX_ROWS", max_rows)  # 0: MKL's product every step
+    dec = _random(SEANetDecoder(**{**BASE, "n_filters": 16}), seed=5)  # LSTM over 256 channels
+    z = torch.randn(3, 16, 20, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        torch.testing.assert_close(seanet_inference(dec.layers, z), dec(z), atol=1e-5, rtol=1e-5)
+
+
 def test_input_is_not_modified():
     dec = _random(SEANetDecoder(**{**BASE, "lstm_layers": 0}), seed=0)
     z = torch.randn(1, 16, 5)
