@@ -22,8 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-RUNNER = Path(__file__).resolve().parent / "reference_runner.py"
+from reference_envs import OFFLINE, RUNNER
 
 
 class ReferenceRunnerError(RuntimeError):
@@ -45,8 +44,7 @@ class ReferenceProcess:
         cmd = [str(python), str(RUNNER), "--backend", backend, "--threads", str(threads)]
         if weights is not None:
             cmd += ["--weights", str(weights)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **OFFLINE}
         env.pop("PYTHONPATH", None)  # the venv's own packages only, never this checkout's
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,

@@ -17,7 +17,7 @@ Recipes (Python 3.11, x86_64; PyPI's Linux x86_64 torch wheels are CUDA builds, 
 the CUDA libraries although only the CPU is used):
 - ``hear21passt``: torch 2.9.1 + torchvision 0.24.1 (timm's) + torchaudio 2.9.1, timm 1.0.31,
   hear21passt 0.0.26;
-- ``laion_clap``: torch 2.14.1 + torchvision 0.29.1, numpy 1.26.4, transformers 5.x, laion_clap
+- ``laion_clap``: torch 2.14.1 + torchvision 0.29.1, numpy 1.26.4, transformers 5.25.0, laion_clap
   1.1.7 (torchaudio is optional for it: imported inside ``try``).
 """
 
@@ -35,16 +35,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MARKER = "musicgen-bench-recipe.json"
+RUNNER = Path(__file__).resolve().parent / "reference_runner.py"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
 
 
 @dataclass(frozen=True)
 class Recipe:
     """What one reference venv holds: pip requirement lines (installed in order, one pip call per
-    group) and a Python statement that must run in it afterwards."""
+    group), and the ``reference_runner.py`` backend whose ``--check`` (the reference imported
+    offline, as a run imports it) must pass afterwards."""
 
     name: str
     groups: tuple[tuple[str, ...], ...]
-    import_check: str
+    backend: str
 
     def packages(self) -> list[str]:
         return [p for g in self.groups for p in g]
@@ -55,12 +58,12 @@ RECIPES: dict[str, Recipe] = {
         name="hear21passt",
         groups=(("torch==2.9.1", "torchvision==0.24.1", "torchaudio==2.9.1"),
                 ("timm==1.0.31", "hear21passt==0.0.26")),
-        import_check="import torch, torchaudio, timm, hear21passt.base20sec"),
+        backend="passt"),
     "laion_clap": Recipe(
         name="laion_clap",
         groups=(("torch==2.14.1", "torchvision==0.29.1", "numpy==1.26.4"),
-                ("laion_clap==1.1.7", "transformers>=5,<6", "numpy==1.26.4")),
-        import_check="import numpy, torch, torchvision, transformers, torchlibrosa, laion_clap.clap_module"),
+                ("laion_clap==1.1.7", "transformers==5.25.0", "numpy==1.26.4")),
+        backend="clap"),
 }
 
 
@@ -114,12 +117,17 @@ def failed_package(pip_output: str, requested: tuple[str, ...]) -> str:
     return ", ".join(requested)
 
 
-def _run(cmd: list[str], log: Callable[[str], None]) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], log: Callable[[str], None], timeout_s: float = 3600.0,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     log("  $ " + " ".join(cmd))
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              env={**os.environ, "PIP_NO_INPUT": "1", **(env or {})})
     except OSError as e:  # the interpreter itself is missing or not executable
         return subprocess.CompletedProcess(cmd, 127, "", f"{type(e).__name__}: {e}")
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(cmd, 124, "", f"no result within {timeout_s:.0f} s: "
+                                           f"{(e.stderr or b'')[-2000:]!r}")
 
 
 def _size_mb(folder: Path) -> float:
@@ -155,10 +163,11 @@ def ensure_env(name: str, root: Path | None = None, rebuild: bool = False,
             raise ReferenceEnvError(f"{name}: pip could not install {failed_package(out, group)} "
                                     f"(asked for {' '.join(group)}): {_tail(out)}")
         log(f"  installed in {time.perf_counter() - t:.0f} s")
-    done = _run([str(python), "-c", recipe.import_check], log)
+    check = [str(python), str(RUNNER), "--backend", recipe.backend, "--check"]
+    done = _run(check, log, timeout_s=600.0, env=OFFLINE)
     if done.returncode != 0:
-        raise ReferenceEnvError(f"{name}: installed, but `{recipe.import_check}` fails: "
-                                f"{_tail(done.stderr)}")
+        raise ReferenceEnvError(f"{name}: installed, but importing it offline fails "
+                                f"(`{' '.join(check[1:])}`): {_tail(done.stderr + done.stdout)}")
     freeze = _run([str(python), "-m", "pip", "freeze"], log).stdout
     (env_dir / "pip-freeze.txt").write_text(freeze)
     (env_dir / MARKER).write_text(json.dumps(_marker(recipe), indent=1))

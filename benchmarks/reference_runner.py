@@ -23,13 +23,16 @@ Backends (the reference's published entry points; only what would reach the netw
   (logits ``[N, 527]``; one forward per batch up to 20 s clips).
 - ``clap``: ``laion_clap.CLAP_Module(enable_fusion=False, amodel="HTSAT-base")`` with
   ``RobertaModel.from_pretrained("roberta-base")`` answered by a RoBERTa-base-sized model built
-  from its config (its weights come from the file) and the tokenizer (unused for audio) skipped;
+  from its config (its weights come from the file) and the tokenizers it loads at import (text
+  only) skipped: see ``_offline_hub``;
   the weights file is the laion checkpoint layout (``{"state_dict": {"module.…": …}}``) read with
   ``weights_only=True``; keys the reference computes itself (STFT/mel kernels, attention masks,
   position indices) or uses only in training may be absent, any other missing or unexpected key is
   an error. ``get_audio_embedding_from_data(x, use_tensor=True)``: no int16 quantisation, so both
   sides see the same samples; output L2-normalised ``[N, 512]``.
 - ``echo``: numpy only, per-clip ``[mean, std, min, max]``: a protocol self-test, not a reference.
+``--check`` only imports the backend's reference the way a run does (offline) and answers
+``{"ready": true}``: the venv builder's last step.
 """
 
 from __future__ import annotations
@@ -68,12 +71,18 @@ def load_echo(weights: str | None) -> tuple[Embed, dict]:
     return embed, _versions("numpy")
 
 
+def import_passt():
+    from hear21passt import base20sec
+
+    return base20sec
+
+
 def load_passt(weights: str) -> tuple[Embed, dict]:
     import functools
 
     import torch
-    from hear21passt import base20sec
 
+    base20sec = import_passt()
     base20sec.get_model_passt = functools.partial(base20sec.get_model_passt, pretrained=False)
     model = base20sec.get_basic_model(mode="logits")
     model.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -90,11 +99,15 @@ CLAP_MAY_BE_ABSENT = re.compile(r"(spectrogram_extractor|logmel_extractor|attn_m
                                 r"position_ids|token_type_ids|tscam_conv|audio_branch\.head\.|_transform\.)")
 
 
-def _offline_roberta() -> None:
-    """laion_clap builds its text tower with ``RobertaModel.from_pretrained("roberta-base")`` (a hub
-    download): answer it with the same architecture from its config; its weights come from the file."""
+def _offline_hub() -> None:
+    """laion_clap reaches the hub twice: ``training/data.py`` loads the BERT, RoBERTa and BART
+    tokenizers at import (text only: skipped here), and the text tower is built with
+    ``RobertaModel.from_pretrained("roberta-base")``, answered with the same architecture from its
+    config (its weights then come from the file)."""
     import transformers
 
+    for name in ("BertTokenizer", "RobertaTokenizer", "BartTokenizer"):
+        getattr(transformers, name).from_pretrained = classmethod(lambda cls, *a, **k: None)
     config = transformers.RobertaConfig(vocab_size=50265, hidden_size=768, num_hidden_layers=12,
                                         num_attention_heads=12, intermediate_size=3072,
                                         max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
@@ -106,15 +119,19 @@ def _offline_roberta() -> None:
         return cls(config)
 
     transformers.RobertaModel.from_pretrained = classmethod(model)
-    transformers.RobertaTokenizer.from_pretrained = classmethod(lambda cls, *a, **k: None)
+
+
+def import_clap():
+    _offline_hub()
+    import laion_clap
+
+    return laion_clap
 
 
 def load_clap(weights: str) -> tuple[Embed, dict]:
     import torch
 
-    _offline_roberta()
-    import laion_clap
-
+    laion_clap = import_clap()
     module = laion_clap.CLAP_Module(enable_fusion=False, amodel="HTSAT-base", device="cpu")
     ckpt = torch.load(weights, map_location="cpu", weights_only=True)
     state = {k.removeprefix("module."): v for k, v in ckpt.get("state_dict", ckpt).items()}
@@ -134,6 +151,8 @@ def load_clap(weights: str) -> tuple[Embed, dict]:
 
 BACKENDS: dict[str, Callable[[str], tuple[Embed, dict]]] = {
     "echo": load_echo, "passt": load_passt, "clap": load_clap}
+#: what ``--check`` imports (a venv's post-install check): the reference, offline
+IMPORTS: dict[str, Callable[[], object]] = {"echo": lambda: np, "passt": import_passt, "clap": import_clap}
 
 
 def _send(out: IO[str], msg: dict) -> None:
@@ -177,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", required=True, choices=sorted(BACKENDS))
     ap.add_argument("--weights", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--check", action="store_true", help="import the reference (offline) and exit")
     args = ap.parse_args(argv)
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the references' prints go to stderr
@@ -186,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
+        if args.check:
+            IMPORTS[args.backend]()
+            _send(replies, {"ready": True, "checked": args.backend})
+            return 0
         embed, versions = BACKENDS[args.backend](args.weights)
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()

@@ -139,8 +139,16 @@ def test_built_venv_is_reused_until_its_recipe_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICGEN_BENCH_REFERENCE_ENVS", str(tmp_path))
     assert reference_envs.reference_envs_root() == tmp_path
     assert reference_envs.ensure_env("laion_clap", log=pytest.fail) == env / "bin" / "python"
-    other = reference_envs.Recipe("laion_clap", (("laion_clap==1.1.6",),), "import laion_clap")
+    other = reference_envs.Recipe("laion_clap", (("laion_clap==1.1.6",),), "clap")
     monkeypatch.setitem(reference_envs.RECIPES, "laion_clap", other)
     with pytest.raises(reference_envs.ReferenceEnvError, match="venv` failed"):  # stale: rebuilt
         reference_envs.ensure_env("laion_clap", log=lambda _: None, base_python=str(tmp_path / "nope"))
     assert not env.exists()
+
+
+def test_runner_check_imports_the_backend_and_exits():
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(reference_envs.RUNNER), "--backend", "echo", "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout) == {"ready": True, "checked": "echo"}
