@@ -1,7 +1,8 @@
-"""``bench run SUITE [--out DIR] [--limit N] [--only GENERATOR] [--device cpu|cuda]``.
+"""``bench run SUITE [--out DIR] [--limit N] [--only GENERATOR] [--device cpu|cuda] [--embed-batch-size N]``.
 
 Validates the whole suite first (as ``bench validate``: nothing is generated when anything is
-wrong), then runs it (``bench.runner``), prints one line per record and renders the HTML report
+wrong), then runs it (``bench.runner``), prints one line per record, the cache counts and the speed
+of generation and of each embedder (``bench.throughput``), and renders the HTML report
 (``bench.report``) at ``report.html`` of the suite, inside the run directory.
 
 Under torchrun (``torchrun --nproc-per-node N -m bench run ...``) every process runs this command;
@@ -40,6 +41,7 @@ def run_command(args: list[str]) -> int:
                     help="run only this generator (label or registry name); repeatable")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_embed_batch_option(ap)
     ns = ap.parse_args(args)
     if ns.limit is not None and ns.limit < 1:
         ap.error("--limit must be at least 1")
@@ -70,7 +72,7 @@ def _run(ns: argparse.Namespace, world: World) -> int:
     run_dir = Path(planned.run_dir)
     try:
         runner = Runner(planned, limit=ns.limit, only=only, device=world.device,
-                        progress=not ns.no_progress, world=world)
+                        progress=not ns.no_progress, world=world, embed_batch_size=ns.embed_batch_size)
     except OSError as e:  # --out is a file, or its folder cannot be made
         if world.is_main:
             print(f"bench run: cannot use {run_dir} as the run directory: {_os_error(e)}; choose another "
@@ -92,6 +94,20 @@ def _run(ns: argparse.Namespace, world: World) -> int:
         return 1
     finally:
         runner.store.unlock()
+
+
+def add_embed_batch_option(ap: argparse.ArgumentParser) -> None:
+    """``--embed-batch-size N``: clips per embedder call (also the items scored per chunk)."""
+    from bench.embed import DEFAULT_EMBED_BATCH
+
+    def positive(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected a whole number of clips >= 1, got {text!r}")
+        return int(text)
+
+    ap.add_argument("--embed-batch-size", type=positive, default=DEFAULT_EMBED_BATCH, metavar="N",
+                    help=f"clips per embedder call (default {DEFAULT_EMBED_BATCH}); the numbers do not "
+                         "depend on it")
 
 
 def _os_error(e: OSError) -> str:
@@ -116,6 +132,10 @@ def _run_and_report(runner: Runner, planned: PlannedSuite, world: World) -> int:
         print(f"{r['generator']:<24} {r['metric']:<20} {r['value']:.6g}{ci} (n={r['n']})")
     print(f"clips: {cache['clips']['hits']} cached, {cache['clips']['generated']} generated; "
           f"embeddings: {cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
+    from bench.throughput import summary_lines
+
+    for line in summary_lines(results["metadata"]["throughput"]):
+        print(line)
     damaged = {k: v["damaged"] for k, v in cache.items() if v.get("damaged")}
     if damaged:
         print(f"damaged cache entries recomputed (not used): "

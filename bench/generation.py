@@ -3,7 +3,8 @@
 Missing clips only, in batches of ``generation.batch_size`` per (generator, seed), with a tqdm
 progress bar; each clip is checked against what was asked (``check_clips``: one per prompt, the
 prompt id and seed asked, not empty, finite) and written to the cache atomically as soon as its batch
-returns, so a killed run keeps every finished batch.
+returns, so a killed run keeps every finished batch. The ``generate`` calls are timed per generator
+(``bench.throughput``: audio seconds generated per wall second).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bench.api import AudioClip, Prompt
 from bench.plan import PlanEntry, RunError
 from bench.store import RunStore
 from bench.suite import GenerationSpec
+from bench.throughput import Throughput
 
 
 def check_clips(clips: Sequence[AudioClip], batch: Sequence[Prompt], seed: int, label: str) -> None:
@@ -34,17 +36,19 @@ def check_clips(clips: Sequence[AudioClip], batch: Sequence[Prompt], seed: int, 
 
 
 def generate_missing(plan: list[PlanEntry], store: RunStore, settings: GenerationSpec, device: str,
-                     progress: bool = True) -> dict[str, int]:
+                     progress: bool = True, throughput: Throughput | None = None) -> dict[str, int]:
     """Generate and cache every item of ``plan`` that is not ``cached``; returns the clip counts
-    ``{"hits": ..., "generated": ...}``."""
+    ``{"hits": ..., "generated": ...}``. ``throughput`` (if given) gets each generator's timings."""
     from tqdm import tqdm
 
     stats = {"hits": 0, "generated": 0}
+    throughput = throughput if throughput is not None else Throughput(device)
     total = sum(len(entry.items) for entry in plan)
     with tqdm(total=total, desc="generate", unit="clip", disable=not progress, file=sys.stderr) as bar:
         for entry in plan:
             hits = [it for it in entry.items if it.cached]
             stats["hits"] += len(hits)
+            throughput.add_cached("generation", entry.plugin.label, len(hits))
             bar.update(len(hits))
             todo = [it for it in entry.items if not it.cached]
             if not todo:
@@ -60,7 +64,8 @@ def generate_missing(plan: list[PlanEntry], store: RunStore, settings: Generatio
                     batch = pending[start:start + settings.batch_size]
                     prompts = [it.prompt for it in batch]
                     try:
-                        clips = generator.generate(prompts, seed, settings.duration_s)
+                        with throughput.timed("generation", entry.plugin.label) as speed:
+                            clips = generator.generate(prompts, seed, settings.duration_s)
                     except Exception as e:
                         raise RunError(f"generator {entry.plugin.label!r} failed on prompts "
                                        f"{[p.id for p in prompts]} seed {seed}: {type(e).__name__}: "
@@ -69,5 +74,7 @@ def generate_missing(plan: list[PlanEntry], store: RunStore, settings: Generatio
                     for it, clip in zip(batch, clips):
                         store.save_clip(it.key, clip)
                         stats["generated"] += 1
+                        speed.clips += 1
+                        speed.audio_s += clip.wav.shape[-1] / clip.sample_rate
                     bar.update(len(batch))
     return stats

@@ -6,7 +6,8 @@ concrete plug-in. Each step has its own module; this one runs them in order, as 
 1. plan (``bench.plan``): dataset prompts x generators x seeds, each clip keyed by its content;
 2. generation (``bench.generation``): missing clips only, batched, cached as each batch returns;
 3. evaluation audio (``bench.eval_audio``): loudness normalisation, reference crop and trim;
-4. embeddings (``bench.embed``): mono, resampled to each embedder's rate, cached;
+4. embeddings (``bench.embed``): mono, resampled to each embedder's rate, cached, computed
+   ``embed_batch_size`` clips per embedder call;
 5. metrics (``bench.score``): one fresh instance per (generator, metric), fed every item; any failure
    raises; records with ``Generator.describe`` as ``generator_info``;
    Per-clip values that need the merged state (``Metric.late_values``: per-song FAD) join each
@@ -16,7 +17,8 @@ concrete plug-in. Each step has its own module; this one runs them in order, as 
    ``samples.csv`` (+ parquet with pyarrow), evaluated audio under ``audio/``.
 
 Killing the process at any point and running again redoes only what is missing; cache hits are
-counted in ``results.json["metadata"]["cache"]``.
+counted in ``results.json["metadata"]["cache"]``, generation and embedding speed (audio-seconds per
+second, ``bench.throughput``) in ``results.json["metadata"]["throughput"]``.
 
 Under torchrun (``bench.distributed``) each rank takes every ``world_size``-th item of the plan,
 generates and scores only those, and the metric states, per-sample rows and cache counts are
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.distributed import RankError, World
-from bench.embed import EmbeddingCache
+from bench.embed import DEFAULT_EMBED_BATCH, EmbeddingCache
 from bench.generation import check_clips, generate_missing
 from bench.per_clip import add_late_values, worst_clips
 from bench.plan import EvalItem, PlanEntry, RunError, load_prompts, make_plan, select_generators, slug
@@ -41,6 +43,7 @@ from bench.run_flags import summarize
 from bench.score import RESULTS_SCHEMA, Scorer
 from bench.store import RunStore
 from bench.suite import PlannedSuite
+from bench.throughput import Throughput, merge
 
 __all__ = ["RESULTS_SCHEMA", "EvalItem", "PlanEntry", "RunError", "Runner", "check_clips", "slug"]
 
@@ -49,15 +52,17 @@ class Runner:
     """Runs a validated suite into its run directory."""
 
     def __init__(self, planned: PlannedSuite, *, limit: int | None = None, only: Sequence[str] = (),
-                 device: str = "cpu", progress: bool = True, world: World | None = None) -> None:
+                 device: str = "cpu", progress: bool = True, world: World | None = None,
+                 embed_batch_size: int = DEFAULT_EMBED_BATCH) -> None:
         self.planned = planned
         self.suite = planned.suite
         self.world = world if world is not None else World(device=device)
         self.limit, self.only, self.device = limit, list(only), device
         self.progress = progress and self.world.is_main
         self.store = RunStore(planned.run_dir)
-        self.embeddings = EmbeddingCache(planned, self.store, device)
-        self.scorer = Scorer(planned, self.store, self.embeddings, device)
+        self.throughput = Throughput(device)
+        self.embeddings = EmbeddingCache(planned, self.store, device, self.throughput)
+        self.scorer = Scorer(planned, self.store, self.embeddings, device, embed_batch_size)
         self.stats: dict[str, dict[str, int]] = {"clips": {"hits": 0, "generated": 0},
                                                  "embeddings": self.embeddings.stats}
 
@@ -103,7 +108,7 @@ class Runner:
         mine = [entry.mine() for entry in plan]
         try:
             self.stats["clips"] = generate_missing(mine, self.store, self.suite.generation, self.device,
-                                                   self.progress)
+                                                   self.progress, self.throughput)
         except Exception as e:
             error = e
         self._phase(error, "generation")
@@ -136,6 +141,7 @@ class Runner:
         for kind, lines in self.store.damaged.items():  # recomputed, counted, never used
             self.stats.setdefault(kind, {})["damaged"] = len(lines)
         self.stats = gather_stats(self.world, self.stats)
+        throughput = merge(self.world.gather(self.throughput.as_json()))
         damaged: dict[str, list[str]] = {}
         for part in self.world.gather(self.store.damaged):
             for kind, lines in part.items():
@@ -149,6 +155,7 @@ class Runner:
                                         device=self.device, world=self.world, limit=self.limit,
                                         only=self.only, cache=self.stats)
                 metadata["audio_flags"] = summarize(rows)
+                metadata["throughput"] = throughput
                 metadata["damaged_cache_entries"] = {k: v[:50] for k, v in damaged.items()}
                 results = {"suite": self.suite.name, "worst_clips": worst_clips(rows, self.scorer.directions),
                            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

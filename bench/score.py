@@ -2,10 +2,13 @@
 
 One fresh instance of every metric per generator. Before the first item each metric gets its
 embedders' protocols and, where an embedder has a text tower, its ``embed_text``
-(``Metric.bind_embedder`` / ``Metric.set_text_encoder``, see ``bench.api``). Items stream through one
-at a time (one clip in memory); reference tokens are encoded in the generator's codec (and cached)
-only when a metric ``needs_reference_tokens``. Any failure raises ``RunError`` naming the metric,
-generator, prompt and seed: no metric is computed on a partial set.
+(``Metric.bind_embedder`` / ``Metric.set_text_encoder``, see ``bench.api``). Items stream through in
+chunks of the embedding batch size (that many clips and references in memory): each chunk's clips are
+embedded together (``EmbeddingCache.features_many``), then every item of the chunk is fed to every
+metric in the plan's order, so the metric states equal those of one item at a time. Reference tokens
+are encoded in the generator's codec (and cached) only when a metric ``needs_reference_tokens``. Any
+failure raises ``RunError`` naming the metric, generator, prompt and seed: no metric is computed on a
+partial set.
 
 A record: ``generator`` (label), ``params`` (the generator's), ``metric`` (output name), ``value``,
 ``ci_low``/``ci_high``, ``n``, ``higher_is_better``, ``protocol`` (the metric's, its embedders', the
@@ -23,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from bench.api import AudioClip, Metric, MetricItem
-from bench.embed import EmbeddingCache
+from bench.embed import DEFAULT_EMBED_BATCH, EmbeddingCache
 from bench.eval_audio import prepare_item
-from bench.plan import PlanEntry, RunError
+from bench.plan import EvalItem, PlanEntry, RunError
 from bench.store import RunStore, audio_digest, reference_tokens_key
 from bench.suite import PlannedSuite, Plugin
 
@@ -40,8 +43,11 @@ class Scorer:
     """Feeds a generator's items through every metric of the suite and turns states into records."""
 
     def __init__(self, planned: PlannedSuite, store: RunStore, embeddings: EmbeddingCache,
-                 device: str) -> None:
+                 device: str, embed_batch_size: int = DEFAULT_EMBED_BATCH) -> None:
         self.planned, self.store, self.embeddings, self.device = planned, store, embeddings, device
+        if embed_batch_size < 1:
+            raise ValueError(f"embedding batch size must be at least 1, got {embed_batch_size}")
+        self.embed_batch_size = embed_batch_size  # clips per embedder call, and items per chunk
         self.settings = planned.suite.generation
         self._reference_features: dict[str, np.ndarray] = {}  # embedding key -> features
         self.directions: dict[str, bool] = {}  # per-sample column -> higher is better (infos)
@@ -68,7 +74,7 @@ class Scorer:
         return tokens
 
     def evaluate(self, entry: PlanEntry) -> list[FedMetric]:
-        """Stream ``entry``'s items through every metric (one clip in memory at a time)."""
+        """Stream ``entry``'s items through every metric (one chunk of clips in memory at a time)."""
         label = entry.plugin.label
         fed = []
         for mp in self.planned.metrics:
@@ -83,31 +89,47 @@ class Scorer:
             self.directions.update({i.name: i.higher_is_better for i in metric.infos()})
             fed.append((mp, metric, names))
         want_tokens = any(m.needs_reference_tokens for _, m, _ in fed)
-        for it in entry.items:
-            prepare_item(self.store, self.settings, label, it)
-            if want_tokens and it.reference is not None:
-                it.reference.tokens = self.reference_tokens(entry, it.reference)
-            feats: dict[str, dict[str, np.ndarray]] = {}
-            for mp, metric, names in fed:
-                if metric.needs_reference and it.reference is None:
-                    raise RunError(f"metric {mp.name!r} needs reference audio; prompt {it.prompt.id!r} "
-                                   f"has none")
-                for name in names:
-                    if name not in feats:
-                        feats[name] = {"generated": self.embeddings.features(name, it.clip, {})}
-                        if it.reference is not None:
-                            feats[name]["reference"] = self.embeddings.features(
-                                name, it.reference, self._reference_features)
-                try:
-                    per_sample = metric.update(MetricItem(it.prompt, it.clip, it.reference),
-                                               {n: feats[n] for n in names})
-                except Exception as e:
-                    raise RunError(f"metric {mp.name!r} failed on {label!r} / prompt "
-                                   f"{it.prompt.id!r} seed {it.seed}: {type(e).__name__}: {e}") from e
-                for k, v in (per_sample or {}).items():
-                    it.row[k] = float(v)
-            it.clip = it.reference = None  # audio is not kept: MusicCaps-sized sets stay in memory bounds
+        names = list(dict.fromkeys(n for _, _, ns in fed for n in ns))
+        for start in range(0, len(entry.items), self.embed_batch_size):
+            chunk = entry.items[start:start + self.embed_batch_size]
+            for it in chunk:
+                prepare_item(self.store, self.settings, label, it)
+                if want_tokens and it.reference is not None:
+                    it.reference.tokens = self.reference_tokens(entry, it.reference)
+                for mp, metric, _ in fed:
+                    if metric.needs_reference and it.reference is None:
+                        raise RunError(f"metric {mp.name!r} needs reference audio; prompt {it.prompt.id!r} "
+                                       f"has none")
+            feats = self.chunk_features(chunk, names)
+            for it, item_feats in zip(chunk, feats):
+                for mp, metric, used in fed:
+                    try:
+                        per_sample = metric.update(MetricItem(it.prompt, it.clip, it.reference),
+                                                   {n: item_feats[n] for n in used})
+                    except Exception as e:
+                        raise RunError(f"metric {mp.name!r} failed on {label!r} / prompt "
+                                       f"{it.prompt.id!r} seed {it.seed}: {type(e).__name__}: {e}") from e
+                    for k, v in (per_sample or {}).items():
+                        it.row[k] = float(v)
+                it.clip = it.reference = None  # audio is not kept: MusicCaps-sized sets stay in memory bounds
         return fed
+
+    def chunk_features(self, chunk: Sequence[EvalItem], names: Sequence[str]
+                       ) -> list[dict[str, dict[str, np.ndarray]]]:
+        """Per item of ``chunk``: embedder name -> ``{"generated": [F, D], "reference": [F, D]}`` (no
+        ``reference`` without one), each embedder's clips in batches (references through the run's memo)."""
+        out: list[dict[str, dict[str, np.ndarray]]] = [{} for _ in chunk]
+        paired = [i for i, it in enumerate(chunk) if it.reference is not None]
+        for name in names:
+            generated = self.embeddings.features_many(name, [it.clip for it in chunk], None,
+                                                      self.embed_batch_size)
+            refs = self.embeddings.features_many(name, [chunk[i].reference for i in paired],
+                                                 self._reference_features, self.embed_batch_size)
+            for i, g in enumerate(generated):
+                out[i][name] = {"generated": g}
+            for i, r in zip(paired, refs):
+                out[i][name]["reference"] = r
+        return out
 
     def records(self, plugin: Plugin, fed: FedMetric, dataset_protocol: Mapping[str, Any],
                 generator_info: Mapping[str, Any]) -> list[dict[str, Any]]:

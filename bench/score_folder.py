@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path, default=None, help="run directory (default runs/score-<digest>)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the embedders run")
     ap.add_argument("--no-progress", action="store_true")
+    from bench.commands import add_embed_batch_option
+
+    add_embed_batch_option(ap)
     return ap
 
 
@@ -224,7 +227,8 @@ def score_command(args: list[str]) -> int:
     try:  # the run directory stays locked until the report is written
         try:
             planned = load_suite(suite_file, run_dir=run_dir, device=ns.device)
-            runner = Runner(planned, device=ns.device, progress=not ns.no_progress)
+            runner = Runner(planned, device=ns.device, progress=not ns.no_progress,
+                            embed_batch_size=ns.embed_batch_size)
             results = runner.run()
         except (SuiteError, RunError) as e:
             print(f"bench score: {e}", file=sys.stderr)
@@ -250,5 +254,9 @@ def _print_summary(results: dict, ns: argparse.Namespace, run_dir: Path, suite_f
     cache = results["metadata"]["cache"]
     print(f"clips: {cache['clips']['hits']} cached, {cache['clips']['generated']} read; embeddings: "
           f"{cache['embeddings']['hits']} cached, {cache['embeddings']['computed']} computed")
+    from bench.throughput import summary_lines
+
+    for line in summary_lines(results["metadata"]["throughput"], generated="read"):
+        print(line)
     print(f"results: {run_dir / 'results.json'} (per clip: {run_dir / 'samples.csv'}); "
           f"suite: {suite_file}")

@@ -12,9 +12,10 @@ For each dtype (fp32, then bf16: both models converted) and batch size, first gr
 CFG 3.0 for every implementation (also the warm-up): the script asserts (fp32) that every exact option
 of ours gives the codes of transformers, and reports it for bf16. Then it times sampling (CFG 3.0,
 top-k 250, delay pattern) alternating the implementations, ``--repeats`` rounds, and keeps the best
-time of each. Ours: ``kernel="auto"`` (the default: on CPU up to 64 rows ``"weight_left"`` for fp32
-and the compiled ``"bf16_gemv"`` for bf16 where it builds, else ``"gemm"``; a note line says which
-kernel auto ran), ``"gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant; fp32
+time of each. Ours: ``kernel="auto"`` (the default: on CPU the compiled ``"f32_gemv"`` for fp32 up to
+16 rows, then ``"weight_left"`` up to 64, and the compiled ``"bf16_gemv"`` for bf16 up to 64 rows,
+where they build; else ``"weight_left"``/``"gemm"``; a note line says which kernel auto ran),
+``"weight_left"``, ``"gemm"`` (transformers' arithmetic), ``"rowwise"`` (batch-invariant; fp32
 batch <= 4 and bf16 batch 1 only, it reads the weights once per row), ``"int8"`` (fp32 only,
 approximate, batch 1).
 
@@ -141,6 +142,8 @@ def weight_bytes_per_step(lm, dtype: torch.dtype, int8: bool = False) -> int:
 
 def implementations(batch: int, dtype: torch.dtype) -> list[str]:
     names = ["transformers", "ours auto", "ours gemm"]
+    if dtype == torch.float32:
+        names.append("ours weight_left")
     if batch <= (4 if dtype == torch.float32 else 1):  # bf16 rows one at a time are slow on AVX2 CPUs
         names.append("ours rowwise")
     if batch == 1 and dtype == torch.float32:

@@ -22,10 +22,11 @@ CUDA graphs) are written device-generically but have NOT been run on a GPU in th
 
 Reproducibility: each row samples from its own ``torch.Generator`` (``seeds=[...]`` or
 ``generators=[...]``), so a clip depends on its own seed, not on its batch neighbours. Bit for bit
-that holds with ``kernel="rowwise"`` (each row's products computed alone) and with ``"auto"`` on bf16
-CPU weights (``bf16_gemv``); with ``"auto"`` on float32 weights and with ``"gemm"`` the BLAS picks its
-blocking by the number of rows, so at full model size a row's logits can differ in the last bits
-between batch sizes, and a sampled token can (rarely) flip.
+that holds with ``kernel="rowwise"`` (each row's products computed alone) and with the compiled CPU
+kernels ``"f32_gemv"`` and ``"bf16_gemv"`` (what ``"auto"`` runs on an AVX2 CPU with a C compiler up
+to 16 / 64 rows); with ``"weight_left"`` and ``"gemm"`` the BLAS picks its blocking by the number of
+rows, so at full model size a row's logits can differ in the last bits between batch sizes, and a
+sampled token can (rarely) flip.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def generate(lm: LMModel, pattern: Any, num_frames: int, *,
         kernel: how the weight products run, see :mod:`musicgen.modules.fast_linear`: ``"auto"``
             (default: the fastest exact kernel for the device, dtype and row count), ``"gemm"``
             (bit-identical to transformers' MusicGen), ``"rowwise"`` (one batch row at a time: a clip
-            never depends on its batch neighbours, bit for bit), ``"weight_left"``, ``"bf16_gemv"``
-            (bf16 weights on an AVX2 CPU, compiled on first use; batch-invariant), ``"int8"`` (int8
+            never depends on its batch neighbours, bit for bit), ``"weight_left"``, ``"f32_gemv"`` /
+            ``"bf16_gemv"`` (fp32 / bf16 weights on an AVX2 CPU, compiled on first use;
+            batch-invariant), ``"int8"`` (int8
             weights, approximate, CPU). All fuse q/k/v and the K heads.
         compile: run the transformer step through ``torch.compile`` (inductor). Same tokens as eager
             on the tiny test models; the first generation pays the compilation (minutes on a small CPU).

@@ -7,11 +7,12 @@ was measured on, MKL's ``sgemm`` for 2 x 1024 by 1024 x 4096 reads the weights s
 than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per generation:
 
 ``"auto"`` (the default of :func:`musicgen.models.generation.generate`)
-    On CPU, when a call has at most :data:`AUTO_MAX_ROWS` rows (decoding at batch <= 32 with CFG):
-    ``"weight_left"`` for float32 weights, ``"bf16_gemv"`` for bfloat16 weights where that kernel
-    can run (x86-64 with AVX2 and a C compiler; else ``"gemm"``). ``"gemm"`` otherwise (fp16, CUDA,
-    long prompts). The choice is made per call from the row count, so a prompt's prefill and its
-    decode steps may use different kernels. Greedy fp32 codes equal transformers' in
+    On CPU, for float32 weights: ``"f32_gemv"`` when a call has at most :data:`F32_GEMV_MAX_ROWS`
+    rows (decoding at batch <= 8 with CFG) and the compiled kernels can run (x86-64 with AVX2 and a C
+    compiler), else ``"weight_left"`` up to :data:`AUTO_MAX_ROWS` rows; for bfloat16 weights
+    ``"bf16_gemv"`` up to :data:`AUTO_MAX_ROWS` rows where it can run. ``"gemm"`` otherwise (fp16,
+    CUDA, long prompts). The choice is made per call from the row count, so a prompt's prefill and
+    its decode steps may use different kernels. Greedy fp32 codes equal transformers' in
     ``benchmarks/generation.py``; logits are not bit-identical to it (use ``"gemm"`` for that).
 ``"gemm"``
     ``F.linear`` on all rows at once: the arithmetic of transformers' MusicGen (same BLAS call), so
@@ -25,8 +26,15 @@ than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per gene
     ``(W x^T)^T``: the same product with the weight as the left operand, which BLAS libraries run
     with a different kernel (the rows become a narrow right operand). Reads the weights once; not
     bit-identical to ``"gemm"`` and, like it, not batch-invariant in the last bits.
+``"f32_gemv"``
+    float32 weights and activations, CPU only: :mod:`musicgen.modules.gemv`, a compiled AVX2 kernel
+    that multiplies register blocks of weight rows by activation rows (MKL's sgemm at 2-16 rows reads
+    the weights at a third to a half of the read bandwidth on the CPU measured). Batch- and
+    thread-invariant bit for bit (one fixed float32 dot product per output), like ``"rowwise"`` but
+    reading the weights once; not bit-identical to ``"gemm"``. With autograd recording it falls back
+    to ``F.linear``.
 ``"bf16_gemv"``
-    bfloat16 weights only, CPU only: :mod:`musicgen.modules.bf16_gemv`, a compiled AVX2 kernel that
+    bfloat16 weights only, CPU only: :mod:`musicgen.modules.gemv`, a compiled AVX2 kernel that
     reads the bf16 weights and multiplies in float32 (PyTorch's bf16 linear on CPUs without bf16
     instructions is bound by its conversion, not by memory). Batch-invariant bit for bit (one fixed
     float32 dot product per output), not bit-identical to ``"gemm"``. With autograd recording it
@@ -50,13 +58,16 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from musicgen.modules import bf16_gemv
+from musicgen.modules import gemv
 
-LINEAR_KERNELS = ("auto", "gemm", "rowwise", "weight_left", "bf16_gemv", "int8")
+LINEAR_KERNELS = ("auto", "gemm", "rowwise", "weight_left", "f32_gemv", "bf16_gemv", "int8")
 # Up to this many rows per product, "auto" multiplies float32 CPU weights from the left. Measured with
 # 2 threads on an AMD EPYC (AVX2, MKL), 4096x1024 and 1024x4096 weights: (W x^T)^T took 0.4-0.7x the
 # time of F.linear at 2-32 rows, about the same at 64-512 rows.
 AUTO_MAX_ROWS = 64
+# Up to this many rows, "auto" runs float32 CPU weights through the compiled "f32_gemv" (measured on
+# the same CPU, 1 and 2 threads, a decode step's weights: faster than (W x^T)^T at 2-16 rows).
+F32_GEMV_MAX_ROWS = 16
 
 
 class PackedLinear:
@@ -71,14 +82,16 @@ class PackedLinear:
         self.out_features = weight.shape[0]
         self.weight = weight.detach().contiguous()
         self.packed = None
-        if kernel == "bf16_gemv":
-            if self.weight.dtype != torch.bfloat16 or self.weight.device.type != "cpu":
-                raise ValueError(f"the bf16_gemv kernel needs bfloat16 weights on CPU, got "
-                                 f"{self.weight.dtype} on {self.weight.device}")
-            bf16_gemv.load_library()  # compiles on first use; raises KernelUnavailable saying why
+        if kernel in ("bf16_gemv", "f32_gemv"):
+            want = torch.bfloat16 if kernel == "bf16_gemv" else torch.float32
+            if self.weight.dtype != want or self.weight.device.type != "cpu":
+                raise ValueError(f"the {kernel} kernel needs {str(want).split('.')[-1]} weights on CPU, "
+                                 f"got {self.weight.dtype} on {self.weight.device}")
+            gemv.load_library()  # compiles on first use; raises KernelUnavailable saying why
         # decided once here, not per call: "auto" asks for every product of every decode step
-        self.bf16_gemv_ready = (kernel == "auto" and self.weight.dtype == torch.bfloat16
-                                and self.weight.device.type == "cpu" and bf16_gemv.available())
+        on_cpu = kernel == "auto" and self.weight.device.type == "cpu"
+        self.bf16_gemv_ready = on_cpu and self.weight.dtype == torch.bfloat16 and gemv.available()
+        self.f32_gemv_ready = on_cpu and self.weight.dtype == torch.float32 and gemv.available()
         if kernel == "int8":
             self.packed = _int8_prepack(self.weight)
             self.weight = None  # the fp32 copy is not kept: that is the point of int8
@@ -87,10 +100,12 @@ class PackedLinear:
         kernel = self.kernel
         if kernel == "auto":
             kernel = self.auto_kernel(x)
-        if kernel == "bf16_gemv":
-            if torch.is_grad_enabled() and x.requires_grad:  # the compiled kernel has no backward
+        if kernel in ("bf16_gemv", "f32_gemv"):
+            if torch.is_grad_enabled() and x.requires_grad:  # the compiled kernels have no backward
                 return F.linear(x, self.weight)
-            return bf16_gemv.bf16_linear(x, self.weight)
+            if kernel == "bf16_gemv":
+                return gemv.bf16_linear(x, self.weight)
+            return gemv.f32_linear(x if x.dtype == torch.float32 else x.float(), self.weight).to(x.dtype)
         if kernel == "gemm":
             return F.linear(x, self.weight)
         if kernel == "rowwise":
@@ -112,11 +127,15 @@ class PackedLinear:
         rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
         if self.weight.device.type != "cpu" or rows > AUTO_MAX_ROWS:
             return "gemm"
+        # the compiled kernels: not with autograd recording, nor under torch.compile (a ctypes call would
+        # break the graph)
+        compiled_ok = not (torch.is_grad_enabled() and x.requires_grad) and not torch.compiler.is_compiling()
         if self.weight.dtype == torch.float32:
+            if self.f32_gemv_ready and rows <= F32_GEMV_MAX_ROWS and compiled_ok:
+                return "f32_gemv"
             return "weight_left"
-        if self.bf16_gemv_ready and not (torch.is_grad_enabled() and x.requires_grad) \
-                and not torch.compiler.is_compiling():
-            return "bf16_gemv"  # not under torch.compile: a ctypes call would break the graph
+        if self.bf16_gemv_ready and compiled_ok:
+            return "bf16_gemv"
         return "gemm"
 
 

@@ -148,6 +148,9 @@ def test_two_gloo_ranks_match_one_process(tones, write_suite, plugins, tmp_path)
     assert one["metadata"]["world_size"] == 1 and two["metadata"]["world_size"] == 2
     assert two["metadata"]["distributed_backend"] == "gloo"
     assert two["metadata"]["cache"]["clips"] == {"hits": 0, "generated": 40}
+    speeds = [{k: v["clips"] for k, v in r["metadata"]["throughput"]["generation"].items()}
+              for r in (one, two)]
+    assert speeds[0] == speeds[1] and sum(speeds[1].values()) == 40  # the ranks' speed figures summed
     assert two["metadata"]["prompt_ids"] == one["metadata"]["prompt_ids"]
     # the per-sample table is gathered in the one-process order, not recomputed
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one" / "samples.csv"),

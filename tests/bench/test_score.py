@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -79,9 +80,16 @@ def score(tmp: Path, gen: str, out: str, *extra: str) -> int:
 def test_score_equals_suite_path_and_reference_beats_noise(folders, capsys):
     suite = results_of(folders / "suite-run")
     assert score(folders, "ref", "score-ref") == 0
-    assert score(folders, "noise", "score-noise") == 0
+    capsys.readouterr()
+    assert score(folders, "noise", "score-noise", "--embed-batch-size", "3") == 0  # the numbers do not change
     out = capsys.readouterr().out
     assert "synth-tagger" in out and "length policy crop" in out and "clap_score" in out
+    n = suite["metadata"]["dataset"]["n_prompts"]  # the speed lines: n noise clips and n references
+    read = rf"\({n} clip\(s\) read, {n * DURATION_S:g} audio-s in "
+    assert re.search(rf"^generation speed: noise: .* {read}", out, re.M)
+    for emb in ("synth-tagger", "synth-tagger-logits", "synth-clap"):
+        assert re.search(rf"^embedding speed: {emb}: .* \({2 * n} clip\(s\) embedded, .* device cpu\)$", out,
+                         re.M)
     mine = {"reference": numbers(results_of(folders / "score-ref"), "ref"),
             "noise": numbers(results_of(folders / "score-noise"), "noise")}
     for gen in ("reference", "noise"):
