@@ -19,9 +19,12 @@ of ``baselines.trained_models.SIZES``) change the recipe and so the digest. See
 Seeds: each prompt samples from its own torch generator seeded ``prompt_seed(seed, prompt.id)``
 (``MusicGen.generate(seed=[...])`` seeds row by row), and decoding multiplies each batch row on its
 own (``kernel: rowwise``, the default here; see ``musicgen.modules.fast_linear``), so a clip does not
-depend on its batch, bit for bit. ``kernel`` takes the other kernels of ``LINEAR_KERNELS`` too
-(``auto`` is faster at large batch but a clip's last bits, and so its sampled tokens, may then
-depend on the batch it was generated in).
+depend on its batch, bit for bit. ``kernel`` takes the other kernels of ``LINEAR_KERNELS`` too:
+``f32_gemv`` (float32 weights on an x86-64 CPU with AVX2 and a C compiler) is batch-invariant as
+well and reads the weights once per step rather than once per row, so it is the fast choice for a
+full-size model at batch > 1 (its clips differ in the last bits from ``rowwise``'s, so a cached
+suite regenerates); ``auto`` may pick a kernel whose last bits, and so sampled tokens, depend on
+the batch.
 With ``melody: true`` each prompt's ``melody_path`` conditions through ``generate_with_chroma``
 (prompts without one get the null melody). Token ids ``[K, T_frames]`` are kept with each clip for
 the memorization metric, and ``encode_reference`` tokenises the training originals with the same

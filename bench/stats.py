@@ -246,12 +246,31 @@ def make_embedder(name: str, raw: Mapping[str, Any]) -> Any:
     return emb
 
 
+def _embed_chunk(name: str, emb: Any, wavs: list[np.ndarray], paths: list[Path]) -> list[np.ndarray]:
+    """Features of several clips in one backbone call; a failing batch is redone clip by clip, and
+    the clip that fails is named in a ``StatsError``."""
+    from bench.embedders.common import embed_clips
+
+    try:
+        return embed_clips(emb, wavs)
+    except Exception:
+        out = []
+        for wav, path in zip(wavs, paths):
+            try:
+                out.append(embed_clips(emb, [wav])[0])
+            except Exception as e:
+                raise StatsError(f"embedder {name!r} failed on {str(path)!r}: {type(e).__name__}: {e}") from e
+        return out
+
+
 def compute_stats(folder: Path, embedders: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]],
                   duration_s: float | None, keep_embeddings: bool, manifest: Path | None = None,
-                  progress: bool = False) -> tuple[dict[str, Any], dict[str, EmbedderStats]]:
+                  progress: bool = False,
+                  batch_size: int = 8) -> tuple[dict[str, Any], dict[str, EmbedderStats]]:
     """Statistics of every clip of ``folder`` (``bench.clipfiles.scan``) as the runner prepares
     reference audio: read, cut to ``duration_s`` (when given), channels averaged, resampled (julius)
-    to each embedder's rate. Returns ``(meta, {name: EmbedderStats})``."""
+    to each embedder's rate, embedded ``batch_size`` clips per backbone call (``embed_clips``).
+    Returns ``(meta, {name: EmbedderStats})``."""
     from tqdm import tqdm
 
     from bench.audio import crop, read_audio, resample, to_mono
@@ -260,23 +279,32 @@ def compute_stats(folder: Path, embedders: Mapping[str, Any], params: Mapping[st
 
     entries = scan(folder, manifest)
     sums: dict[str, list[Any]] = {n: [0.0, 0.0, 0.0, [], [0]] for n in embedders}
-    for e in tqdm(entries, desc="stats", unit="clip", disable=not progress):
-        wav, sr = read_audio(e.path)
-        if duration_s is not None:
-            wav = crop(wav, round(duration_s * sr))
-        if wav.shape[-1] == 0 or not np.all(np.isfinite(wav)):
-            raise StatsError(f"clip {str(e.path)!r} is empty or holds NaN/inf samples")
+    bar = tqdm(total=len(entries), desc="stats", unit="clip", disable=not progress)
+    for start in range(0, len(entries), batch_size):
+        chunk = entries[start:start + batch_size]
+        wavs = []
+        for e in chunk:
+            wav, sr = read_audio(e.path)
+            if duration_s is not None:
+                wav = crop(wav, round(duration_s * sr))
+            if wav.shape[-1] == 0 or not np.all(np.isfinite(wav)):
+                raise StatsError(f"clip {str(e.path)!r} is empty or holds NaN/inf samples")
+            wavs.append((to_mono(wav), sr))
         for name, emb in embedders.items():
-            feats = np.asarray(emb.embed(resample(to_mono(wav), sr, emb.sample_rate)))
-            if feats.ndim != 2 or len(feats) == 0 or not np.all(np.isfinite(feats)):
-                raise StatsError(f"embedder {name!r} returned shape {feats.shape} or NaN/inf for "
-                                 f"{str(e.path)!r}")
-            n, total, outer = gaussian_sums(feats)
-            acc = sums[name]
-            acc[0], acc[1], acc[2] = acc[0] + n, acc[1] + total, acc[2] + outer
-            if keep_embeddings:
-                acc[3].append(feats.astype(np.float64))
-                acc[4].append(acc[4][-1] + len(feats))
+            resampled = [resample(w, sr, emb.sample_rate) for w, sr in wavs]
+            for e, feats in zip(chunk, _embed_chunk(name, emb, resampled, [e.path for e in chunk])):
+                feats = np.asarray(feats)
+                if feats.ndim != 2 or len(feats) == 0 or not np.all(np.isfinite(feats)):
+                    raise StatsError(f"embedder {name!r} returned shape {feats.shape} or NaN/inf for "
+                                     f"{str(e.path)!r}")
+                n, total, outer = gaussian_sums(feats)
+                acc = sums[name]
+                acc[0], acc[1], acc[2] = acc[0] + n, acc[1] + total, acc[2] + outer
+                if keep_embeddings:
+                    acc[3].append(feats.astype(np.float64))
+                    acc[4].append(acc[4][-1] + len(feats))
+        bar.update(len(chunk))
+    bar.close()
     ids = tuple(e.prompt_id if e.seed == 0 else f"{e.prompt_id}#s{e.seed}" for e in entries)
     out = {}
     for name, emb in embedders.items():

@@ -8,7 +8,7 @@ than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per gene
 
 ``"auto"`` (the default of :func:`musicgen.models.generation.generate`)
     On CPU, for float32 weights: ``"f32_gemv"`` when a call has at most :data:`F32_GEMV_MAX_ROWS`
-    rows (decoding at batch <= 8 with CFG) and the compiled kernels can run (x86-64 with AVX2 and a C
+    rows (decoding at batch <= 16 with CFG) and the compiled kernels can run (x86-64 with AVX2 and a C
     compiler), else ``"weight_left"`` up to :data:`AUTO_MAX_ROWS` rows; for bfloat16 weights
     ``"bf16_gemv"`` up to :data:`AUTO_MAX_ROWS` rows where it can run. ``"gemm"`` otherwise (fp16,
     CUDA, long prompts). The choice is made per call from the row count, so a prompt's prefill and
@@ -28,8 +28,8 @@ than ``sgemv`` (one row). Hence several interchangeable kernels, chosen per gene
     bit-identical to ``"gemm"`` and, like it, not batch-invariant in the last bits.
 ``"f32_gemv"``
     float32 weights and activations, CPU only: :mod:`musicgen.modules.gemv`, a compiled AVX2 kernel
-    that multiplies register blocks of weight rows by activation rows (MKL's sgemm at 2-16 rows reads
-    the weights at a third to a half of the read bandwidth on the CPU measured). Batch- and
+    that multiplies register blocks of weight rows by activation rows, tile by tile (MKL's sgemm at
+    2-16 rows reads the weights at a third to a half of the read bandwidth on the CPU measured). Batch- and
     thread-invariant bit for bit (one fixed float32 dot product per output), like ``"rowwise"`` but
     reading the weights once; not bit-identical to ``"gemm"``. With autograd recording it falls back
     to ``F.linear``.
@@ -66,8 +66,9 @@ LINEAR_KERNELS = ("auto", "gemm", "rowwise", "weight_left", "f32_gemv", "bf16_ge
 # time of F.linear at 2-32 rows, about the same at 64-512 rows.
 AUTO_MAX_ROWS = 64
 # Up to this many rows, "auto" runs float32 CPU weights through the compiled "f32_gemv" (measured on
-# the same CPU, 1 and 2 threads, a decode step's weights: faster than (W x^T)^T at 2-16 rows).
-F32_GEMV_MAX_ROWS = 16
+# the same CPU, 1 thread, a decode step's weights: 1.3-2.7x faster than (W x^T)^T and F.linear at
+# 2-32 rows).
+F32_GEMV_MAX_ROWS = 32
 
 
 class PackedLinear:

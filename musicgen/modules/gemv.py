@@ -135,7 +135,8 @@ def bf16_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     is_bf16 = int(dtype == torch.bfloat16)
     if rows.shape[0] and fn(rows.data_ptr(), is_bf16, k, weight.data_ptr(), out.data_ptr(), is_bf16, n,
                             rows.shape[0], n, k, torch.get_num_threads()):
-        raise MemoryError(f"bf16_gemv could not allocate a float32 copy of x {tuple(rows.shape)}")
+        raise MemoryError(f"bf16_gemv could not allocate a float32 copy of x {tuple(rows.shape)} or its "
+                          "accumulators")
     return out.reshape(*x.shape[:-1], n).to(x.dtype)
 
 
@@ -155,7 +156,7 @@ def f32_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     rows = x.reshape(-1, x.shape[-1]).contiguous()
     n, k = weight.shape
     out = torch.empty(rows.shape[0], n, dtype=torch.float32)
-    if rows.shape[0]:
-        fn(rows.data_ptr(), k, weight.data_ptr(), out.data_ptr(), n, rows.shape[0], n, k,
-           torch.get_num_threads())
+    if rows.shape[0] and fn(rows.data_ptr(), k, weight.data_ptr(), out.data_ptr(), n, rows.shape[0], n, k,
+                            torch.get_num_threads()):
+        raise MemoryError(f"f32_gemv could not allocate its accumulators for {rows.shape[0]} rows")
     return out.reshape(*x.shape[:-1], n)

@@ -164,3 +164,46 @@ def test_stats_command_errors_are_one_line(tmp_path, capsys):
     assert "expected NAME.KEY=VALUE" in capsys.readouterr().err
     assert main(["stats", ref, "--embedder", "synth-tagger", "-o", out, "--no-progress"]) == 1
     assert "holds no audio files" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
+class _Batching:
+    """A test embedder with ``embed_batch``: frame means and energies of 100-sample blocks; records its
+    calls, and fails the whole batch when a clip is shorter than 300 samples (like a backbone window)."""
+
+    sample_rate = 1000
+
+    def __init__(self):
+        self.calls = []
+
+    def embed(self, wav):
+        if len(wav) < 300:
+            raise ValueError(f"clip of {len(wav)} samples is shorter than the window")
+        blocks = np.asarray(wav[: len(wav) // 100 * 100], np.float64).reshape(-1, 100)
+        return np.stack([blocks.mean(1), (blocks**2).mean(1)], axis=1)
+
+    def embed_batch(self, wavs):
+        self.calls.append(len(wavs))
+        return [self.embed(w) for w in wavs]
+
+    def protocol(self):
+        return {"backbone": "test-batching"}
+
+
+def test_stats_embed_in_batches_with_the_same_sums_and_name_a_bad_clip(tmp_path):
+    import soundfile as sf
+
+    from bench.stats import compute_stats
+
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        wav = rng.standard_normal(1000 + 100 * i).astype(np.float32) * 0.1
+        sf.write(tmp_path / f"clip{i}.wav", wav, 1000)
+    one, four = _Batching(), _Batching()
+    _, a = compute_stats(tmp_path, {"b": one}, {}, None, True, batch_size=1)
+    _, b = compute_stats(tmp_path, {"b": four}, {}, None, True, batch_size=4)
+    assert one.calls == [1] * 5 and four.calls == [4, 1]
+    assert a["b"].n == b["b"].n and np.array_equal(a["b"].embeddings, b["b"].embeddings)
+    assert np.allclose(a["b"].outer, b["b"].outer, rtol=1e-12) and np.allclose(a["b"].total, b["b"].total)
+    sf.write(tmp_path / "clip9.wav", np.zeros(200, np.float32) + 0.1, 1000)  # too short: its batch fails
+    with pytest.raises(StatsError, match=r"clip9\.wav.*200 samples"):
+        compute_stats(tmp_path, {"b": _Batching()}, {}, None, False, batch_size=4)

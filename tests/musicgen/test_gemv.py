@@ -26,7 +26,7 @@ def _on_one_thread(fn, *args):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("m,n,k", [(1, 8, 16), (2, 37, 1003), (3, 64, 256), (5, 130, 72)])
+@pytest.mark.parametrize("m,n,k", [(1, 8, 16), (2, 37, 1003), (3, 64, 256), (5, 130, 72), (12, 9, 300)])
 def test_matches_a_float64_product_of_the_bf16_weights(m, n, k):
     _need_kernel()
     torch.manual_seed(m * 1000 + n)
@@ -46,9 +46,9 @@ def test_a_row_does_not_depend_on_its_neighbours_or_the_thread_count():
     _need_kernel()
     torch.manual_seed(0)
     w = torch.randn(203, 515).bfloat16()
-    x = torch.randn(7, 1, 515)
+    x = torch.randn(11, 1, 515)  # 11 rows widen the weights once; 1 row widens them in registers
     together = gemv.bf16_linear(x, w)
-    for i in range(7):
+    for i in range(11):
         assert torch.equal(gemv.bf16_linear(x[i : i + 1], w), together[i : i + 1])
     assert torch.equal(_on_one_thread(gemv.bf16_linear, x, w), together)
 
