@@ -45,8 +45,17 @@ def _random_init(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module.eval()
 
 
-def build_embedders() -> dict:
-    from transformers import ClapConfig, ClapModel, EncodecConfig, EncodecModel
+def clap_model():
+    """A random ``ClapModel`` of the released laion checkpoints' sizes (HTSAT-base + RoBERTa-base)."""
+    from transformers import ClapConfig, ClapModel
+
+    cfg = ClapConfig(audio_config={"patch_embeds_hidden_size": 128, "depths": [2, 2, 12, 2],
+                                   "hidden_size": 1024}, text_config={"layer_norm_eps": 1e-5})
+    return ClapModel(cfg)
+
+
+def build_embedders(names: tuple[str, ...] = ("vggish", "passt", "clap", "encodec")) -> dict:
+    from transformers import EncodecConfig, EncodecModel
 
     from bench.embedders.clap import ClapEmbedder
     from bench.embedders.encodec import EncodecEmbedder
@@ -54,26 +63,26 @@ def build_embedders() -> dict:
     from bench.embedders.vggish import VGGishEmbedder, VGGishNet
 
     out = {}
-    with torch.device("meta"):
-        vgg, passt = VGGishNet(), PasstNet()
-    e = VGGishEmbedder()
-    e.set_network(_random_init(vgg.to_empty(device="cpu")))
-    out["vggish"] = e
-    e = PasstEmbedder()
-    e.set_network(_random_init(passt.to_empty(device="cpu")))
-    out["passt"] = e
-    cfg = ClapConfig(audio_config={"patch_embeds_hidden_size": 128, "depths": [2, 2, 12, 2],
-                                   "hidden_size": 1024}, text_config={"layer_norm_eps": 1e-5})
-    e = ClapEmbedder()
-    e.set_model(ClapModel(cfg))
-    out["clap"] = e
-    codec = EncodecConfig(sampling_rate=32000, audio_channels=1, num_filters=64,
-                          upsampling_ratios=[8, 5, 4, 4], codebook_size=2048, codebook_dim=128,
-                          hidden_size=128, num_lstm_layers=2, target_bandwidths=[2.2], normalize=False,
-                          chunk_length_s=None)
-    e = EncodecEmbedder()
-    e.set_model(EncodecModel(codec))
-    out["encodec"] = e
+    if "vggish" in names:
+        with torch.device("meta"):
+            vgg = VGGishNet()
+        out["vggish"] = e = VGGishEmbedder()
+        e.set_network(_random_init(vgg.to_empty(device="cpu")))
+    if "passt" in names:
+        with torch.device("meta"):
+            passt = PasstNet()
+        out["passt"] = e = PasstEmbedder()
+        e.set_network(_random_init(passt.to_empty(device="cpu")))
+    if "clap" in names:
+        out["clap"] = e = ClapEmbedder()
+        e.set_model(clap_model())
+    if "encodec" in names:
+        codec = EncodecConfig(sampling_rate=32000, audio_channels=1, num_filters=64,
+                              upsampling_ratios=[8, 5, 4, 4], codebook_size=2048, codebook_dim=128,
+                              hidden_size=128, num_lstm_layers=2, target_bandwidths=[2.2], normalize=False,
+                              chunk_length_s=None)
+        out["encodec"] = e = EncodecEmbedder()
+        e.set_model(EncodecModel(codec))
     return out
 
 
@@ -148,6 +157,8 @@ def main() -> None:
     ap.add_argument("--skip-embedders", action="store_true")
     ap.add_argument("--vs-reference", action="store_true", help="backbones vs reference packages only")
     ap.add_argument("--clips", type=int, default=8, help="clips per backbone (--vs-reference)")
+    ap.add_argument("--rebuild-envs", action="store_true",
+                    help="--vs-reference: rebuild the reference packages' venvs (reference_envs.py)")
     ap.add_argument("--device", default="cpu", help="only cpu is measured so far")
     args = ap.parse_args()
     if args.threads:
@@ -158,7 +169,7 @@ def main() -> None:
     if args.vs_reference:
         from metrics_reference import main as vs_reference  # benchmarks/, the script's own folder
 
-        return vs_reference(args.clips, args.clip_s, args.repeats)
+        return vs_reference(args.clips, args.clip_s, args.repeats, rebuild_envs=args.rebuild_envs)
     if not args.skip_embedders:
         throughput_table(args.clip_s, args.repeats)
     fad_table(args.fad_n, args.frames, args.repeats)
