@@ -24,7 +24,8 @@ step); audio s/s = steps/s x batch / 50 (50 frames per second); "x tf" = steps/s
 same dtype and batch; "x our best fp32" over the fastest of our exact fp32 kernels at that batch;
 bandwidth fraction = decoder weight bytes
 read per step (each weight once, in its stored dtype; cross-attention k/v excluded: they run once) x
-steps/s / read bandwidth measured in this run (``torch.sum`` over 512 MiB: bytes read per second, as
+steps/s / read bandwidth measured in this run (the best plain read of 512 MiB by ``torch.sum`` and by
+a compiled read loop, ``generation_e2e.read_bandwidth_gbps``: bytes read per second, as
 a weight product only reads), i.e. the fraction of the memory-read bound reached; peak memory
 = peak increase of the process RSS during one timed generation (sampled every 2 ms from
 /proc/self/statm; weights already resident, packed weight copies made in the warm-up not counted).
@@ -246,7 +247,7 @@ def main() -> None:
 
     print(f"decoder dim {args.dim}, {args.layers} layers, {args.heads} heads, CFG 3.0 (2 rows per prompt), "
           f"top-k 250, {args.steps} steps, best of {args.repeats}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; read bandwidth {bandwidth:.1f} GB/s (torch.sum); "
+          f"torch {torch.__version__}; read bandwidth {bandwidth:.1f} GB/s (best plain read); "
           f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print()
     print("| dtype | batch | implementation | steps/s | audio s/s | x transformers | x our best fp32 "

@@ -219,7 +219,8 @@ def venv_row(name: str, python: Path | Exception, clips: int, clip_s: float, rep
 def _print_row(r: dict) -> None:
     ref = f"{r['ref']:.1f}" if r["ref"] is not None else "-"
     ratio = f"{r['ours'] / r['ref']:.2f}" if r["ref"] is not None else "-"
-    diff = f"{r['diff']:.1e}" if r["diff"] is not None else ("-" if r["ref"] is None else "n/a (clips past the reference's window)")
+    past_window = "n/a (clips past the reference's window)"
+    diff = f"{r['diff']:.1e}" if r["diff"] is not None else ("-" if r["ref"] is None else past_window)
     print(f"| {r['backbone']} | {r['reference']} | {r['ours']:.1f} | {ref} | {ratio} | {diff} |", flush=True)
 
 

@@ -5,8 +5,9 @@ reference venv's interpreter, waits for its ``ready`` line (its start-up and mod
 timed), then ``embed(clips)`` writes the float32 ``[N, T]`` clips to a ``.npy`` file, asks the
 runner to embed them and returns ``(outputs [N, D], seconds)``, ``seconds`` being the runner's own
 wall time of the reference call, its front end included and the file transfer excluded (our side is
-timed around ``embed_batch``, front end included, with nothing to transfer). The process stays alive between calls, so rounds can alternate with
-our in-process embedder; ``close()`` (or leaving the ``with`` block) ends it.
+timed around ``embed_batch``, front end included, with nothing to transfer). The process stays
+alive between calls, so rounds can alternate with our in-process embedder; ``close()`` (or leaving
+the ``with`` block) ends it.
 
 The runner's stderr (whatever the reference prints, tracebacks) goes to ``runner-stderr.log`` in
 the work folder; every error raised here (``ReferenceRunnerError``) carries its last lines.
@@ -83,12 +84,13 @@ class ReferenceProcess:
         try:
             return json.loads(line)
         except ValueError:
-            raise ReferenceRunnerError(f"{self.backend}: unreadable answer to {what}: {line[:200]!r}") from None
+            raise ReferenceRunnerError(
+                f"{self.backend}: unreadable answer to {what}: {line[:200]!r}") from None
 
     def _send(self, msg: dict, what: str) -> dict:
         if self.proc.poll() is not None:
-            raise ReferenceRunnerError(f"{self.backend}: the runner is not running (code {self.proc.returncode})"
-                                       f"{self._stderr_tail()}")
+            raise ReferenceRunnerError(f"{self.backend}: the runner is not running "
+                                       f"(code {self.proc.returncode}){self._stderr_tail()}")
         self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
         return self._reply(what)

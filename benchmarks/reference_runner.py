@@ -181,7 +181,8 @@ def serve(embed: Embed, requests: IO[str], replies: IO[str]) -> None:
                 raise ValueError(f"unknown command {cmd!r}; expected 'embed' or 'quit'")
             x = np.load(msg["input"])
             if x.ndim != 2 or x.dtype != np.float32:
-                raise ValueError(f"{msg['input']}: expected float32 [N, T] clips, got {x.dtype} {list(x.shape)}")
+                raise ValueError(
+                    f"{msg['input']}: expected float32 [N, T] clips, got {x.dtype} {list(x.shape)}")
             t = time.perf_counter()
             y = np.asarray(embed(x), dtype=np.float32)
             seconds = time.perf_counter() - t

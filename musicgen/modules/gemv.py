@@ -98,6 +98,9 @@ def load_library() -> ctypes.CDLL:
     c_int, ptr = ctypes.c_int, ctypes.c_void_p
     fn.argtypes = [ptr, c_int, i64, ptr, ptr, c_int, i64, i64, i64, i64, c_int]
     fn.restype = c_int
+    read = lib.musicgen_read_sum
+    read.argtypes = [ptr, i64, c_int]
+    read.restype = ctypes.c_double
     f32 = lib.musicgen_f32_gemv
     f32.argtypes = [ptr, i64, ptr, ptr, i64, i64, i64, i64, c_int]
     f32.restype = c_int
@@ -160,3 +163,11 @@ def f32_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
                             torch.get_num_threads()):
         raise MemoryError(f"f32_gemv could not allocate its accumulators for {rows.shape[0]} rows")
     return out.reshape(*x.shape[:-1], n)
+
+
+def read_sum(x: torch.Tensor) -> float:
+    """The sum of a contiguous float32 CPU tensor, read once by ``torch.get_num_threads()`` threads
+    with independent accumulators: a plain memory read, for the benchmarks' bandwidth bound."""
+    if x.dtype != torch.float32 or x.device.type != "cpu" or not x.is_contiguous():
+        raise ValueError(f"read_sum needs a contiguous float32 CPU tensor, got {x.dtype} on {x.device}")
+    return float(load_library().musicgen_read_sum(x.data_ptr(), x.numel(), torch.get_num_threads()))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -41,18 +40,17 @@ def test_serve_embeds_files_and_reports_errors_without_stopping(tmp_path):
         return clips[:, :5] * 2.0
 
     out = io.StringIO()
-    serve(embed, _requests({"cmd": "embed", "input": str(tmp_path / "in.npy"), "output": str(tmp_path / "a.npy")},
-                           {"cmd": "embed", "input": str(tmp_path / "f64.npy"), "output": str(tmp_path / "b.npy")},
-                           "not json", {"cmd": "fly"},
-                           {"cmd": "embed", "input": str(tmp_path / "none.npy"), "output": str(tmp_path / "c.npy")},
-                           {"cmd": "quit"},
-                           {"cmd": "embed", "input": str(tmp_path / "in.npy"), "output": str(tmp_path / "d.npy")}),
-          out)
+    def ask(source: str, dest: str) -> dict:
+        return {"cmd": "embed", "input": str(tmp_path / source), "output": str(tmp_path / dest)}
+
+    serve(embed, _requests(ask("in.npy", "a.npy"), ask("f64.npy", "b.npy"), "not json", {"cmd": "fly"},
+                           ask("none.npy", "c.npy"), {"cmd": "quit"}, ask("in.npy", "d.npy")), out)
     replies = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(replies) == 6 and calls == [(3, 100)]  # nothing is served after quit
     assert replies[0]["ok"] and replies[0]["shape"] == [3, 5] and replies[0]["seconds"] >= 0
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), x[:, :5] * 2.0)
-    assert not replies[1]["ok"] and "f64.npy: expected float32 [N, T] clips, got float64" in replies[1]["error"]
+    assert not replies[1]["ok"]
+    assert "f64.npy: expected float32 [N, T] clips, got float64" in replies[1]["error"]
     assert not replies[2]["ok"] and "JSONDecodeError" in replies[2]["error"]
     assert not replies[3]["ok"] and "unknown command 'fly'" in replies[3]["error"]
     assert not replies[4]["ok"] and "none.npy" in replies[4]["error"]
@@ -108,10 +106,13 @@ def test_failed_install_names_the_package_and_nothing_counts_as_built(tmp_path):
     fake = _fake_python(tmp_path / "python3", "ERROR: No matching distribution found for torchaudio==2.9.1")
     logs: list[str] = []
     with pytest.raises(reference_envs.ReferenceEnvError,
-                       match=r"hear21passt: pip could not install torchaudio==2\.9\.1 \(asked for torch==2\.9\.1 "):
-        reference_envs.ensure_env("hear21passt", root=tmp_path / "envs", log=logs.append, base_python=str(fake))
+                       match=r"hear21passt: pip could not install torchaudio==2\.9\.1 "
+                             r"\(asked for torch==2\.9\.1 "):
+        reference_envs.ensure_env("hear21passt", root=tmp_path / "envs", log=logs.append,
+                                  base_python=str(fake))
     assert any("pip install" in line for line in logs)
-    assert not reference_envs.is_built(tmp_path / "envs" / "hear21passt", reference_envs.RECIPES["hear21passt"])
+    recipe = reference_envs.RECIPES["hear21passt"]
+    assert not reference_envs.is_built(tmp_path / "envs" / "hear21passt", recipe)
     with pytest.raises(reference_envs.ReferenceEnvError, match="venv` failed"):
         reference_envs.ensure_env("laion_clap", root=tmp_path / "envs", log=logs.append,
                                   base_python=str(tmp_path / "no-such-python"))

@@ -17,7 +17,13 @@ import metrics_reference  # noqa: E402
 from reference_envs import ReferenceEnvError  # noqa: E402
 from reference_weights import transformers_to_laion, write_clap_weights, write_passt_weights  # noqa: E402
 
-from bench.embedders.clap import IGNORED_KEYS, ClapEmbedder, clap_input_wav, clap_log_mel, laion_to_transformers
+from bench.embedders.clap import (
+    IGNORED_KEYS,
+    ClapEmbedder,
+    clap_input_wav,
+    clap_log_mel,
+    laion_to_transformers,
+)
 from bench.embedders.passt import PasstConfig, PasstEmbedder, PasstNet, passt_log_mel
 
 TINY_PASST = PasstConfig(embed_dim=32, depth=2, num_heads=2, mlp_dim=64, num_classes=10)
@@ -40,8 +46,10 @@ def test_laion_renaming_inverts_the_loaders():
     assert all(k.startswith("module.") for k in laion)
     qkv = laion["module.audio_branch.layers.0.blocks.0.attn.qkv.weight"]
     prefix = "audio_model.audio_encoder.layers.0.blocks.0.attention.self."
-    torch.testing.assert_close(qkv, torch.cat([state[prefix + n + ".weight"] for n in ("query", "key", "value")]))
-    assert "module.text_branch.encoder.layer.0.attention.output.dense.weight" in laion  # RoBERTa keeps its names
+    fused = torch.cat([state[prefix + n + ".weight"] for n in ("query", "key", "value")])
+    torch.testing.assert_close(qkv, fused)
+    # RoBERTa keeps its names
+    assert "module.text_branch.encoder.layer.0.attention.output.dense.weight" in laion
     assert "module.audio_branch.bn0.running_var" in laion and "module.audio_projection.2.bias" in laion
     back = laion_to_transformers(laion)
     kept = {k for k in state if not IGNORED_KEYS.search(k)}
@@ -104,7 +112,8 @@ def test_row_without_its_venv_says_why(monkeypatch, capsys):
     assert row["reference"] == f"hear21passt: NOT RUN: {why}"
     metrics_reference._print_row(row)
     out = capsys.readouterr().out
-    assert out.startswith("| PaSST | hear21passt: NOT RUN: hear21passt: pip could not install torchaudio==2.9.1")
+    assert out.startswith("| PaSST | hear21passt: NOT RUN: hear21passt: pip could not install "
+                          "torchaudio==2.9.1")
     assert out.rstrip().endswith("| - | - | - |")
 
 
@@ -112,4 +121,5 @@ def test_row_with_a_missing_interpreter_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(metrics_reference, "_ours_from_file", _tiny_passt_embedder)
     python = tmp_path / "bin" / "python"
     row = metrics_reference.venv_row("passt", python, clips=1, clip_s=0.5, repeats=1)
-    assert row["ref"] is None and f"hear21passt: NOT RUN: passt: no Python interpreter at {python}" in row["reference"]
+    assert row["ref"] is None
+    assert f"hear21passt: NOT RUN: passt: no Python interpreter at {python}" in row["reference"]

@@ -150,3 +150,11 @@ def test_auto_picks_f32_gemv_for_few_float32_rows_and_rejects_bad_inputs():
     xg = torch.randn(1, 32, requires_grad=True)  # autograd: F.linear records the graph
     PackedLinear(w, "f32_gemv")(xg).sum().backward()
     assert xg.grad is not None
+
+
+def test_read_sum_is_a_plain_sum():
+    _need_kernel()
+    x = torch.arange(1003, dtype=torch.float32) / 7  # a tail past the last 64-float block
+    assert gemv.read_sum(x) == pytest.approx(float(x.double().sum()), rel=1e-6)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        gemv.read_sum(x.double())
