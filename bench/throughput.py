@@ -9,8 +9,10 @@
   seconds of audio (at the embedder's rate) they embedded.
 
 Each figure carries its protocol: how many clips it covers, how many were taken from the cache
-instead, the torch intra-op thread counts seen when the calls returned (``torch.get_num_threads()``)
-and the device. ``results.json["metadata"]["throughput"]`` holds::
+instead, the torch intra-op thread counts the calls ran with (``musicgen.threads.USED``: the counts
+``MusicGen.generate`` picked, which is 1 for models under 20 M parameters; else
+``torch.get_num_threads()`` when the call returned) and the device.
+``results.json["metadata"]["throughput"]`` holds::
 
     {"generation": {"musicgen-small": {"clips": 8, "cached": 0, "audio_s": 80.0, "wall_s": 40.0,
                                        "audio_s_per_s": 2.0, "threads": [2], "device": "cpu"}},
@@ -70,13 +72,18 @@ class Throughput:
         yielded ``Speed`` (``clips``, ``audio_s``). The time is counted even when the block raises."""
         import torch
 
+        from musicgen import threads as generation_threads
+
         speed = self.speed(kind, name)
+        generation_threads.USED.clear()
         t0 = time.perf_counter()
         try:
             yield speed
         finally:
             speed.wall_s += time.perf_counter() - t0
-            speed.threads.add(torch.get_num_threads())
+            # the counts MusicGen's generate ran with (it picks 1 for small models), else torch's
+            speed.threads.update(generation_threads.USED or [torch.get_num_threads()])
+            generation_threads.USED.clear()
 
     def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:
         return {kind: {name: s.as_json(self.device) for name, s in speeds.items()}

@@ -147,3 +147,20 @@ def test_summary_prints_speed_with_clip_counts(tones, write_suite, batched, tmp_
         main(["run", str(suite), "--out", str(run), "--embed-batch-size", "0"])
     assert exit_info.value.code == 2
     assert "--embed-batch-size: expected a whole number of clips >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_generation_speed_reports_the_threads_generate_ran_with():
+    """MusicGen.generate runs a small model on one thread and restores torch's count afterwards: the
+    speed line must say 1, not the count torch shows once the call has returned."""
+    from bench.throughput import Throughput
+    from musicgen.threads import generation_threads
+
+    speeds = Throughput("cpu")
+    with speeds.timed("generation", "small-model") as speed:
+        with generation_threads(num_params=1000, explicit=1):
+            speed.clips, speed.audio_s = 1, 1.0
+    with speeds.timed("embedding", "plain") as speed:
+        speed.clips, speed.audio_s = 1, 1.0
+    out = speeds.as_json()
+    assert out["generation"]["small-model"]["threads"] == [1]
+    assert out["embedding"]["plain"]["threads"] == [torch.get_num_threads()]
