@@ -110,27 +110,13 @@ class EmbeddingCache:
                  clips: Sequence[AudioClip]) -> list[np.ndarray]:
         """One batch through the embedder, each clip's features checked and cached; on a failed
         batch call, one clip at a time. Every good clip is cached before the first bad one raises."""
-        from bench.embedders.common import embed_clips  # here: the runner imports no plug-in package
+        from bench.embedders.common import embed_each  # here: the runner imports no plug-in package
 
         def where(i: int) -> str:
             return f"clip {clips[i].prompt_id!r} seed {clips[i].seed}"
 
-        wavs = [mono for _, _, mono in part]
         with self.throughput.timed("embedding", name):
-            try:
-                feats: list[object | BaseException] = list(embed_clips(emb, wavs))
-                if len(feats) != len(wavs):
-                    raise ValueError(f"returned {len(feats)} outputs for {len(wavs)} clips")
-            except Exception as e:
-                if len(wavs) == 1:
-                    feats = [e]
-                else:
-                    feats = []
-                    for w in wavs:
-                        try:
-                            feats += embed_clips(emb, [w])
-                        except Exception as e1:
-                            feats.append(e1)
+            feats = embed_each(emb, [mono for _, _, mono in part])
         errors, good = [], []
         for (i, key, mono), f in zip(part, feats):
             if isinstance(f, BaseException):

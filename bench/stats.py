@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.embed import DEFAULT_EMBED_BATCH
+
 FORMAT = "musicgen-bench-reference-stats/1"
 #: relative tolerance of the check that ``mu``/``cov`` in a file match its sums
 CONSISTENCY_RTOL = 1e-6
@@ -246,35 +248,20 @@ def make_embedder(name: str, raw: Mapping[str, Any]) -> Any:
     return emb
 
 
-def _embed_chunk(name: str, emb: Any, wavs: list[np.ndarray], paths: list[Path]) -> list[np.ndarray]:
-    """Features of several clips in one backbone call; a failing batch is redone clip by clip, and
-    the clip that fails is named in a ``StatsError``."""
-    from bench.embedders.common import embed_clips
-
-    try:
-        return embed_clips(emb, wavs)
-    except Exception:
-        out = []
-        for wav, path in zip(wavs, paths):
-            try:
-                out.append(embed_clips(emb, [wav])[0])
-            except Exception as e:
-                raise StatsError(f"embedder {name!r} failed on {str(path)!r}: {type(e).__name__}: {e}") from e
-        return out
-
-
 def compute_stats(folder: Path, embedders: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]],
                   duration_s: float | None, keep_embeddings: bool, manifest: Path | None = None,
                   progress: bool = False,
-                  batch_size: int = 8) -> tuple[dict[str, Any], dict[str, EmbedderStats]]:
+                  batch_size: int = DEFAULT_EMBED_BATCH) -> tuple[dict[str, Any], dict[str, EmbedderStats]]:
     """Statistics of every clip of ``folder`` (``bench.clipfiles.scan``) as the runner prepares
     reference audio: read, cut to ``duration_s`` (when given), channels averaged, resampled (julius)
-    to each embedder's rate, embedded ``batch_size`` clips per backbone call (``embed_clips``).
+    to each embedder's rate, embedded ``batch_size`` clips per backbone call (``embed_each``: a
+    failing batch is redone clip by clip, and the clip that fails is named).
     Returns ``(meta, {name: EmbedderStats})``."""
     from tqdm import tqdm
 
     from bench.audio import crop, read_audio, resample, to_mono
     from bench.clipfiles import scan
+    from bench.embedders.common import embed_each
     from bench.metrics.functional.frechet import gaussian_sums
 
     entries = scan(folder, manifest)
@@ -292,7 +279,10 @@ def compute_stats(folder: Path, embedders: Mapping[str, Any], params: Mapping[st
             wavs.append((to_mono(wav), sr))
         for name, emb in embedders.items():
             resampled = [resample(w, sr, emb.sample_rate) for w, sr in wavs]
-            for e, feats in zip(chunk, _embed_chunk(name, emb, resampled, [e.path for e in chunk])):
+            for e, feats in zip(chunk, embed_each(emb, resampled)):
+                if isinstance(feats, Exception):
+                    raise StatsError(f"embedder {name!r} failed on {str(e.path)!r}: "
+                                     f"{type(feats).__name__}: {feats}") from feats
                 feats = np.asarray(feats)
                 if feats.ndim != 2 or len(feats) == 0 or not np.all(np.isfinite(feats)):
                     raise StatsError(f"embedder {name!r} returned shape {feats.shape} or NaN/inf for "

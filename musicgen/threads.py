@@ -42,9 +42,9 @@ def pick_threads(num_params: int, explicit: int | None = None) -> int:
     return 1 if num_params < SMALL_MODEL_PARAMS else torch.get_num_threads()
 
 
-#: every thread count a generation ran with, in order (read and cleared by callers that report speed,
-#: e.g. ``bench``'s run summary: torch's count outside ``generate`` is not the one it used)
-USED: list[int] = []
+#: the thread counts generations ran with since a caller that reports speed last cleared it (e.g.
+#: ``bench``'s run summary: torch's count outside ``generate`` is not the one it used)
+USED: set[int] = set()
 
 
 @contextlib.contextmanager
@@ -55,7 +55,7 @@ def generation_threads(num_params: int, explicit: int | None = None,
     n = pick_threads(num_params, explicit) if torch.device(device).type == "cpu" else before
     if n != before:
         torch.set_num_threads(n)
-    USED.append(n)
+    USED.add(n)
     try:
         yield n
     finally:

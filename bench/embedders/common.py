@@ -109,3 +109,24 @@ def embed_clips(embedder: Any, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
     ``embed`` per clip."""
     batch = getattr(embedder, "embed_batch", None)
     return list(batch(wavs)) if callable(batch) else [embedder.embed(w) for w in wavs]
+
+
+def embed_each(embedder: Any, wavs: Sequence[np.ndarray]) -> list[Any]:
+    """:func:`embed_clips`, and when that batch call fails (or returns another number of outputs),
+    one clip at a time: per clip, in order, its features or the exception its own call raised, so a
+    caller can name the bad clip and keep the others."""
+    try:
+        feats = embed_clips(embedder, wavs)
+        if len(feats) != len(wavs):
+            raise ValueError(f"returned {len(feats)} outputs for {len(wavs)} clips")
+        return feats
+    except Exception as e:
+        if len(wavs) == 1:
+            return [e]
+    out: list[Any] = []
+    for w in wavs:
+        try:
+            out += embed_clips(embedder, [w])
+        except Exception as e:
+            out.append(e)
+    return out

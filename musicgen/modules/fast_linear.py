@@ -106,7 +106,7 @@ class PackedLinear:
                 return F.linear(x, self.weight)
             if kernel == "bf16_gemv":
                 return gemv.bf16_linear(x, self.weight)
-            return gemv.f32_linear(x if x.dtype == torch.float32 else x.float(), self.weight).to(x.dtype)
+            return gemv.f32_linear(x.float(), self.weight).to(x.dtype)
         if kernel == "gemm":
             return F.linear(x, self.weight)
         if kernel == "rowwise":

@@ -16,8 +16,9 @@ padding copies in front of every convolution, and the ELUs. This path:
   and the wider ones as oneDNN deconvolutions with the trim folded into their padding;
 - runs the LSTM as one input GEMM for all steps plus one product per step with the recurrent weight
   (16 MB for 1024 channels: the step is bound by reading it), through the compiled few-row kernel
-  ``musicgen.modules.gemv.f32_linear`` where it runs (batch <= 32), else MKL on the weight stored
-  transposed and contiguous; torch's LSTM reads the weight about 2x slower at batch 2-4;
+  ``musicgen.modules.gemv.f32_linear`` where it runs (up to ``fast_linear.F32_GEMV_MAX_ROWS`` rows),
+  else MKL on the weight stored transposed and contiguous; torch's LSTM reads the weight about 2x
+  slower at batch 2-4;
 - applies the ELUs in place on tensors it owns.
 
 Results equal the plain modules' up to float32 rounding (summation order); ``tests/musicgen`` checks
@@ -34,11 +35,11 @@ from torch.nn import functional as F
 
 from musicgen.modules import gemv
 from musicgen.modules.conv import PaddedConv1d, PaddedConvTranspose1d, extra_padding_for_conv1d, pad1d
+from musicgen.modules.fast_linear import F32_GEMV_MAX_ROWS
 from musicgen.modules.seanet import BottleneckLSTM, ResidualBlock
 
 CL = torch.channels_last
 CONV_FORM_MAX_CHANNELS = 1024
-GEMV_MAX_ROWS = 32  # batch rows up to which the LSTM step uses musicgen.modules.gemv
 
 
 def _to_cl(x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +136,7 @@ def lstm_cl(layer: BottleneckLSTM, x: torch.Tensor) -> torch.Tensor:
         order = torch.cat([torch.arange(0, 2 * hsz), torch.arange(3 * hsz, 4 * hsz),
                            torch.arange(2 * hsz, 3 * hsz)]).to(w_ih.device)
         gx = torch.addmm(bias[order], inp.reshape(b * t, -1), w_ih[order].t()).view(b, t, 4 * hsz)
-        use_gemv = (b <= GEMV_MAX_ROWS and x.dtype == torch.float32 and x.device.type == "cpu"
+        use_gemv = (b <= F32_GEMV_MAX_ROWS and x.dtype == torch.float32 and x.device.type == "cpu"
                     and gemv.available())
         # the compiled few-row kernel reads W [4H, H] once per step; else MKL on W^T [H, 4H] row-major
         w_step = w_hh[order].contiguous() if use_gemv else w_hh[order].t().contiguous()

@@ -53,7 +53,7 @@ def test_encoder_layers_run_too(length):
 def test_lstm_step_with_and_without_the_compiled_kernel(max_rows, monkeypatch):
     from musicgen.modules import seanet_fast
 
-    monkeypatch.setattr(seanet_fast, "GEMV_MAX_ROWS", max_rows)  # 0: MKL's product every step
+    monkeypatch.setattr(seanet_fast, "F32_GEMV_MAX_ROWS", max_rows)  # 0: MKL's product every step
     dec = _random(SEANetDecoder(**{**BASE, "n_filters": 16}), seed=5)  # LSTM over 256 channels
     z = torch.randn(3, 16, 20, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
